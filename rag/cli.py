@@ -1,0 +1,191 @@
+"""``archivist-cli``: the knowledge base from a terminal, a thin shell over ``rag``.
+
+Exit codes: 0 success; 1 an error, or some files could not be indexed; 2 bad usage;
+130 interrupted (Ctrl+C) after a clean stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.cancel import CancelToken
+from engine.errors import ArchivistError
+from rag import logs
+from rag.documents import display_path
+from rag.settings import Settings, log_dir
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archivist-cli", description="Archivist's private knowledge base, from the command line."
+    )
+    parser.add_argument("--data-dir", type=Path, help="use this data folder instead of the one in the settings")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print the log to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("-c", "--collection", help="the collection (knowledge base) to use")
+        return sub
+
+    ingest = command("ingest", "index files and folders (recursively)")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--force", action="store_true", help="re-index files even when unchanged")
+    ingest.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    search = command("search", "find the passages that best match a query")
+    search.add_argument("query")
+    search.add_argument("-k", "--limit", type=int, default=5, help="how many passages (default 5)")
+    search.add_argument("--file", type=Path, action="append", dest="files", help="search only this file (repeatable)")
+
+    command("status", "list collections, or one collection's documents and failures")
+
+    remove = command("remove", "forget files or folders (the files on disk are not touched)")
+    remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    settings = Settings.load()
+    if args.data_dir:
+        settings.data_dir = str(args.data_dir)
+    logs.configure(log_dir() if not args.data_dir else args.data_dir / "logs", verbose=args.verbose)
+    collection = args.collection or settings.collection
+    try:
+        from rag.composition import open_knowledge_base
+
+        kb = open_knowledge_base(settings)
+        if args.command == "ingest":
+            return _ingest(kb, args.paths, collection, args.force, args.quiet)
+        if args.command == "search":
+            return _search(kb, args.query, collection, args.limit, args.files)
+        if args.command == "status":
+            return _status(kb, args.collection)
+        if args.command == "remove":
+            return _remove(kb, args.paths, collection)
+    except ArchivistError as exc:
+        print(f"archivist-cli: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("archivist-cli: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) -> int:
+    from tqdm import tqdm
+
+    missing = [p for p in paths if not p.exists()]
+    for path in missing:
+        print(f"archivist-cli: {display_path(path)}: no such file or folder", file=sys.stderr)
+    paths = [p for p in paths if p.exists()]
+    if not paths:
+        return EXIT_ERROR
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    bar = None if quiet or not sys.stderr.isatty() else tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr)
+
+    def progress(state) -> None:
+        if bar is None:
+            return
+        bar.total = state.bytes_total
+        bar.n = state.bytes_done
+        name = state.current.name if state.current else ""
+        bar.set_description(f"{state.files_done}/{state.files_total} files, {state.chunks_done} chunks")
+        bar.set_postfix_str(name[:40], refresh=False)
+        bar.refresh()
+
+    try:
+        report = kb.ingest(paths, collection, progress=progress, cancel=cancel, force=force)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    out = sys.stdout
+    for outcome in report.outcomes:
+        if outcome.status == "failed":
+            print(f"failed   {display_path(outcome.path)}: {outcome.reason}", file=out)
+        elif outcome.status == "removed":
+            print(f"removed  {display_path(outcome.path)}", file=out)
+        elif outcome.warnings:
+            for warning in outcome.warnings:
+                print(f"warning  {display_path(outcome.path)}: {warning}", file=out)
+    print(
+        f"{report.count('indexed')} indexed ({report.chunks} chunks), {report.count('unchanged')} unchanged, "
+        f"{report.count('failed')} failed, {report.count('removed')} removed"
+        + (f", {report.skipped} skipped (unsupported type)" if report.skipped else "")
+        + f" into {collection!r} in {report.seconds:.1f}s",
+        file=out,
+    )
+    if report.cancelled:
+        print("archivist-cli: stopped; run the same command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if report.failures or missing else EXIT_OK
+
+
+def _search(kb, query: str, collection: str, limit: int, files: list[Path] | None) -> int:
+    passages = kb.search(query, collection, limit=limit, paths=files)
+    if not passages:
+        print("no matching passages", file=sys.stderr)
+        return EXIT_OK
+    for rank, passage in enumerate(passages, start=1):
+        print(f"[{rank}] {passage.location}  (score {passage.score:.4f})")
+        print(f"    {display_path(passage.path)}")
+        print(_indent(passage.text.strip(), 4, 600))
+        print()
+    return EXIT_OK
+
+
+def _status(kb, collection: str | None) -> int:
+    out = sys.stdout
+    if collection is None:
+        infos = kb.collections()
+        if not infos:
+            print("no collections yet; add documents with: archivist-cli ingest PATH", file=out)
+        for info in infos:
+            status = kb.status(info.name)
+            print(
+                f"{info.name}: {status.count('indexed')} documents, {status.chunks} chunks, "
+                f"{status.count('failed')} failed, {status.count('pending')} unfinished  [{info.embedder}]",
+                file=out,
+            )
+        return EXIT_OK
+    status = kb.status(collection)
+    print(f"{status.info.name}: {status.count('indexed')} documents, {status.chunks} chunks", file=out)
+    for record in status.files:
+        detail = {
+            "indexed": f"{record.pages} pages, {record.chunks} chunks" if record.pages else f"{record.chunks} chunks",
+            "failed": record.reason,
+            "pending": "unfinished; run ingest again to finish it",
+        }.get(record.status, "")
+        print(f"  {record.status:8} {display_path(record.path)}  {detail}", file=out)
+    return EXIT_OK
+
+
+def _remove(kb, paths: list[Path], collection: str) -> int:
+    outcomes = kb.remove(paths, collection)
+    for outcome in outcomes:
+        print(f"removed  {display_path(outcome.path)}")
+    if not outcomes:
+        print("archivist-cli: nothing indexed under those paths", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _indent(text: str, spaces: int, limit: int) -> str:
+    if len(text) > limit:
+        text = text[:limit].rstrip() + " …"
+    pad = " " * spaces
+    return "\n".join(pad + line for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

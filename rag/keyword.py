@@ -1,0 +1,213 @@
+"""Keyword search: BM25 over the same chunks as the vectors, in SQLite's FTS5.
+
+The index is a local, derived copy of the store's chunks: it is kept in step as files are
+indexed and removed, and re-synced from the store whenever the store's generation moves
+(another process, or another client of a shared server, changed the collection). Text is
+split into terms here, not by SQLite: Latin words as words, and runs of Chinese, Japanese
+or Korean characters as overlapping bigrams, since those scripts put no spaces between words.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_CJK = (
+    "\u3040-\u30ff"  # hiragana, katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # han
+    "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"  # hangul
+)
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
+_CJK_RUN = re.compile(rf"^[{_CJK}]+$")
+
+# Common English words carry no signal in a query and make FTS5 walk huge posting lists.
+_STOPWORDS = frozenset(
+    """a an and are as at be but by for from had has have he her his how i if in into is it its
+    me my no not of on or our she so that the their them then there these they this those to
+    us was we were what when where which who whom why will with would you your do does did can
+    could should about which than been being also any all each more most other some such only
+    own same too very just over under again further once here both few nor off out up down""".split()
+)
+
+
+def terms(text: str) -> list[str]:
+    """Split text into search terms: lower-cased words, and CJK bigrams (a lone character stays)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    out: list[str] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if _CJK_RUN.match(token):
+            if len(token) == 1:
+                out.append(token)
+            else:
+                out.extend(token[i : i + 2] for i in range(len(token) - 1))
+        else:
+            out.append(token)
+    return out
+
+
+def _match_expression(query: str) -> str | None:
+    words = []
+    seen = set()
+    for term in terms(query):
+        if term in _STOPWORDS or term in seen:
+            continue
+        seen.add(term)
+        words.append('"' + term.replace('"', '""') + '"')
+    return " OR ".join(words) if words else None
+
+
+class KeywordIndex:
+    """A BM25 index of one collection's chunks, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
+            """
+            CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+                terms, tokenize='porter unicode61 remove_diacritics 2');
+            CREATE TABLE IF NOT EXISTS rows(
+                rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS rows_doc ON rows(doc);
+            CREATE TABLE IF NOT EXISTS docs(doc TEXT PRIMARY KEY, hash TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            """
+        )
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            self._db.close()
+
+    @property
+    def generation(self) -> str:
+        """The store generation this index was last synced to."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return row[0] if row else ""
+
+    def set_generation(self, generation: str) -> None:
+        """Record the store generation the index now matches."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
+
+    def documents(self) -> dict[str, str]:
+        """Document key -> content hash, for every document in the index."""
+        with self._lock:
+            return dict(self._db.execute("SELECT doc, hash FROM docs").fetchall())
+
+    def replace(self, doc: str, content_hash: str, chunks: Iterable[tuple[str, str]]) -> None:
+        """Replace one document's chunks (``(chunk_id, text)`` pairs) in one transaction."""
+        with self._transaction():
+            self._delete(doc)
+            self._insert(doc, chunks)
+            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?)", (doc, content_hash))
+
+    def begin(self, doc: str) -> None:
+        """Start writing a document again: its old rows go, and it is not searchable until ``finish``."""
+        with self._transaction():
+            self._delete(doc)
+
+    def append(self, doc: str, chunks: Iterable[tuple[str, str]]) -> None:
+        """Add rows to a document being written."""
+        with self._transaction():
+            self._insert(doc, chunks)
+
+    def finish(self, doc: str, content_hash: str) -> None:
+        """Make a document written with ``begin``/``append`` searchable."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?)", (doc, content_hash))
+
+    def remove(self, doc: str) -> None:
+        """Forget one document."""
+        with self._transaction():
+            self._delete(doc)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _insert(self, doc: str, chunks: Iterable[tuple[str, str]]) -> None:
+        for chunk_id, text in chunks:
+            cursor = self._db.execute("INSERT INTO rows(chunk_id, doc) VALUES (?, ?)", (chunk_id, doc))
+            self._db.execute("INSERT INTO fts(rowid, terms) VALUES (?, ?)", (cursor.lastrowid, " ".join(terms(text))))
+
+    def _delete(self, doc: str) -> None:
+        self._db.execute("DELETE FROM fts WHERE rowid IN (SELECT rowid FROM rows WHERE doc = ?)", (doc,))
+        self._db.execute("DELETE FROM rows WHERE doc = ?", (doc,))
+        self._db.execute("DELETE FROM docs WHERE doc = ?", (doc,))
+
+    def sync(
+        self,
+        indexed: dict[str, str],
+        fetch: Callable[[str], Sequence[tuple[str, str]]],
+        generation: str,
+    ) -> int:
+        """Bring the index in step with the store's ``indexed`` documents (key -> hash).
+
+        ``fetch(key)`` returns a document's ``(chunk_id, text)`` pairs from the store.
+        Returns how many documents changed.
+        """
+        have = self.documents()
+        with self._transaction():
+            # Rows of a document whose writing never finished (a crash) belong to no document.
+            self._db.execute(
+                "DELETE FROM fts WHERE rowid IN (SELECT rowid FROM rows WHERE doc NOT IN (SELECT doc FROM docs))"
+            )
+            self._db.execute("DELETE FROM rows WHERE doc NOT IN (SELECT doc FROM docs)")
+        changed = 0
+        for doc in have.keys() - indexed.keys():
+            self.remove(doc)
+            changed += 1
+        for doc, content_hash in indexed.items():
+            if have.get(doc) != content_hash:
+                self.replace(doc, content_hash, fetch(doc))
+                changed += 1
+        self.set_generation(generation)
+        if changed:
+            log.info("keyword index %s: %d documents re-synced", self.path.name, changed)
+        return changed
+
+    def search(self, query: str, limit: int, docs: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """``(chunk_id, score)`` best first; higher scores are better (BM25, sign flipped)."""
+        expression = _match_expression(query)
+        if expression is None:
+            return []
+        sql = (
+            "SELECT rows.chunk_id, -bm25(fts) AS score FROM fts JOIN rows ON rows.rowid = fts.rowid "
+            "JOIN docs ON docs.doc = rows.doc WHERE fts MATCH ?"
+        )
+        params: list[object] = [expression]
+        if docs is not None:
+            if not docs:
+                return []
+            sql += f" AND rows.doc IN ({','.join('?' * len(docs))})"
+            params.extend(docs)
+        sql += " ORDER BY bm25(fts) LIMIT ?"
+        params.append(limit)
+        try:
+            with self._lock:
+                return [(chunk_id, float(score)) for chunk_id, score in self._db.execute(sql, params).fetchall()]
+        except sqlite3.OperationalError as exc:
+            log.warning("keyword search for %r failed: %s", query, exc)
+            return []

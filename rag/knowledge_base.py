@@ -1,0 +1,161 @@
+"""The one facade the CLI and the desktop talk to: collections, ingest, remove, search."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.cancel import CancelToken
+from rag.documents import Passage, document_key
+from rag.embedding import Embedder
+from rag.errors import CollectionNotFound, EmbedderMismatch
+from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
+from rag.keyword import KeywordIndex
+from rag.retrieval import SearchMode, search
+from rag.store import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStatus:
+    """A knowledge base at a glance: its files (with their states) and its size."""
+
+    info: CollectionInfo
+    files: list[FileRecord]
+    chunks: int
+
+    def count(self, status: str) -> int:
+        """How many files are in ``status``."""
+        return sum(1 for f in self.files if f.status == status)
+
+
+class KnowledgeBase:
+    """Collections of documents, searchable by meaning and by keyword.
+
+    Built from a vector store, an embedder and a folder for the keyword indexes, each
+    passed in; nothing here loads a model until it is needed.
+    """
+
+    def __init__(
+        self, store: VectorStore, embedder: Embedder, keyword_dir: Path, chunking: ChunkOptions = ChunkOptions()
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.keyword_dir = keyword_dir
+        self.chunking = ChunkOptions(
+            max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2), overlap=chunking.overlap
+        )
+        self._open: dict[str, tuple[StoredCollection, KeywordIndex]] = {}
+        self._lock = threading.Lock()
+
+    # -- collections ------------------------------------------------------------------------
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every knowledge base, sorted by name."""
+        return self.store.collections()
+
+    def create_collection(self, name: str) -> CollectionInfo:
+        """A new, empty knowledge base built with this knowledge base's embedder."""
+        return self.store.create(name, self.embedder.model_id, self.embedder.dimension)
+
+    def rename_collection(self, name: str, new_name: str) -> CollectionInfo:
+        """Rename a knowledge base."""
+        info = self.store.rename(name, new_name)
+        self._open.pop(info.id, None)
+        return info
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a knowledge base and everything indexed in it (the files themselves stay)."""
+        info = self.store.find(name)
+        with self._lock:
+            opened = self._open.pop(info.id, None)
+        if opened:
+            opened[1].close()
+        self.store.delete(name)
+        for suffix in ("", "-wal", "-shm"):
+            (self.keyword_dir / f"{info.id}.sqlite{suffix}").unlink(missing_ok=True)
+
+    def _collection(self, name: str, create: bool = False) -> tuple[StoredCollection, KeywordIndex]:
+        try:
+            info = self.store.find(name)
+        except CollectionNotFound:
+            if not create:
+                raise
+            info = self.create_collection(name)
+        with self._lock:
+            if info.id not in self._open:
+                self._open[info.id] = (self.store.open(info), KeywordIndex(self.keyword_dir / f"{info.id}.sqlite"))
+            collection, keyword = self._open[info.id]
+        collection.info = info
+        return collection, keyword
+
+    def _check_embedder(self, collection: StoredCollection) -> None:
+        if collection.info.embedder != self.embedder.model_id:
+            raise EmbedderMismatch(collection.info.name, collection.info.embedder, self.embedder.model_id)
+
+    # -- documents --------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Iterable[Path],
+        collection: str,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        force: bool = False,
+    ) -> IngestReport:
+        """Index files and folders into ``collection`` (created if new); see ``Ingestor.run``."""
+        stored, keyword = self._collection(collection, create=True)
+        self._check_embedder(stored)
+        self._sync_keyword(stored, keyword)
+        report = Ingestor(stored, keyword, self.embedder, self.chunking).run(paths, progress, cancel, force)
+        keyword.set_generation(stored.generation())
+        return report
+
+    def remove(self, paths: Iterable[Path], collection: str) -> list[FileOutcome]:
+        """Forget files, or every file under a folder; the files on disk are not touched."""
+        stored, keyword = self._collection(collection)
+        outcomes = Ingestor(stored, keyword, self.embedder, self.chunking).remove(paths)
+        keyword.set_generation(stored.generation())
+        return outcomes
+
+    def status(self, collection: str) -> CollectionStatus:
+        """The files of ``collection`` with their states, and its chunk count."""
+        stored, _ = self._collection(collection)
+        files = sorted(stored.files().values(), key=lambda r: str(r.path))
+        return CollectionStatus(stored.info, files, stored.count())
+
+    def fingerprint(self, collection: str) -> str:
+        """Changes whenever a file of ``collection`` is indexed or removed, by anyone."""
+        stored, _ = self._collection(collection)
+        return f"{stored.info.id}:{stored.generation()}"
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        collection: str,
+        limit: int = 10,
+        paths: Sequence[Path] | None = None,
+        mode: SearchMode = SearchMode(),
+    ) -> list[Passage]:
+        """The best passages for ``query``, from every file or only from ``paths``."""
+        stored, keyword = self._collection(collection)
+        self._check_embedder(stored)
+        self._sync_keyword(stored, keyword)
+        pending = stored.pending_keys()
+        docs = None if paths is None else [document_key(Path(p).absolute()) for p in paths]
+        return search(query, stored, self.embedder, keyword, limit=limit, docs=docs, exclude=pending, mode=mode)
+
+    def _sync_keyword(self, stored: StoredCollection, keyword: KeywordIndex) -> None:
+        generation = stored.generation()
+        if keyword.generation == generation:
+            return
+        indexed = {k: r.content_hash for k, r in stored.files().items() if r.status == INDEXED}
+        keyword.sync(
+            indexed, lambda key: [(c.id, c.text) for c in stored.document_chunks(key)], generation
+        )

@@ -1,0 +1,89 @@
+"""Hybrid retrieval: vector and keyword results fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.documents import Passage, text_to_path
+from rag.embedding import Embedder
+from rag.keyword import KeywordIndex
+from rag.store import StoredChunk, StoredCollection
+
+RRF_K = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SearchMode:
+    """Which retrievers take part; both by default."""
+
+    vector: bool = True
+    keyword: bool = True
+
+
+def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: ``sum(1 / (k + rank))`` over the rankings each id appears in."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _passage(chunk: StoredChunk, score: float, vector_rank: int | None, keyword_rank: int | None) -> Passage:
+    meta = chunk.metadata
+    return Passage(
+        chunk_id=chunk.id,
+        text=chunk.text,
+        path=text_to_path(str(meta.get("path", ""))),
+        page=int(meta["page"]) if "page" in meta else None,
+        heading=meta.get("heading"),
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        score=score,
+        vector_rank=vector_rank,
+        keyword_rank=keyword_rank,
+    )
+
+
+def search(
+    query: str,
+    collection: StoredCollection,
+    embedder: Embedder,
+    keyword: KeywordIndex,
+    limit: int = 10,
+    docs: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    mode: SearchMode = SearchMode(),
+    candidates: int = 50,
+) -> list[Passage]:
+    """The ``limit`` best passages for ``query``, optionally only from documents ``docs``.
+
+    ``exclude`` names documents to leave out (those half-written by a running ingest).
+    """
+    if not query.strip():
+        return []
+    pool = max(candidates, limit)
+    vector_hits: list[StoredChunk] = []
+    if mode.vector:
+        vector_hits = collection.query(embedder.embed_query(query), pool, keys=docs, exclude=exclude)
+    keyword_hits: list[tuple[str, float]] = []
+    if mode.keyword:
+        allowed = None if docs is None else [d for d in docs if d not in set(exclude)]
+        keyword_hits = keyword.search(query, pool, docs=allowed)
+        if exclude and docs is None:
+            excluded = set(exclude)
+            keyword_hits = [(cid, s) for cid, s in keyword_hits if cid.split(":")[0] not in excluded]
+    vector_ids = [c.id for c in vector_hits]
+    keyword_ids = [cid for cid, _ in keyword_hits]
+    fused = fuse([r for r in (vector_ids, keyword_ids) if r])[:limit]
+    known = {c.id: c for c in vector_hits}
+    missing = [cid for cid, _ in fused if cid not in known]
+    known.update({c.id: c for c in collection.get(missing)})
+    vector_rank = {cid: i for i, cid in enumerate(vector_ids, start=1)}
+    keyword_rank = {cid: i for i, cid in enumerate(keyword_ids, start=1)}
+    return [
+        _passage(known[cid], score, vector_rank.get(cid), keyword_rank.get(cid))
+        for cid, score in fused
+        if cid in known
+    ]

@@ -1,0 +1,379 @@
+"""Knowledge bases in Chroma: one collection of chunks and one manifest of files each.
+
+The manifest lives beside the chunks, in the same Chroma (embedded or a server), so that
+every client of a shared store sees the same files, statuses and generation. It is the
+record of what is done: a file counts as indexed only once its manifest row says so, and
+that row is written after its last chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag import offline
+from rag.documents import Chunk, text_to_path
+from rag.errors import CollectionExists, CollectionNotFound, StoreUnavailable
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+log = logging.getLogger(__name__)
+
+_KIND = "archivist"
+_GENERATION_ID = "__generation__"
+PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
+
+
+@contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Turn Chroma, SQLite, network and disk errors into ``StoreUnavailable``, in one place."""
+    from chromadb.errors import ChromaError
+
+    try:
+        yield
+    except (CollectionNotFound, CollectionExists):
+        raise
+    except (ChromaError, sqlite3.Error, OSError) as exc:
+        raise StoreUnavailable(f"{action} failed: {_plain(exc)}") from exc
+    except Exception as exc:
+        # httpx, the Rust core's bindings and friends raise their own types; name them plainly.
+        if type(exc).__module__.split(".")[0] in {"httpx", "httpcore", "chromadb", "chromadb_rust_bindings"}:
+            raise StoreUnavailable(f"{action} failed: {_plain(exc)}") from exc
+        raise
+
+
+def _plain(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "disk is full" in lowered or "no space left" in lowered:
+        return "the disk is full; free some space and try again"
+    if "connect" in lowered and ("refused" in lowered or "error" in lowered):
+        return f"cannot reach the Chroma server ({text})"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """A knowledge base as the store knows it."""
+
+    id: str
+    name: str
+    embedder: str
+    dimension: int
+    created: float
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """One file's row in a collection's manifest."""
+
+    key: str
+    path: Path
+    status: str
+    content_hash: str = ""
+    reason: str = ""
+    pages: int = 0
+    chunks: int = 0
+    size: int = 0
+    indexed_at: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    path_text: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "path": self.path_text,
+            "status": self.status,
+            "hash": self.content_hash,
+            "reason": self.reason,
+            "pages": self.pages,
+            "chunks": self.chunks,
+            "size": self.size,
+            "indexed_at": self.indexed_at,
+            "warnings": json.dumps(self.warnings, ensure_ascii=False),
+        }
+
+    @classmethod
+    def from_metadata(cls, key: str, meta: dict[str, Any]) -> FileRecord:
+        return cls(
+            key=key,
+            path=text_to_path(meta["path"]),
+            path_text=meta["path"],
+            status=meta["status"],
+            content_hash=meta.get("hash", ""),
+            reason=meta.get("reason", ""),
+            pages=int(meta.get("pages", 0)),
+            chunks=int(meta.get("chunks", 0)),
+            size=int(meta.get("size", 0)),
+            indexed_at=float(meta.get("indexed_at", 0.0)),
+            warnings=json.loads(meta.get("warnings") or "[]"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as read back from the store."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    distance: float | None = None
+
+
+class VectorStore:
+    """The knowledge bases of one Chroma: embedded in a folder, or a server shared by a team."""
+
+    def __init__(self, client: ClientAPI, location: str) -> None:
+        self._client = client
+        self.location = location
+        with translate_errors("asking Chroma its batch size"):
+            self.max_batch = max(1, min(client.get_max_batch_size(), 4096))
+
+    @classmethod
+    def embedded(cls, path: Path) -> VectorStore:
+        """A store in a local folder (Chroma's ``PersistentClient``)."""
+        offline.enforce()
+        import chromadb
+        from chromadb.config import Settings
+
+        with translate_errors(f"opening the store in {path}"):
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+        return cls(client, f"file:{path}")
+
+    @classmethod
+    def server(cls, host: str, port: int, ssl: bool = False, token: str = "") -> VectorStore:
+        """A store on a Chroma server (``HttpClient``), with an optional bearer token."""
+        offline.enforce()
+        import chromadb
+        from chromadb.config import Settings
+
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        with translate_errors(f"connecting to the Chroma server at {host}:{port}"):
+            client = chromadb.HttpClient(
+                host=host, port=port, ssl=ssl, headers=headers, settings=Settings(anonymized_telemetry=False)
+            )
+        return cls(client, f"{'https' if ssl else 'http'}://{host}:{port}")
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every knowledge base in this store, by name."""
+        with translate_errors("listing collections"):
+            found = [self._info(c) for c in self._client.list_collections()]
+        return sorted((c for c in found if c is not None), key=lambda c: c.name.casefold())
+
+    def find(self, name: str) -> CollectionInfo:
+        """The knowledge base called ``name``."""
+        for info in self.collections():
+            if info.name == name:
+                return info
+        raise CollectionNotFound(name)
+
+    def create(self, name: str, embedder: str, dimension: int) -> CollectionInfo:
+        """A new, empty knowledge base whose vectors come from ``embedder``."""
+        name = name.strip()
+        if not name:
+            raise ValueError("a collection needs a name")
+        if any(c.name == name for c in self.collections()):
+            raise CollectionExists(name)
+        cid = "kb-" + uuid.uuid4().hex[:16]
+        created = time.time()
+        metadata = {"kind": _KIND, "name": name, "embedder": embedder, "dimension": dimension, "created": created}
+        with translate_errors(f"creating collection {name!r}"):
+            self._client.create_collection(
+                cid, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
+            self._client.create_collection(cid + "-files", metadata={"kind": _KIND + "-files"}, embedding_function=None)
+        return CollectionInfo(cid, name, embedder, dimension, created)
+
+    def rename(self, name: str, new_name: str) -> CollectionInfo:
+        """Give a knowledge base another name; its contents stay."""
+        info = self.find(name)
+        new_name = new_name.strip()
+        if new_name != name and any(c.name == new_name for c in self.collections()):
+            raise CollectionExists(new_name)
+        with translate_errors(f"renaming collection {name!r}"):
+            collection = self._client.get_collection(info.id, embedding_function=None)
+            metadata = dict(collection.metadata or {})
+            metadata["name"] = new_name
+            collection.modify(metadata=metadata)
+        return CollectionInfo(info.id, new_name, info.embedder, info.dimension, info.created)
+
+    def delete(self, name: str) -> None:
+        """Delete a knowledge base with its chunks and manifest."""
+        info = self.find(name)
+        with translate_errors(f"deleting collection {name!r}"):
+            for cid in (info.id, info.id + "-files"):
+                try:
+                    self._client.delete_collection(cid)
+                except Exception as exc:  # noqa: BLE001 - a half-deleted pair must still be deletable
+                    log.warning("deleting %s: %s", cid, exc)
+
+    def open(self, info: CollectionInfo) -> StoredCollection:
+        """The chunks and manifest of one knowledge base."""
+        with translate_errors(f"opening collection {info.name!r}"):
+            chunks = self._client.get_collection(info.id, embedding_function=None)
+            files = self._client.get_or_create_collection(info.id + "-files", embedding_function=None)
+        return StoredCollection(info, chunks, files, self.max_batch)
+
+    @staticmethod
+    def _info(collection: Collection) -> CollectionInfo | None:
+        meta = collection.metadata or {}
+        if meta.get("kind") != _KIND:
+            return None
+        return CollectionInfo(
+            id=collection.name,
+            name=str(meta.get("name", collection.name)),
+            embedder=str(meta.get("embedder", "")),
+            dimension=int(meta.get("dimension", 0)),
+            created=float(meta.get("created", 0.0)),
+        )
+
+
+class StoredCollection:
+    """One knowledge base: its chunks (with vectors) and its manifest of files."""
+
+    def __init__(self, info: CollectionInfo, chunks: Collection, files: Collection, max_batch: int) -> None:
+        self.info = info
+        self._chunks = chunks
+        self._files = files
+        self._max_batch = max_batch
+
+    # -- manifest -------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRecord]:
+        """Every file in the manifest, by document key."""
+        with translate_errors("reading the manifest"):
+            rows = self._files.get(include=["metadatas"])
+        return {
+            key: FileRecord.from_metadata(key, meta)
+            for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
+            if key != _GENERATION_ID and meta
+        }
+
+    def file(self, key: str) -> FileRecord | None:
+        """One file's manifest row, if any."""
+        with translate_errors("reading the manifest"):
+            rows = self._files.get(ids=[key], include=["metadatas"])
+        if not rows["ids"]:
+            return None
+        return FileRecord.from_metadata(key, rows["metadatas"][0])
+
+    def pending_keys(self) -> list[str]:
+        """Keys of files whose indexing started and has not finished (left out of searches)."""
+        with translate_errors("reading the manifest"):
+            rows = self._files.get(where={"status": PENDING}, include=[])
+        return list(rows["ids"])
+
+    def put_file(self, record: FileRecord) -> None:
+        """Write one manifest row (insert or replace)."""
+        with translate_errors("writing the manifest"):
+            self._files.upsert(ids=[record.key], embeddings=[[0.0]], metadatas=[record.metadata()])
+
+    def drop_file(self, key: str) -> None:
+        """Forget one file in the manifest."""
+        with translate_errors("writing the manifest"):
+            self._files.delete(ids=[key])
+
+    def generation(self) -> str:
+        """A token that changes whenever a file is indexed or removed, by any client."""
+        with translate_errors("reading the manifest"):
+            rows = self._files.get(ids=[_GENERATION_ID], include=["metadatas"])
+        return str(rows["metadatas"][0]["value"]) if rows["ids"] else "0"
+
+    def bump_generation(self) -> None:
+        """Mark the collection changed."""
+        with translate_errors("writing the manifest"):
+            self._files.upsert(
+                ids=[_GENERATION_ID], embeddings=[[0.0]], metadatas=[{"value": uuid.uuid4().hex}]
+            )
+
+    # -- chunks ---------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """How many chunks the collection holds."""
+        with translate_errors("counting chunks"):
+            return int(self._chunks.count())
+
+    def delete_chunks(self, key: str) -> None:
+        """Remove every chunk of one document."""
+        with translate_errors("deleting chunks"):
+            self._chunks.delete(where={"doc": key})
+
+    def add_chunks(
+        self, key: str, path_text: str, content_hash: str, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Write a document's chunks with their vectors; ids are deterministic, so a retry overwrites."""
+        ids = [f"{key}:{c.index}" for c in chunks]
+        metadatas = []
+        for c in chunks:
+            meta: dict[str, Any] = {"doc": key, "path": path_text, "hash": content_hash, "start": c.start, "end": c.end, "index": c.index}
+            if c.page is not None:
+                meta["page"] = c.page
+            if c.heading:
+                meta["heading"] = c.heading
+            metadatas.append(meta)
+        documents = [c.text for c in chunks]
+        with translate_errors("writing chunks"):
+            for lo in range(0, len(ids), self._max_batch):
+                hi = lo + self._max_batch
+                self._chunks.upsert(
+                    ids=ids[lo:hi], embeddings=vectors[lo:hi], documents=documents[lo:hi], metadatas=metadatas[lo:hi]
+                )
+
+    def query(self, vector: np.ndarray, n: int, keys: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[StoredChunk]:
+        """The ``n`` chunks nearest to ``vector``, optionally only from documents ``keys``."""
+        where = _where(keys, exclude)
+        with translate_errors("searching"):
+            result = self._chunks.query(
+                query_embeddings=[vector], n_results=n, where=where, include=["documents", "metadatas", "distances"]
+            )
+        return [
+            StoredChunk(id=i, text=d or "", metadata=m or {}, distance=float(dist))
+            for i, d, m, dist in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            )
+        ]
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """Chunks by id, in the order asked (missing ids left out)."""
+        if not ids:
+            return []
+        with translate_errors("reading chunks"):
+            rows = self._chunks.get(ids=list(ids), include=["documents", "metadatas"])
+        found = {
+            i: StoredChunk(id=i, text=d or "", metadata=m or {})
+            for i, d, m in zip(rows["ids"], rows["documents"], rows["metadatas"], strict=True)
+        }
+        return [found[i] for i in ids if i in found]
+
+    def document_chunks(self, key: str) -> list[StoredChunk]:
+        """Every chunk of one document, in order."""
+        with translate_errors("reading chunks"):
+            rows = self._chunks.get(where={"doc": key}, include=["documents", "metadatas"])
+        chunks = [
+            StoredChunk(id=i, text=d or "", metadata=m or {})
+            for i, d, m in zip(rows["ids"], rows["documents"], rows["metadatas"], strict=True)
+        ]
+        return sorted(chunks, key=lambda c: int(c.metadata.get("index", 0)))
+
+
+def _where(keys: Sequence[str] | None, exclude: Sequence[str]) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    if keys is not None:
+        clauses.append({"doc": {"$in": list(keys)}})
+    if exclude:
+        clauses.append({"doc": {"$nin": list(exclude)}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

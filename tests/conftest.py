@@ -1,0 +1,38 @@
+"""Shared fixtures: small real things (an embedder, a Chroma folder, generated documents)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the user's real folders, and never reach a hub.
+os.environ.setdefault("ARCHIVIST_CONFIG_DIR", "/nonexistent-archivist-config")
+from rag import offline  # noqa: E402
+
+offline.enforce()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVIST_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVIST_SYSTEM_CONFIG", str(tmp_path / "system-settings.toml"))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""
+    from rag.embedding import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture
+def kb(tmp_path: Path, embedder):
+    """A knowledge base in a fresh folder: embedded Chroma, keyword indexes beside it."""
+    from rag.knowledge_base import KnowledgeBase
+    from rag.store import VectorStore
+
+    return KnowledgeBase(VectorStore.embedded(tmp_path / "kb" / "chroma"), embedder, tmp_path / "kb" / "keyword")

@@ -1,0 +1,32 @@
+"""Run an ingest in a child process and report each step on stdout, so a test can kill it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rag import offline
+
+offline.enforce()
+
+from rag.embedding import Embedder  # noqa: E402
+from rag.ingest import ChunkOptions, Ingestor  # noqa: E402
+from rag.knowledge_base import KnowledgeBase  # noqa: E402
+from rag.store import VectorStore  # noqa: E402
+
+
+def main() -> None:
+    data, corpus = Path(sys.argv[1]), Path(sys.argv[2])
+    kb = KnowledgeBase(VectorStore.embedded(data / "chroma"), Embedder(), data / "keyword")
+    stored, keyword = kb._collection("Docs", create=True)
+    ingestor = Ingestor(stored, keyword, kb.embedder, ChunkOptions(64, 8), batch_chunks=16)
+
+    def progress(state) -> None:
+        print(f"step files={state.files_done} chunks={state.chunks_done}", flush=True)
+
+    report = ingestor.run([corpus], progress)
+    print(f"done indexed={report.count('indexed')}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Generators for the documents the tests index: PDFs (reportlab), DOCX, text in encodings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def make_pdf(path: Path, pages: Sequence[str], user_password: str | None = None, owner_password: str | None = None) -> Path:
+    """A real PDF with one page per string (lines wrapped), optionally encrypted."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.pdfencrypt import StandardEncryption
+    from reportlab.pdfgen import canvas
+
+    encrypt = None
+    if user_password is not None or owner_password is not None:
+        encrypt = StandardEncryption(user_password or "", ownerPassword=owner_password or "owner", strength=128)
+    c = canvas.Canvas(str(path), pagesize=A4, encrypt=encrypt)
+    for text in pages:
+        y = 800
+        for paragraph in text.split("\n"):
+            words = paragraph.split()
+            line: list[str] = []
+            for word in words:
+                if len(" ".join([*line, word])) > 85:
+                    c.drawString(40, y, " ".join(line))
+                    y -= 14
+                    line = []
+                line.append(word)
+            if line:
+                c.drawString(40, y, " ".join(line))
+            y -= 20
+        c.showPage()
+    c.save()
+    return path
+
+
+def make_image_pdf(path: Path, pages: int = 2) -> Path:
+    """A PDF whose pages hold only drawings: no text layer, like a scan."""
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    for i in range(pages):
+        c.rect(50 + i, 50, 300, 400, fill=1)
+        c.showPage()
+    c.save()
+    return path
+
+
+def make_docx(path: Path, blocks: Sequence[tuple[str, object]]) -> Path:
+    """A DOCX from ``("h1"|"h2"|"p", text)`` and ``("table", rows)`` blocks."""
+    import docx
+
+    document = docx.Document()
+    for kind, content in blocks:
+        if kind == "table":
+            rows = list(content)  # type: ignore[arg-type]
+            table = document.add_table(rows=len(rows), cols=len(rows[0]))
+            for r, row in enumerate(rows):
+                for c, value in enumerate(row):
+                    table.cell(r, c).text = str(value)
+        elif kind.startswith("h"):
+            document.add_heading(str(content), level=int(kind[1:]))
+        else:
+            document.add_paragraph(str(content))
+    document.save(str(path))
+    return path
+
+
+PROSE = [
+    "The lighthouse keeper logged every passing ship in a leather-bound ledger. Storms in October "
+    "were the worst, when waves climbed the granite rocks and salt spray reached the lamp room.",
+    "Photosynthesis converts light energy into chemical energy stored in glucose. Chlorophyll "
+    "absorbs mostly blue and red light, which is why leaves look green to our eyes.",
+    "The treaty was signed in 1648 and ended thirty years of war across central Europe. Its "
+    "negotiators met in two cities, Osnabrück and Münster, for nearly five years.",
+    "Sourdough bread rises thanks to wild yeast and lactic acid bacteria living in the starter. "
+    "Bakers feed the starter with flour and water every day to keep the culture active.",
+    "Volcanic eruptions can cool the planet for a year or two when sulphur dioxide reaches the "
+    "stratosphere and forms droplets that reflect sunlight back into space.",
+]

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages the tests need beyond Python: Xvfb for the one test that shows a real
+# window. Installed once (idempotent); skipped with a note where apt is not available.
+set -euo pipefail
+need=()
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages for the tests: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "note: cannot install ${need[*]} here; tests that need them will be skipped" >&2
+fi

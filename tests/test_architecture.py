@@ -1,0 +1,25 @@
+"""The arrows point one way: desktop -> rag -> engine; rag and engine never touch Qt."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_importing_the_packages_is_cheap():
+    code = (
+        "import sys, rag, rag.knowledge_base, rag.cli, engine;"
+        "heavy = {'torch', 'chromadb', 'sentence_transformers', 'llama_cpp', 'PySide6'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

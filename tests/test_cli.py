@@ -1,0 +1,76 @@
+"""archivist-cli: commands, messages and exit codes as a Unix user expects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+from samples import PROSE, make_pdf
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for i, text in enumerate(PROSE):
+        (root / f"note{i}.txt").write_text(text)
+    make_pdf(root / "pump.pdf", ["Intro page.", "The pump needs oil every 200 hours."])
+    return root
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_search_status_remove(capsys, corpus: Path):
+    code, out, _ = run(capsys, "ingest", str(corpus), "-c", "Manuals")
+    assert code == 0
+    assert "6 indexed" in out and "0 failed" in out and "'Manuals'" in out
+
+    code, out, _ = run(capsys, "search", "how often to oil the pump", "-c", "Manuals", "-k", "2")
+    assert code == 0
+    assert out.startswith("[1] pump.pdf, page 2")
+    assert "every 200 hours" in out
+
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and out.startswith("Manuals: 6 documents")
+
+    code, out, _ = run(capsys, "status", "-c", "Manuals")
+    assert "indexed  " in out and "pump.pdf" in out and "2 pages" in out
+
+    code, out, _ = run(capsys, "ingest", str(corpus), "-c", "Manuals")
+    assert code == 0 and "0 indexed" in out and "6 unchanged" in out
+
+    code, out, _ = run(capsys, "remove", str(corpus / "pump.pdf"), "-c", "Manuals")
+    assert code == 0 and "removed" in out
+    code, out, err = run(capsys, "remove", str(corpus / "pump.pdf"), "-c", "Manuals")
+    assert code == 1 and "nothing indexed" in err
+
+
+def test_failures_are_listed_and_exit_1(capsys, corpus: Path):
+    make_pdf(corpus / "locked.pdf", ["secret"], user_password="pw")
+    (corpus / "blank.txt").write_text("")
+    code, out, _ = run(capsys, "ingest", str(corpus))
+    assert code == 1
+    assert "failed   " in out and "locked.pdf: password-protected, skipped" in out
+    assert "blank.txt: the file is empty" in out
+    assert "6 indexed" in out and "2 failed" in out
+
+
+def test_missing_path_and_unknown_collection(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "ingest", str(tmp_path / "nope"))
+    assert code == 1 and "no such file or folder" in err
+    code, _, err = run(capsys, "search", "anything", "-c", "Nowhere")
+    assert code == 1 and "There is no collection named 'Nowhere'" in err
+
+
+def test_usage_error_exit_2():
+    result = subprocess.run([sys.executable, "-m", "rag.cli", "frobnicate"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr

@@ -1,0 +1,181 @@
+"""Ingest and search through the real store, embedder and keyword index."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch
+from rag.knowledge_base import KnowledgeBase
+from rag.retrieval import SearchMode
+from rag.store import VectorStore
+from samples import PROSE, make_docx, make_image_pdf, make_pdf
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    for i, text in enumerate(PROSE):
+        (root / f"note{i}.txt").write_text(text + "\n")
+    make_pdf(root / "sub" / "manual.pdf", ["Chapter one is about installing the pump.", "Chapter two: the pump needs oil every 200 hours."])
+    (root / "sub" / "readme.md").write_text("# Readme\n\n## Licence\n\nReleased under the MIT licence.\n")
+    (root / ".hidden.txt").write_text("should never be indexed")
+    (root / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return root
+
+
+def test_ingest_search_and_status(kb: KnowledgeBase, corpus: Path):
+    report = kb.ingest([corpus], "Docs")
+    assert report.count("indexed") == 7 and report.count("failed") == 0
+    assert report.skipped == 1  # the .png; hidden files are not even counted
+    hits = kb.search("how often does the pump need oil", "Docs", limit=3)
+    assert hits[0].path.name == "manual.pdf" and hits[0].page == 2
+    hits = kb.search("yeast in the starter", "Docs", limit=3)
+    assert hits[0].path.name == "note3.txt"
+    assert hits[0].vector_rank == 1 and hits[0].keyword_rank == 1
+    licence = kb.search("MIT licence", "Docs", limit=1)[0]
+    assert licence.heading == "Readme › Licence"
+    status = kb.status("Docs")
+    assert status.count("indexed") == 7
+    assert status.chunks == sum(f.chunks for f in status.files)
+    assert next(f for f in status.files if f.path.name == "manual.pdf").pages == 2
+
+
+def test_keyword_and_vector_modes(kb: KnowledgeBase, corpus: Path):
+    kb.ingest([corpus], "Docs")
+    keyword_only = kb.search("Osnabrück", "Docs", mode=SearchMode(vector=False))
+    assert keyword_only[0].path.name == "note2.txt" and keyword_only[0].vector_rank is None
+    vector_only = kb.search("plants turning sunlight into sugar", "Docs", mode=SearchMode(keyword=False))
+    assert vector_only[0].path.name == "note1.txt" and vector_only[0].keyword_rank is None
+
+
+def test_search_limited_to_files(kb: KnowledgeBase, corpus: Path):
+    kb.ingest([corpus], "Docs")
+    hits = kb.search("war treaty", "Docs", paths=[corpus / "note4.txt"])
+    assert hits and {h.path.name for h in hits} == {"note4.txt"}
+
+
+def test_unchanged_changed_and_removed_files(kb: KnowledgeBase, corpus: Path):
+    first = kb.ingest([corpus], "Docs")
+    chunks = kb.status("Docs").chunks
+    fingerprint = kb.fingerprint("Docs")
+
+    again = kb.ingest([corpus], "Docs")
+    assert again.count("unchanged") == 7 and again.count("indexed") == 0
+    assert kb.status("Docs").chunks == chunks
+    assert kb.fingerprint("Docs") == fingerprint
+    assert again.seconds < first.seconds
+
+    (corpus / "note3.txt").write_text("Glassblowers shape molten silica with long iron pipes.\n")
+    changed = kb.ingest([corpus], "Docs")
+    assert changed.count("indexed") == 1 and changed.count("unchanged") == 6
+    assert kb.fingerprint("Docs") != fingerprint
+    assert kb.search("glassblowers molten silica", "Docs", limit=1)[0].path.name == "note3.txt"
+    assert all(h.path.name != "note3.txt" for h in kb.search("sourdough yeast starter", "Docs", limit=3, mode=SearchMode(vector=False)))
+
+    (corpus / "note0.txt").unlink()
+    pruned = kb.ingest([corpus], "Docs")
+    assert [o.path.name for o in pruned.outcomes if o.status == "removed"] == ["note0.txt"]
+    assert all(h.path.name != "note0.txt" for h in kb.search("lighthouse keeper ledger", "Docs", limit=5))
+    status = kb.status("Docs")
+    assert status.chunks == sum(f.chunks for f in status.files)
+
+
+def test_bad_files_fail_alone_and_harm_nothing(kb: KnowledgeBase, corpus: Path, tmp_path: Path):
+    kb.ingest([corpus], "Docs")
+    before = kb.status("Docs").chunks
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    make_pdf(bad / "secret.pdf", ["classified"], user_password="pw")
+    make_image_pdf(bad / "scan.pdf")
+    (bad / "corrupt.pdf").write_bytes(b"%PDF-1.4 garbage")
+    (bad / "empty.txt").write_text("")
+    (bad / "binary.txt").write_bytes(os.urandom(4096))
+    (bad / "locked.docx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100)
+    (bad / "fine.md").write_text("# Fine\n\nThe only good file in the bad folder mentions zeppelins.\n")
+    report = kb.ingest([bad], "Docs")
+    reasons = {o.path.name: o.reason for o in report.failures}
+    assert reasons == {
+        "secret.pdf": "password-protected, skipped",
+        "scan.pdf": "no text layer (scanned images?); text recognition is not supported",
+        "corrupt.pdf": reasons["corrupt.pdf"],
+        "empty.txt": "the file is empty",
+        "binary.txt": "binary data, not text",
+        "locked.docx": "password-protected, skipped",
+    }
+    assert reasons["corrupt.pdf"].startswith("damaged or not a valid file")
+    assert report.count("indexed") == 1
+    assert kb.status("Docs").chunks > before
+    assert kb.search("zeppelins", "Docs", limit=1)[0].path.name == "fine.md"
+    failed = {f.path.name: f.reason for f in kb.status("Docs").files if f.status == "failed"}
+    assert failed == reasons
+
+
+def test_file_that_turns_bad_loses_its_old_chunks_cleanly(kb: KnowledgeBase, tmp_path: Path):
+    doc = tmp_path / "memo.txt"
+    doc.write_text("The migration to the new office happens in March.\n")
+    kb.ingest([doc], "Docs")
+    doc.write_bytes(os.urandom(2048))
+    report = kb.ingest([doc], "Docs")
+    assert report.failures[0].reason == "binary data, not text"
+    assert kb.status("Docs").chunks == 0
+    assert kb.search("office migration", "Docs") == []
+
+
+def test_non_utf8_file_name(kb: KnowledgeBase, tmp_path: Path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/caf\xe9-menu.txt"
+    with open(raw, "wb") as f:
+        f.write(b"Espresso costs two euros and the croissant one.\n")
+    report = kb.ingest([folder], "Docs")
+    assert report.count("indexed") == 1
+    hit = kb.search("price of espresso", "Docs", limit=1)[0]
+    assert os.fsencode(hit.path) == raw
+    assert [os.fsencode(o.path) for o in kb.remove([hit.path], "Docs")] == [raw]
+    assert kb.status("Docs").chunks == 0
+
+
+def test_collections_lifecycle(kb: KnowledgeBase, corpus: Path):
+    kb.create_collection("财务 2024")
+    with pytest.raises(CollectionExists):
+        kb.create_collection("财务 2024")
+    kb.ingest([corpus / "note1.txt"], "财务 2024")
+    kb.ingest([corpus / "note2.txt"], "Other")
+    assert [c.name for c in kb.collections()] == ["Other", "财务 2024"]
+    kb.rename_collection("财务 2024", "Finance")
+    assert kb.search("chlorophyll", "Finance", limit=1)[0].path.name == "note1.txt"
+    assert kb.search("chlorophyll", "Other", limit=1)[0].path.name == "note2.txt"  # collections are separate
+    kb.delete_collection("Finance")
+    with pytest.raises(CollectionNotFound):
+        kb.search("chlorophyll", "Finance")
+    assert [c.name for c in kb.collections()] == ["Other"]
+
+
+def test_second_client_sees_changes_through_the_store(kb: KnowledgeBase, corpus: Path, tmp_path: Path, embedder):
+    kb.ingest([corpus / "note1.txt"], "Docs")
+    other = KnowledgeBase(VectorStore.embedded(tmp_path / "kb" / "chroma"), embedder, tmp_path / "other-keyword")
+    assert other.search("chlorophyll", "Docs", mode=SearchMode(vector=False))[0].path.name == "note1.txt"
+    kb.ingest([corpus / "note2.txt"], "Docs")
+    kb.remove([corpus / "note1.txt"], "Docs")
+    names = {h.path.name for h in other.search("chlorophyll treaty Münster", "Docs", mode=SearchMode(vector=False))}
+    assert names == {"note2.txt"}
+
+
+def test_collection_refuses_another_embedder(kb: KnowledgeBase, corpus: Path, tmp_path: Path, embedder):
+    import shutil
+
+    kb.ingest([corpus / "note1.txt"], "Docs")
+    copy = tmp_path / "other-model"
+    shutil.copytree(embedder.model_dir, copy)
+    config = copy / "config_sentence_transformers.json"
+    (copy / "1_Pooling" / "config.json").write_text((copy / "1_Pooling" / "config.json").read_text().replace("true", "false", 1))
+    assert config.exists()
+    from rag.embedding import Embedder
+
+    other = KnowledgeBase(kb.store, Embedder(copy), tmp_path / "kw2")
+    with pytest.raises(EmbedderMismatch, match="re-embed"):
+        other.search("chlorophyll", "Docs")

@@ -1,0 +1,193 @@
+"""Loaders: text with provenance out of every supported format, and a clear reason when not."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from rag import loaders
+from rag.documents import LoadResult
+from rag.errors import DocumentCorrupt, DocumentEmpty, DocumentEncrypted, DocumentUnreadable, DocumentUnsupported
+from samples import PROSE, make_docx, make_image_pdf, make_pdf
+
+
+def sections(path: Path):
+    result = LoadResult()
+    return list(loaders.load(path, result)), result
+
+
+def test_pdf_keeps_page_numbers(tmp_path):
+    pdf = make_pdf(tmp_path / "report.pdf", ["First page about lighthouses.", "", "Third page about bread."])
+    found, result = sections(pdf)
+    assert result.pages == 3
+    assert [s.page for s in found] == [1, 3]
+    assert "lighthouses" in found[0].text and "bread" in found[1].text
+    assert found[1].offset == len(found[0].text)
+    assert any("without text: 2" in w for w in result.warnings)
+
+
+def test_pdf_with_empty_user_password_is_opened(tmp_path):
+    pdf = make_pdf(tmp_path / "restricted.pdf", ["Printing is restricted but reading is not."], user_password="", owner_password="boss")
+    found, _ = sections(pdf)
+    assert "reading is not" in found[0].text
+
+
+def test_pdf_with_user_password_is_skipped(tmp_path):
+    pdf = make_pdf(tmp_path / "secret.pdf", ["Top secret."], user_password="hunter2")
+    with pytest.raises(DocumentEncrypted, match="password-protected, skipped"):
+        sections(pdf)
+
+
+def test_image_only_pdf_says_no_text_layer(tmp_path):
+    with pytest.raises(DocumentEmpty, match="no text layer"):
+        sections(make_image_pdf(tmp_path / "scan.pdf"))
+
+
+@pytest.mark.parametrize("payload", [b"%PDF-1.7\n1 0 obj <<", b"this is not a pdf at all", b"%PDF-1.4\n" + bytes(range(256)) * 40])
+def test_corrupt_pdf(tmp_path, payload):
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(payload)
+    with pytest.raises((DocumentCorrupt, DocumentEmpty)):
+        sections(path)
+
+
+def test_truncated_pdf(tmp_path):
+    good = make_pdf(tmp_path / "good.pdf", PROSE)
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    try:
+        found, _ = sections(cut)
+    except (DocumentCorrupt, DocumentEmpty) as exc:
+        assert exc.path == cut
+    else:  # pypdf may recover the pages before the cut; what it returns must be real text
+        assert all(s.text.strip() for s in found)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("utf-8", "Grüße aus Köln — naïve café"),
+        ("latin-1", "Grüße aus Köln, naïve café, déjà vu, à bientôt, garçon, très élevé"),
+        ("cp1252", "Smart “quotes” and the euro sign € in a Windows file, naïve café"),
+        ("utf-16", "UTF-16 with a byte-order mark: Grüße"),
+        ("gb18030", "中文文本的编码检测应该正确地识别出简体中文。这是一段足够长的中文句子，用于测试。"),
+        ("shift_jis", "日本語のテキストファイルです。文字コードの自動判定をテストします。"),
+    ],
+)
+def test_text_encodings_detected(tmp_path, encoding, text):
+    path = tmp_path / "note.txt"
+    path.write_bytes(text.encode(encoding))
+    found, _ = sections(path)
+    assert found[0].text.strip() == text
+
+
+def test_binary_with_text_extension(tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(DocumentUnsupported, match="binary"):
+        sections(path)
+
+
+def test_empty_and_whitespace_files(tmp_path):
+    empty = tmp_path / "empty.md"
+    empty.write_text("")
+    with pytest.raises(DocumentEmpty, match="empty"):
+        sections(empty)
+    blank = tmp_path / "blank.txt"
+    blank.write_text("   \n\n  \t\n")
+    with pytest.raises(DocumentEmpty):
+        sections(blank)
+
+
+def test_unreadable_paths(tmp_path):
+    with pytest.raises(DocumentUnreadable, match="does not exist"):
+        sections(tmp_path / "missing.txt")
+    link = tmp_path / "dangling.txt"
+    link.symlink_to(tmp_path / "nowhere.txt")
+    with pytest.raises(DocumentUnreadable):
+        sections(link)
+    with pytest.raises(DocumentUnsupported, match="unsupported file type .exe"):
+        sections(tmp_path / "setup.exe")
+
+
+def test_huge_text_file_is_streamed(tmp_path):
+    path = tmp_path / "huge.txt"
+    paragraph = ("All work and no play makes Jack a dull boy. " * 20 + "\n\n").encode()
+    with path.open("wb") as f:
+        for _ in range(40 * 2**20 // len(paragraph)):
+            f.write(paragraph)
+    tracemalloc.start()
+    total = 0
+    count = 0
+    offset = 0
+    for section in loaders.load(path, LoadResult()):
+        assert section.offset == offset
+        offset += len(section.text)
+        total += len(section.text)
+        count += 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert total == path.stat().st_size
+    assert count > 50
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB for a 40 MiB file: not streamed"
+
+
+def test_markdown_heading_trail(tmp_path):
+    path = tmp_path / "guide.md"
+    path.write_text(
+        "Preface text.\n\n# Guide\n\nIntro.\n\n## Install\n\nRun the installer.\n\n```\n# not a heading\n```\n\n"
+        "Setext Title\n============\n\nUnder setext.\n\n### Deep\n\nDeep text.\n"
+    )
+    found, _ = sections(path)
+    headings = [s.heading for s in found]
+    assert headings == [None, "Guide", "Guide › Install", "Setext Title", "Setext Title › Deep"]
+    install = found[2]
+    assert "# not a heading" in install.text
+    full = path.read_text()
+    for s in found:
+        assert full[s.offset : s.offset + len(s.text)] == s.text
+
+
+def test_html_blocks_headings_and_tables(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>Quarterly</title><script>var x = 'hidden';</script></head><body>"
+        "<p>Opening words.</p><h1>Sales</h1><p>By region:</p>"
+        "<table><tr><th>Region</th><th>Q3 revenue</th></tr><tr><td>North</td><td>2.87M</td></tr>"
+        "<tr><td>South</td><td>1.10M</td></tr></table><h2>Notes</h2><ul><li>One</li><li>Two</li></ul></body></html>"
+    )
+    found, _ = sections(path)
+    assert [s.heading for s in found] == ["Quarterly", "Sales", "Sales › Notes"]
+    assert "hidden" not in "".join(s.text for s in found)
+    assert "Region: North, Q3 revenue: 2.87M" in found[1].text
+    assert "Region: South, Q3 revenue: 1.10M" in found[1].text
+
+
+def test_docx_headings_and_tables(tmp_path):
+    path = make_docx(
+        tmp_path / "memo.docx",
+        [
+            ("p", "Before any heading."),
+            ("h1", "Budget"),
+            ("p", "The budget for next year."),
+            ("table", [["Item", "Cost"], ["Servers", "12000"], ["Licences", "3400"]]),
+            ("h2", "Risks"),
+            ("p", "Prices may rise."),
+        ],
+    )
+    found, _ = sections(path)
+    assert [s.heading for s in found] == [None, "Budget", "Budget › Risks"]
+    assert "Item: Servers, Cost: 12000" in found[1].text
+
+
+def test_docx_that_is_encrypted_or_corrupt(tmp_path):
+    ole = tmp_path / "locked.docx"
+    ole.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512)
+    with pytest.raises(DocumentEncrypted):
+        sections(ole)
+    broken = tmp_path / "broken.docx"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DocumentCorrupt):
+        sections(broken)
