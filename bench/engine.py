@@ -26,14 +26,17 @@ from engine.hardware import resident_memory  # noqa: E402
 STORY = "Write a long, detailed story about a lighthouse keeper and a storm. Do not stop early."
 
 
-def raw_decode_speed(model: Path, n_ctx: int, gpu_layers: int, prompt: list[int], tokens: int, seed: int) -> tuple[float, int]:
-    """Tokens/s of llama-cpp-python's own generate loop, first token excluded."""
+def raw_decode_speed(engine: LlamaEngine, prompt: list[int], tokens: int, temperature: float, seed: int) -> tuple[float, int]:
+    """Tokens/s of llama-cpp-python's own generate loop (same model, context, sampler), first token excluded."""
     from llama_cpp import Llama
 
-    llm = Llama(str(model), n_ctx=n_ctx, n_gpu_layers=gpu_layers, verbose=False, seed=seed)
+    from engine.llama import sampling
+
+    llm = Llama(str(engine.settings.model_path), n_ctx=engine.context_size, n_gpu_layers=engine._gpu_layers,
+                n_threads=engine._threads, n_threads_batch=engine._threads, verbose=False)
     llm.set_seed(seed)
     count, first = 0, 0.0
-    for _ in llm.generate(prompt, temp=0.7, top_p=0.95, top_k=40, min_p=0.0):
+    for _ in llm.generate(prompt, **sampling(engine.info.is_gpt_oss, temperature)):
         count += 1
         if count == 1:
             first = time.perf_counter()
@@ -71,7 +74,7 @@ def main() -> None:
         done = collect(engine.stream(request)).done
         if done.usage.completion >= 2:
             ours.append(done.timings.tokens_per_second)
-        rate, count = raw_decode_speed(args.model, engine.context_size, engine._gpu_layers, prompt, done.usage.completion, 42)
+        rate, count = raw_decode_speed(engine, prompt, done.usage.completion, 0.7, 42)
         theirs.append(rate)
     print(f"decode tokens/s   engine {statistics.median(ours):8.1f}   raw llama-cpp-python {statistics.median(theirs):8.1f}"
           f"   ratio {statistics.median(ours) / statistics.median(theirs):.3f}  (target >= 0.95; median of {args.repeat}, "

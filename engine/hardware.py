@@ -22,6 +22,11 @@ def resident_memory() -> int:
     return int(psutil.Process(os.getpid()).memory_info().rss)
 
 
+def cpu_threads() -> int:
+    """Threads for llama.cpp: one per physical core (hyper-threads only add contention)."""
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
 def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build has a GPU backend (CUDA, Metal, Vulkan...)."""
     import llama_cpp

@@ -30,6 +30,7 @@ END = 200007
 RETURN = 200002
 CALL = 200012
 ENDOFTEXT = 199999
+ANALYSIS_HEADER = "<|channel|>analysis<|message|>"
 # Once the model has reasoned, a structured answer is opened by us as JSON on the final channel.
 FINAL_JSON_HEADER = "<|start|>assistant<|channel|>final <|constrain|>json<|message|>"
 REASONING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}

@@ -8,6 +8,7 @@ All generation goes through one lock: the model is single-threaded.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -75,6 +76,7 @@ class LlamaEngine:
         self.settings = settings
         self.info = gguf_info.read(settings.model_path)
         self._gpu_layers = hardware.gpu_layers(settings.gpu_layers)
+        self._threads = settings.threads or hardware.cpu_threads()
         self._n_ctx = plan_context(self.info, settings.context_size, settings.kv_cache_type, self._gpu_layers != 0)
         self._format: PromptFormat = HarmonyFormat() if self.info.is_gpt_oss else ChatTemplateFormat(self.info, self._vocabulary)
         self._llm: Llama | None = None
@@ -219,7 +221,8 @@ class LlamaEngine:
                 str(self.settings.model_path),
                 n_ctx=self._n_ctx,
                 n_gpu_layers=self._gpu_layers,
-                n_threads=self.settings.threads,
+                n_threads=self._threads,
+                n_threads_batch=self._threads,
                 type_k=kv_type,
                 type_v=kv_type,
                 flash_attn=kv_type is not None,
@@ -296,13 +299,9 @@ class _Run:
         if not self.generated and not self.cached:
             self.cached = _common_prefix(list(self.llm._input_ids[: self.llm.n_tokens]), prompt)
         grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
-        temperature = self.request.temperature
-        if temperature is None:
-            temperature = 1.0 if self.harmony_defaults else 0.7
         sampled = 0
         try:
-            for token in self.llm.generate(prompt, temp=temperature, top_p=1.0 if self.harmony_defaults else 0.95,
-                                           top_k=0 if self.harmony_defaults else 40, min_p=0.0, grammar=grammar):
+            for token in self.llm.generate(prompt, grammar=grammar, **sampling(self.harmony_defaults, self.request.temperature)):
                 if self.cancel.cancelled:
                     raise GenerationCancelled()
                 if not self.first_token:
@@ -338,13 +337,22 @@ class _Run:
             yield from self._harmony_structured(prompt, grammar_text)
 
     def _harmony_free(self, prompt: list[int]) -> Iterator[EngineEvent]:
-        yield from self.sort_channels(self._tokens(prompt, self.request.max_tokens, None, self.eog))
+        # gpt-oss always reasons first; opening the analysis channel ourselves keeps the parser
+        # in message content from the first sampled token.
+        opening = harmony.encode(harmony.ANALYSIS_HEADER)
+        tokens = self._tokens(prompt + opening, self.request.max_tokens, None, self.eog)
+        yield from self.sort_channels(itertools.chain(opening, tokens), skip=len(opening))
 
-    def sort_channels(self, tokens: Iterable[int]) -> Iterator[EngineEvent]:
-        """Harmony completion tokens to events: analysis and commentary are reasoning, final is the answer."""
+    def sort_channels(self, tokens: Iterable[int], skip: int = 0) -> Iterator[EngineEvent]:
+        """Harmony completion tokens to events: analysis and commentary are reasoning, final is the answer.
+
+        The first ``skip`` tokens are ours (a header we wrote), parsed but not counted.
+        """
         parser = harmony.CompletionParser()
-        for token in tokens:
+        for index, token in enumerate(tokens):
             piece = parser.feed(token)
+            if index < skip:
+                continue
             if piece is None:
                 continue
             if piece.channel == "final":
@@ -357,7 +365,7 @@ class _Run:
 
     def _harmony_structured(self, prompt: list[int], grammar_text: str) -> Iterator[EngineEvent]:
         """Reason freely on the analysis channel, then write the final channel as JSON under the grammar."""
-        opening = harmony.encode("<|channel|>analysis<|message|>")
+        opening = harmony.encode(harmony.ANALYSIS_HEADER)
         budget = min(harmony.REASONING_BUDGET[self.request.reasoning_effort], self.request.max_tokens // 2)
         ends = self.eog | {harmony.END} | _special_ids()
         decoder = TextDecoder(lambda ids: self.llm.detokenize(ids, special=False))
@@ -379,6 +387,13 @@ class _Run:
         if tail := decoder.flush():
             self.answer.append(tail)
             yield AnswerDelta(tail)
+
+
+def sampling(harmony_model: bool, temperature: float | None) -> dict[str, float | int]:
+    """Sampler settings: gpt-oss's recommended ones (temperature 1, no truncation), or common defaults."""
+    if harmony_model:
+        return {"temp": 1.0 if temperature is None else temperature, "top_p": 1.0, "top_k": 0, "min_p": 0.0}
+    return {"temp": 0.7 if temperature is None else temperature, "top_p": 0.95, "top_k": 40, "min_p": 0.0}
 
 
 def _special_ids() -> frozenset[int]:
