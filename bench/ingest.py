@@ -107,7 +107,7 @@ def _child(phase: str, data: Path, corpus: Path) -> dict:
 
 
 def main() -> None:
-    sys.path.insert(0, str(HERE))
+    sys.path.append(str(HERE))
     from corpus import write_pdfs
 
     with tempfile.TemporaryDirectory() as tmp:

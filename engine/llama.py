@@ -166,7 +166,14 @@ class LlamaEngine:
                     yield from run.plain(prompt, grammar_text)
             finally:
                 self._set_state(ModelState.READY)
-            data = schema.validate(request.schema, run.answer_text) if request.schema is not None else None
+            data = None
+            if request.schema is not None:
+                if run.finish == "length":
+                    raise GenerationFailed(
+                        f"the structured answer reached its {request.max_tokens}-token limit before it was complete; "
+                        "ask for less, or allow a longer answer"
+                    )
+                data = schema.validate(request.schema, run.answer_text)
             total = time.perf_counter() - started
             decode = max(1e-9, total - load_seconds - run.first_token)
             yield Done(

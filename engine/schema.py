@@ -8,9 +8,10 @@ with the keyword and where it sits, rather than promised and not kept.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from engine.errors import SchemaInvalid
+from engine.errors import GenerationFailed, SchemaInvalid
 
 _STRUCTURE = {
     "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
@@ -73,19 +74,24 @@ def _walk(node: Any, where: str) -> None:
 
 
 def validate(schema: dict[str, Any], text: str) -> Any:
-    """Parse ``text`` as JSON and validate it against ``schema``; the object, or ``SchemaInvalid``."""
+    """Parse ``text`` as JSON and validate it against ``schema``; the object, or ``GenerationFailed``."""
     from jsonschema import exceptions, validators
 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SchemaInvalid(f"the answer is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+        raise GenerationFailed(f"the answer is not valid JSON ({exc.msg} at character {exc.pos})") from exc
     validator = validators.validator_for(schema)(schema)
     error = exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise SchemaInvalid(f"the answer does not match the schema: {error.message} (at {where})")
+        raise GenerationFailed(f"the answer does not match the schema: {error.message} (at {where})")
     return data
+
+
+# llama-cpp-python's port lets raw control characters into strings (``[^"\\]``), which JSON
+# forbids; this is the rule llama.cpp's own converter uses.
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
 def grammar_text(schema: dict[str, Any]) -> str:
@@ -93,6 +99,7 @@ def grammar_text(schema: dict[str, Any]) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        grammar = json_schema_to_gbnf(json.dumps(schema))
     except (AssertionError, KeyError, ValueError, TypeError, NotImplementedError) as exc:
         raise SchemaInvalid(f"cannot turn it into a grammar ({exc})") from exc
+    return re.sub(r"^char ::= .*$", lambda _m: _STRICT_CHAR, grammar, count=1, flags=re.MULTILINE)

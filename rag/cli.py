@@ -48,6 +48,22 @@ def _parser() -> argparse.ArgumentParser:
 
     remove = command("remove", "forget files or folders (the files on disk are not touched)")
     remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    ask = command("ask", "answer a question from the documents, with sources")
+    ask.add_argument("question")
+    ask.add_argument("--schema", metavar="NAME|FILE", help="answer as JSON in this shape (a shipped schema or a file)")
+    ask.add_argument("--file", type=Path, action="append", dest="files", help="answer only from this file (repeatable)")
+    ask.add_argument("--no-cache", action="store_true", help="do not use or fill the answer cache")
+    ask.add_argument("--show-reasoning", action="store_true", help="print the model's reasoning to stderr")
+    ask.add_argument("--effort", choices=["low", "medium", "high"], help="reasoning effort (gpt-oss)")
+
+    extract = command("extract", "apply a schema to every document; write JSON Lines or CSV")
+    extract.add_argument("--schema", required=True, metavar="NAME|FILE")
+    extract.add_argument("--out", required=True, type=Path, help="FILE.jsonl or FILE.csv")
+    extract.add_argument("--effort", choices=["low", "medium", "high"])
+
+    cache = commands.add_parser("cache", help="answer cache: stats or clear", description="the answer cache")
+    cache.add_argument("action", choices=["stats", "clear"])
     return parser
 
 
@@ -58,17 +74,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir:
         settings.data_dir = str(args.data_dir)
     logs.configure(log_dir() if not args.data_dir else args.data_dir / "logs", verbose=args.verbose)
-    collection = args.collection or settings.collection
+    collection = getattr(args, "collection", None) or settings.collection
     try:
-        from rag.composition import open_knowledge_base
+        from rag.composition import open_cache, open_knowledge_base
 
-        kb = open_knowledge_base(settings)
+        if args.command == "cache":
+            return _cache(open_cache(settings), args.action)
+        kb = open_knowledge_base(settings, with_model=args.command in ("ask", "extract"))
+        if args.command == "ask":
+            return _ask(kb, args, collection, args.effort or settings.reasoning_effort)
+        if args.command == "extract":
+            return _extract(kb, args, collection, args.effort or settings.reasoning_effort)
         if args.command == "ingest":
             return _ingest(kb, args.paths, collection, args.force, args.quiet)
         if args.command == "search":
             return _search(kb, args.query, collection, args.limit, args.files)
         if args.command == "status":
-            return _status(kb, args.collection)
+            return _status(kb, getattr(args, "collection", None))
         if args.command == "remove":
             return _remove(kb, args.paths, collection)
     except ArchivistError as exc:
@@ -177,6 +199,108 @@ def _remove(kb, paths: list[Path], collection: str) -> int:
     if not outcomes:
         print("archivist-cli: nothing indexed under those paths", file=sys.stderr)
         return EXIT_ERROR
+    return EXIT_OK
+
+
+def _ask(kb, args, collection: str, effort: str) -> int:
+    from rag.ask import AnswerText, Answered, AskFailed, AskOptions, ModelLoading, Reasoning, Retrieved
+    from rag.schemas import resolve
+
+    schema = resolve(args.schema) if args.schema else None
+    options = AskOptions(paths=args.files, schema=schema, effort=effort, use_cache=not args.no_cache)
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    out, err = sys.stdout, sys.stderr
+    reasoning_open = False
+    try:
+        for event in kb.ask(args.question, collection, options, cancel):
+            if isinstance(event, Retrieved):
+                print(f"({len(event.sources)} sources, {event.mode})", file=err)
+            elif isinstance(event, ModelLoading):
+                print(f"(loading {event.model}…)", file=err)
+            elif isinstance(event, Reasoning) and args.show_reasoning:
+                if not reasoning_open:
+                    print("reasoning: ", end="", file=err)
+                    reasoning_open = True
+                print(event.text, end="", file=err, flush=True)
+            elif isinstance(event, AnswerText) and schema is None:
+                if reasoning_open:
+                    print("\n", file=err)
+                    reasoning_open = False
+                print(event.text, end="", file=out, flush=True)
+            elif isinstance(event, AskFailed):
+                print(f"\narchivist-cli: {event.error}", file=err)
+                return EXIT_INTERRUPTED if cancel.cancelled else EXIT_ERROR
+            elif isinstance(event, Answered):
+                _print_answer(event.result, schema is not None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return EXIT_OK
+
+
+def _print_answer(result, structured: bool) -> None:
+    import json
+
+    out = sys.stdout
+    if structured:
+        print(json.dumps(result.data, indent=2, ensure_ascii=False), file=out)
+    else:
+        print(file=out)
+    if result.cached:
+        how = "same question" if result.cached == "exact" else f"similar question: {result.cached_question!r}"
+        print(f"(from the answer cache: {how})", file=sys.stderr)
+    cited = result.citations or ([] if not structured else result.sources)
+    if cited:
+        print("\nSources:", file=out)
+        for c in cited:
+            where = f", page {c.page}" if c.page is not None else ""
+            print(f"  [{c.number}] {display_path(c.path)}{where}", file=out)
+    if result.dropped_citations:
+        print(f"({result.dropped_citations} citation(s) pointed to no source and were removed)", file=sys.stderr)
+
+
+def _extract(kb, args, collection: str, effort: str) -> int:
+    from rag.extract import ExtractionProgress, extract, write_csv, write_jsonl
+    from rag.schemas import resolve
+
+    schema = resolve(args.schema)
+    suffix = args.out.suffix.lower()
+    if suffix not in (".jsonl", ".csv"):
+        print("archivist-cli: --out must end in .jsonl or .csv", file=sys.stderr)
+        return EXIT_USAGE
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+
+    def progress(state: ExtractionProgress) -> None:
+        if state.current is not None:
+            print(f"[{state.done + 1}/{state.total}] {state.current.name}", file=sys.stderr)
+
+    try:
+        rows = list(extract(kb, collection, schema, progress, cancel, effort))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    count = (write_jsonl if suffix == ".jsonl" else write_csv)(rows, args.out)
+    failed = [r for r in rows if r.error]
+    for row in failed:
+        print(f"failed   {display_path(row.path)}: {row.error}", file=sys.stderr)
+    print(f"{count} documents written to {args.out}" + (" (stopped early)" if cancel.cancelled else ""))
+    if cancel.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _cache(cache, action: str) -> int:
+    if cache is None:
+        print("the answer cache is turned off in the settings", file=sys.stderr)
+        return EXIT_OK
+    if action == "clear":
+        cache.clear()
+        print("answer cache cleared")
+        return EXIT_OK
+    stats = cache.stats()
+    total = stats.hits + stats.misses
+    rate = f" ({stats.hits / total:.0%} hits)" if total else ""
+    print(f"{stats.entries} answers, {stats.size_bytes / 2**20:.1f} MiB; {stats.hits} hits, {stats.misses} misses{rate}")
     return EXIT_OK
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from engine import LanguageModel, LlamaEngine, LlamaSettings, ModelNotFound
+from engine.catalog import CATALOG, STARTER_NAME, installed_model, starter_model_path
+from rag.answer_cache import AnswerCache
+from rag.conversations import ConversationStore
 from rag.embedding import Embedder
 from rag.ingest import ChunkOptions
 from rag.knowledge_base import KnowledgeBase
@@ -22,8 +26,55 @@ def open_store(settings: Settings) -> tuple[VectorStore, Path]:
     return VectorStore.embedded(data / "chroma"), data / "keyword" / "local"
 
 
-def open_knowledge_base(settings: Settings) -> KnowledgeBase:
-    """A knowledge base wired from the settings: store, embedder, chunking."""
+def models_dir(settings: Settings) -> Path:
+    """Where downloaded models go (inside the data folder)."""
+    return settings.data_path / "models"
+
+
+def find_model(settings: Settings) -> tuple[Path, str]:
+    """The GGUF to use and its label: the chosen file, else a catalog model found in the
+    administrator's folder or our models folder, else the bundled starter model."""
+    if settings.model_path:
+        return Path(settings.model_path).expanduser(), ""
+    folders = [Path(settings.model_folder).expanduser()] if settings.model_folder else []
+    for folder in [*folders, models_dir(settings)]:
+        for model in CATALOG:
+            if path := installed_model(folder, model):
+                return path, model.title
+    starter = starter_model_path()
+    if starter is None:
+        raise ModelNotFound(models_dir(settings) / CATALOG[0].entry_file)
+    return starter, STARTER_NAME
+
+
+def open_model(settings: Settings) -> LanguageModel:
+    """The language model the settings name (loading is lazy: nothing is read but the header)."""
+    path, label = find_model(settings)
+    return LlamaEngine(
+        LlamaSettings(
+            path, context_size=settings.context_size, gpu_layers=settings.gpu_layers,
+            kv_cache_type=settings.kv_cache_type, idle_seconds=settings.idle_minutes * 60, label=label,
+        )
+    )
+
+
+def open_cache(settings: Settings) -> AnswerCache | None:
+    """The answer cache, unless turned off."""
+    if not settings.cache_enabled:
+        return None
+    from rag.answer_cache import SIMILAR_THRESHOLD
+
+    threshold = SIMILAR_THRESHOLD if settings.cache_similar else None
+    return AnswerCache(settings.data_path / "answer-cache", settings.cache_size_mb, settings.cache_ttl_days, threshold)
+
+
+def open_knowledge_base(settings: Settings, with_model: bool = True) -> KnowledgeBase:
+    """A knowledge base wired from the settings: store, embedder, chunking, model, cache."""
     store, keyword_dir = open_store(settings)
     embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None)
-    return KnowledgeBase(store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap))
+    return KnowledgeBase(
+        store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap),
+        model=open_model(settings) if with_model else None,
+        cache=open_cache(settings),
+        conversations=ConversationStore(settings.data_path / "conversations"),
+    )

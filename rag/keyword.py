@@ -3,8 +3,10 @@
 The index is a local, derived copy of the store's chunks: it is kept in step as files are
 indexed and removed, and re-synced from the store whenever the store's generation moves
 (another process, or another client of a shared server, changed the collection). Text is
-split into terms here, not by SQLite: Latin words as words, and runs of Chinese, Japanese
-or Korean characters as overlapping bigrams, since those scripts put no spaces between words.
+split into terms here, not by SQLite: Latin words stemmed (Snowball), and runs of Chinese,
+Japanese or Korean characters as overlapping bigrams, since those scripts put no spaces
+between words. Queries leave out terms that occur in a large share of the chunks: they add
+almost nothing to BM25 and cost the most to score.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import re
 import sqlite3
 import threading
+import functools
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,8 +41,25 @@ _STOPWORDS = frozenset(
 )
 
 
-def terms(text: str) -> list[str]:
-    """Split text into search terms: lower-cased words, and CJK bigrams (a lone character stays)."""
+_SCHEMA_VERSION = "2"
+_COMMON_SHARE = 0.05  # query terms in more than this share of chunks are left out (if a rarer one remains)
+_PRUNE_FROM = 2000  # below this many chunks every search is fast anyway
+
+
+@functools.cache
+def _stemmer():  # noqa: ANN202 - snowballstemmer has no types
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer().stemWord(word) if word.isascii() and word.isalpha() else word
+
+
+def terms(text: str, keep_stopwords: bool = True) -> list[str]:
+    """Split text into search terms: stemmed lower-case words, and CJK bigrams (a lone character stays)."""
     text = unicodedata.normalize("NFKC", text).casefold()
     out: list[str] = []
     for match in _TOKEN.finditer(text):
@@ -49,20 +69,13 @@ def terms(text: str) -> list[str]:
                 out.append(token)
             else:
                 out.extend(token[i : i + 2] for i in range(len(token) - 1))
-        else:
-            out.append(token)
+        elif keep_stopwords or token not in _STOPWORDS:
+            out.append(_stem(token))
     return out
 
 
-def _match_expression(query: str) -> str | None:
-    words = []
-    seen = set()
-    for term in terms(query):
-        if term in _STOPWORDS or term in seen:
-            continue
-        seen.add(term)
-        words.append('"' + term.replace('"', '""') + '"')
-    return " OR ".join(words) if words else None
+def _quote(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
 
 
 class KeywordIndex:
@@ -77,15 +90,20 @@ class KeywordIndex:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
             """
-            CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-                terms, tokenize='porter unicode61 remove_diacritics 2');
+            CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
             CREATE TABLE IF NOT EXISTS rows(
                 rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS rows_doc ON rows(doc);
             CREATE TABLE IF NOT EXISTS docs(doc TEXT PRIMARY KEY, hash TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, fts, row);
             """
         )
+        version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if version is None or version[0] != _SCHEMA_VERSION:
+            # Terms are made differently now: empty the index; the next sync refills it from the store.
+            self._db.executescript("DELETE FROM fts; DELETE FROM rows; DELETE FROM docs; DELETE FROM meta;")
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
 
     def close(self) -> None:
         """Close the database file."""
@@ -188,26 +206,51 @@ class KeywordIndex:
             log.info("keyword index %s: %d documents re-synced", self.path.name, changed)
         return changed
 
+    def _query_terms(self, query: str) -> list[str]:
+        """The query's distinct terms, without those common enough to only slow the search."""
+        wanted = list(dict.fromkeys(terms(query, keep_stopwords=False)))
+        if len(wanted) <= 1:
+            return wanted
+        (total,) = self._db.execute("SELECT count(*) FROM rows").fetchone()
+        if total < _PRUNE_FROM:
+            return wanted
+        frequency = {}
+        for term in wanted:
+            row = self._db.execute("SELECT doc FROM temp.vocab WHERE term = ?", (term,)).fetchone()
+            frequency[term] = row[0] if row else 0
+        rare = [t for t in wanted if frequency[t] <= _COMMON_SHARE * total]
+        return rare or [min(wanted, key=frequency.__getitem__)]  # all common: the least common one
+
     def search(self, query: str, limit: int, docs: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """``(chunk_id, score)`` best first; higher scores are better (BM25, sign flipped)."""
-        expression = _match_expression(query)
-        if expression is None:
+        if docs is not None and not docs:
             return []
-        sql = (
-            "SELECT rows.chunk_id, -bm25(fts) AS score FROM fts JOIN rows ON rows.rowid = fts.rowid "
-            "JOIN docs ON docs.doc = rows.doc WHERE fts MATCH ?"
-        )
-        params: list[object] = [expression]
-        if docs is not None:
-            if not docs:
+        with self._lock:
+            words = self._query_terms(query)
+            if not words:
                 return []
-            sql += f" AND rows.doc IN ({','.join('?' * len(docs))})"
-            params.extend(docs)
-        sql += " ORDER BY bm25(fts) LIMIT ?"
-        params.append(limit)
-        try:
-            with self._lock:
-                return [(chunk_id, float(score)) for chunk_id, score in self._db.execute(sql, params).fetchall()]
-        except sqlite3.OperationalError as exc:
-            log.warning("keyword search for %r failed: %s", query, exc)
-            return []
+            expression = " OR ".join(_quote(w) for w in words)
+            params: list[object] = [expression]
+            restrict = ""
+            if docs is not None:
+                restrict = f" AND fts.rowid IN (SELECT rowid FROM rows WHERE doc IN ({','.join('?' * len(docs))}))"
+                params.extend(docs)
+            try:
+                # Rank in FTS5 alone, then look the winners up: joining every match first is slow.
+                ranked = self._db.execute(
+                    f"SELECT rowid, -bm25(fts) FROM fts WHERE fts MATCH ?{restrict} ORDER BY bm25(fts) LIMIT ?",
+                    [*params, limit * 2],
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                log.warning("keyword search for %r failed: %s", query, exc)
+                return []
+            if not ranked:
+                return []
+            marks = ",".join("?" * len(ranked))
+            found = dict(
+                self._db.execute(
+                    f"SELECT rows.rowid, rows.chunk_id FROM rows JOIN docs ON docs.doc = rows.doc WHERE rows.rowid IN ({marks})",
+                    [rowid for rowid, _ in ranked],
+                ).fetchall()
+            )
+        return [(found[rowid], float(score)) for rowid, score in ranked if rowid in found][:limit]

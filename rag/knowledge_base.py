@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.cancel import CancelToken
+import numpy as np
+
+from engine import CancelToken, LanguageModel
+from rag.answer_cache import AnswerCache
+from rag.ask import AskContext, AskEvent, AskOptions, answer
+from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
-from rag.errors import CollectionNotFound, EmbedderMismatch
+from rag.errors import CollectionNotFound, EmbedderMismatch, KnowledgeBaseError
 from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.keyword import KeywordIndex
-from rag.retrieval import SearchMode, search
+from rag.retrieval import SearchMode, search, to_passage
 from rag.store import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
 
 log = logging.getLogger(__name__)
+
+_NAME_TTL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +49,26 @@ class KnowledgeBase:
     """
 
     def __init__(
-        self, store: VectorStore, embedder: Embedder, keyword_dir: Path, chunking: ChunkOptions = ChunkOptions()
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        keyword_dir: Path,
+        chunking: ChunkOptions = ChunkOptions(),
+        model: LanguageModel | None = None,
+        cache: AnswerCache | None = None,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.keyword_dir = keyword_dir
+        self.model = model
+        self.cache = cache
+        self.conversations = conversations or ConversationStore(keyword_dir.parent / "conversations")
         self.chunking = ChunkOptions(
             max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2), overlap=chunking.overlap
         )
         self._open: dict[str, tuple[StoredCollection, KeywordIndex]] = {}
+        self._names: dict[str, tuple[CollectionInfo, float]] = {}
         self._lock = threading.Lock()
 
     # -- collections ------------------------------------------------------------------------
@@ -66,11 +85,13 @@ class KnowledgeBase:
         """Rename a knowledge base."""
         info = self.store.rename(name, new_name)
         self._open.pop(info.id, None)
+        self._names.clear()
         return info
 
     def delete_collection(self, name: str) -> None:
         """Delete a knowledge base and everything indexed in it (the files themselves stay)."""
         info = self.store.find(name)
+        self._names.clear()
         with self._lock:
             opened = self._open.pop(info.id, None)
         if opened:
@@ -79,9 +100,19 @@ class KnowledgeBase:
         for suffix in ("", "-wal", "-shm"):
             (self.keyword_dir / f"{info.id}.sqlite{suffix}").unlink(missing_ok=True)
 
+    def _find(self, name: str) -> CollectionInfo:
+        """The collection called ``name``; names are remembered for a few seconds, since listing
+        collections costs a round trip and another client may rename one at any time."""
+        known = self._names.get(name)
+        if known is not None and time.monotonic() - known[1] < _NAME_TTL:
+            return known[0]
+        info = self.store.find(name)
+        self._names[name] = (info, time.monotonic())
+        return info
+
     def _collection(self, name: str, create: bool = False) -> tuple[StoredCollection, KeywordIndex]:
         try:
-            info = self.store.find(name)
+            info = self._find(name)
         except CollectionNotFound:
             if not create:
                 raise
@@ -142,17 +173,66 @@ class KnowledgeBase:
         limit: int = 10,
         paths: Sequence[Path] | None = None,
         mode: SearchMode = SearchMode(),
+        query_vector: np.ndarray | None = None,
     ) -> list[Passage]:
         """The best passages for ``query``, from every file or only from ``paths``."""
         stored, keyword = self._collection(collection)
         self._check_embedder(stored)
-        self._sync_keyword(stored, keyword)
-        pending = stored.pending_keys()
+        generation, pending = stored.state()
+        self._sync_keyword(stored, keyword, generation)
         docs = None if paths is None else [document_key(Path(p).absolute()) for p in paths]
-        return search(query, stored, self.embedder, keyword, limit=limit, docs=docs, exclude=pending, mode=mode)
+        return search(
+            query, stored, self.embedder, keyword, limit=limit, docs=docs, exclude=pending, mode=mode, query_vector=query_vector
+        )
 
-    def _sync_keyword(self, stored: StoredCollection, keyword: KeywordIndex) -> None:
-        generation = stored.generation()
+    def document_passages(self, path: Path, collection: str) -> list[Passage]:
+        """Every chunk of one indexed file, in order."""
+        stored, _ = self._collection(collection)
+        return [to_passage(c) for c in stored.document_chunks(document_key(Path(path).absolute()))]
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def ask(
+        self, question: str, collection: str, options: AskOptions = AskOptions(), cancel: CancelToken | None = None
+    ) -> Iterator[AskEvent]:
+        """Answer from the collection's documents, streaming events (see ``rag.ask``)."""
+        if self.model is None:
+            raise KnowledgeBaseError("No language model is set up; choose one in Settings.")
+        stored, _ = self._collection(collection)
+        self._check_embedder(stored)
+        context = AskContext(
+            model=self.model,
+            collection_id=stored.info.id,
+            fingerprint=lambda: f"{stored.info.id}:{stored.generation()}",
+            search=lambda q, limit, paths, vector: self.search(q, collection, limit, paths, query_vector=vector),
+            document_chunks=lambda path: self.document_passages(path, collection),
+            embed_query=self.embedder.embed_query,
+            cache=self.cache,
+            conversations=self.conversations,
+        )
+        return answer(question, context, options, cancel)
+
+    # -- conversations ----------------------------------------------------------------------
+
+    def list_conversations(self, collection: str) -> list[Conversation]:
+        """The collection's conversations, most recent first."""
+        return self.conversations.list(self._find(collection).id)
+
+    def new_conversation(self, collection: str, title: str = "") -> Conversation:
+        return self.conversations.create(self._find(collection).id, title)
+
+    def rename_conversation(self, collection: str, conversation_id: str, title: str) -> Conversation:
+        return self.conversations.rename(self._find(collection).id, conversation_id, title)
+
+    def delete_conversation(self, collection: str, conversation_id: str) -> None:
+        self.conversations.delete(self._find(collection).id, conversation_id)
+
+    def export_conversation(self, collection: str, conversation_id: str) -> str:
+        """The conversation as Markdown."""
+        return self.conversations.export_markdown(self._find(collection).id, conversation_id)
+
+    def _sync_keyword(self, stored: StoredCollection, keyword: KeywordIndex, generation: str | None = None) -> None:
+        generation = generation or stored.generation()
         if keyword.generation == generation:
             return
         indexed = {k: r.content_hash for k, r in stored.files().items() if r.status == INDEXED}

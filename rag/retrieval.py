@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from rag.documents import Passage, text_to_path
 from rag.embedding import Embedder
 from rag.keyword import KeywordIndex
 from rag.store import StoredChunk, StoredCollection
 
 RRF_K = 60
+# In fusion, keyword hits scoring under this share of the best keyword hit's BM25 are left
+# out: they match only common words, and as fusion votes they outrank good vector hits.
+# bench/retrieval_eval.py (English set, 128 questions): recall@5 0.953 -> 0.977 and MRR@10
+# 0.874 -> 0.906 with it, against 0.969 and 0.849 for vectors alone.
+KEYWORD_FLOOR = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +37,8 @@ def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, f
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _passage(chunk: StoredChunk, score: float, vector_rank: int | None, keyword_rank: int | None) -> Passage:
+def to_passage(chunk: StoredChunk, score: float = 0.0, vector_rank: int | None = None, keyword_rank: int | None = None) -> Passage:
+    """A stored chunk as a passage with its provenance."""
     meta = chunk.metadata
     return Passage(
         chunk_id=chunk.id,
@@ -56,6 +64,7 @@ def search(
     exclude: Sequence[str] = (),
     mode: SearchMode = SearchMode(),
     candidates: int = 50,
+    query_vector: np.ndarray | None = None,
 ) -> list[Passage]:
     """The ``limit`` best passages for ``query``, optionally only from documents ``docs``.
 
@@ -66,7 +75,8 @@ def search(
     pool = max(candidates, limit)
     vector_hits: list[StoredChunk] = []
     if mode.vector:
-        vector_hits = collection.query(embedder.embed_query(query), pool, keys=docs, exclude=exclude)
+        vector = query_vector if query_vector is not None else embedder.embed_query(query)
+        vector_hits = collection.query(vector, pool, keys=docs, exclude=exclude)
     keyword_hits: list[tuple[str, float]] = []
     if mode.keyword:
         allowed = None if docs is None else [d for d in docs if d not in set(exclude)]
@@ -74,6 +84,9 @@ def search(
         if exclude and docs is None:
             excluded = set(exclude)
             keyword_hits = [(cid, s) for cid, s in keyword_hits if cid.split(":")[0] not in excluded]
+        if mode.vector and keyword_hits:
+            floor = KEYWORD_FLOOR * keyword_hits[0][1]
+            keyword_hits = [(cid, s) for cid, s in keyword_hits if s >= floor]
     vector_ids = [c.id for c in vector_hits]
     keyword_ids = [cid for cid, _ in keyword_hits]
     fused = fuse([r for r in (vector_ids, keyword_ids) if r])[:limit]
@@ -83,7 +96,7 @@ def search(
     vector_rank = {cid: i for i, cid in enumerate(vector_ids, start=1)}
     keyword_rank = {cid: i for i, cid in enumerate(keyword_ids, start=1)}
     return [
-        _passage(known[cid], score, vector_rank.get(cid), keyword_rank.get(cid))
+        to_passage(known[cid], score, vector_rank.get(cid), keyword_rank.get(cid))
         for cid, score in fused
         if cid in known
     ]

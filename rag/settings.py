@@ -70,6 +70,7 @@ class Settings:
     cache_enabled: bool = True
     cache_size_mb: int = 256
     cache_ttl_days: float = 30.0
+    cache_similar: bool = True
 
     chroma_host: str = ""
     chroma_port: int = 8000

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _KIND = "archivist"
 _GENERATION_ID = "__generation__"
+_GENERATION_STATUS = "generation"
 PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
 
 
@@ -271,9 +272,20 @@ class StoredCollection:
 
     def pending_keys(self) -> list[str]:
         """Keys of files whose indexing started and has not finished (left out of searches)."""
+        return self.state()[1]
+
+    def state(self) -> tuple[str, list[str]]:
+        """The generation and the pending files' keys, in one read (searches need both)."""
         with translate_errors("reading the manifest"):
-            rows = self._files.get(where={"status": PENDING}, include=[])
-        return list(rows["ids"])
+            rows = self._files.get(where={"status": {"$in": [PENDING, _GENERATION_STATUS]}}, include=["metadatas"])
+        generation = "0"
+        pending = []
+        for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False):
+            if key == _GENERATION_ID:
+                generation = str(meta["value"])
+            else:
+                pending.append(key)
+        return generation, pending
 
     def put_file(self, record: FileRecord) -> None:
         """Write one manifest row (insert or replace)."""
@@ -295,7 +307,7 @@ class StoredCollection:
         """Mark the collection changed."""
         with translate_errors("writing the manifest"):
             self._files.upsert(
-                ids=[_GENERATION_ID], embeddings=[[0.0]], metadatas=[{"value": uuid.uuid4().hex}]
+                ids=[_GENERATION_ID], embeddings=[[0.0]], metadatas=[{"status": _GENERATION_STATUS, "value": uuid.uuid4().hex}]
             )
 
     # -- chunks ---------------------------------------------------------------------------

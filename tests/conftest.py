@@ -64,3 +64,26 @@ def tiny_gpt_oss() -> Path:
     if not path.exists():
         build(path, ROOT / ".cache" / "llama.cpp")
     return path
+
+
+@pytest.fixture(scope="session")
+def starter_engine(starter_model: Path):
+    """The starter model, loaded once per run (each test's knowledge base shares it)."""
+    from engine import LlamaEngine, LlamaSettings
+
+    engine = LlamaEngine(LlamaSettings(starter_model, context_size=8192, label="starter"), idle_thread=False)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def asking_kb(tmp_path: Path, embedder, starter_engine):
+    """A knowledge base with the starter model and an answer cache, in a fresh folder."""
+    from rag.answer_cache import AnswerCache
+    from rag.knowledge_base import KnowledgeBase
+    from rag.store import VectorStore
+
+    return KnowledgeBase(
+        VectorStore.embedded(tmp_path / "kb" / "chroma"), embedder, tmp_path / "kb" / "keyword",
+        model=starter_engine, cache=AnswerCache(tmp_path / "kb" / "cache"),
+    )

@@ -1,0 +1,283 @@
+"""Asking: a question in, a grounded answer with citations out, as a stream of events.
+
+cache -> retrieve (or whole documents) -> pack sources into the context budget -> prompt ->
+the engine streams reasoning and answer -> citations mapped back -> cache and conversation.
+Events: ``Retrieved``, ``ModelLoading``, ``Reasoning``, ``AnswerText``, then exactly one
+``Answered`` or ``AskFailed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import (
+    AnswerDelta,
+    ArchivistError,
+    CancelToken,
+    Done,
+    Failed,
+    LanguageModel,
+    Loading,
+    ReasoningDelta,
+    Usage,
+)
+from rag.answer_cache import AnswerCache
+from rag.citations import Citation, resolve
+from rag.conversations import ConversationStore, Turn
+from rag.documents import Passage, path_to_text, text_to_path
+from rag.prompting import Turn as PromptTurn
+from rag.prompting import build_request
+from rag.schemas import NamedSchema
+from rag.sources import Source, merge, pack, whole_document_sources
+
+RETRIEVAL, WHOLE = "retrieval", "whole documents"
+
+
+@dataclass(frozen=True, slots=True)
+class AskOptions:
+    """How to answer. ``paths`` limits the sources to those files; ``schema`` asks for JSON."""
+
+    paths: Sequence[Path] | None = None
+    schema: NamedSchema | None = None
+    conversation: str | None = None
+    effort: str = "low"
+    passages: int = 12
+    answer_tokens: int | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Seconds per stage of one answer."""
+
+    cache: float = 0.0
+    retrieval: float = 0.0
+    packing: float = 0.0
+    load: float = 0.0
+    first_token: float = 0.0
+    generation: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerResult:
+    """A finished answer: the text, what it cites, and how it was made."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    sources: list[Source]
+    dropped_citations: int = 0
+    data: Any = None
+    reasoning: str = ""
+    mode: str = RETRIEVAL
+    usage: Usage = field(default_factory=Usage)
+    timings: StageTimings = field(default_factory=StageTimings)
+    cached: str | None = None
+    cached_question: str = ""
+    conversation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    sources: list[Source]
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoading:
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerText:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    result: AnswerResult
+
+
+@dataclass(frozen=True, slots=True)
+class AskFailed:
+    error: ArchivistError
+
+
+AskEvent = Retrieved | ModelLoading | Reasoning | AnswerText | Answered | AskFailed
+
+
+@dataclass
+class AskContext:
+    """What the pipeline needs from the knowledge base, passed in as plain callables."""
+
+    model: LanguageModel
+    collection_id: str
+    fingerprint: Callable[[], str]
+    search: Callable[[str, int, Sequence[Path] | None, np.ndarray | None], list[Passage]]
+    document_chunks: Callable[[Path], list[Passage]]
+    embed_query: Callable[[str], np.ndarray]
+    cache: AnswerCache | None
+    conversations: ConversationStore
+
+
+def answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken | None = None) -> Iterator[AskEvent]:
+    """Answer ``question`` from the collection; see the module docstring for the events."""
+    try:
+        yield from _answer(question.strip(), ctx, options, cancel or CancelToken())
+    except ArchivistError as exc:
+        yield AskFailed(exc)
+
+
+def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken) -> Iterator[AskEvent]:
+    started = time.perf_counter()
+    model = ctx.model
+    history: list[PromptTurn] = []
+    if options.conversation:
+        conversation = ctx.conversations.get(ctx.collection_id, options.conversation)
+        history = [PromptTurn(t.question, t.answer) for t in conversation.turns]
+    cacheable = ctx.cache is not None and options.use_cache and not history
+    scope = _scope(ctx, model, options) if cacheable else ""
+    vector: np.ndarray | None = None
+
+    def question_vector() -> np.ndarray:
+        nonlocal vector
+        if vector is None:
+            vector = ctx.embed_query(question)
+        return vector
+
+    if cacheable:
+        hit = ctx.cache.get(question, scope, question_vector)  # type: ignore[union-attr]
+        if hit is not None:
+            result = _from_payload(hit.payload, question, hit.kind, hit.question, time.perf_counter() - started)
+            yield Retrieved(result.sources, result.mode)
+            yield AnswerText(result.answer)
+            yield Answered(result)
+            return
+    cache_seconds = time.perf_counter() - started
+
+    answer_tokens = options.answer_tokens or min(4096, model.context_size // 4)
+    retrieval_started = time.perf_counter()
+    budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
+    budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
+    while history and budget < model.context_size // 2:
+        history = history[1:]  # the oldest turns go first when the conversation grows long
+        budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
+        budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
+    mode, candidates = _candidates(question, ctx, options, history, budget, question_vector)
+    retrieval_seconds = time.perf_counter() - retrieval_started
+
+    packing_started = time.perf_counter()
+    sources = pack(candidates, model.count_tokens, budget)
+    request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    while sources and model.prompt_tokens(request) + answer_tokens > model.context_size:
+        sources = sources[:-1]  # tokens at the joins can tip it over: never exceed the context
+        request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    packing_seconds = time.perf_counter() - packing_started
+    yield Retrieved(sources, mode)
+
+    for event in model.stream(request, cancel):
+        if isinstance(event, Loading):
+            yield ModelLoading(event.model)
+        elif isinstance(event, ReasoningDelta):
+            yield Reasoning(event.text)
+        elif isinstance(event, AnswerDelta):
+            yield AnswerText(event.text)
+        elif isinstance(event, Failed):
+            yield AskFailed(event.error)
+            return
+        elif isinstance(event, Done):
+            text, citations, dropped = resolve(event.text, sources)
+            timings = StageTimings(
+                cache_seconds, retrieval_seconds, packing_seconds, event.timings.load, event.timings.first_token,
+                event.timings.total, time.perf_counter() - started,
+            )
+            result = AnswerResult(
+                question, text, citations, sources, dropped, event.data, event.reasoning, mode, event.usage, timings,
+                conversation=options.conversation,
+            )
+            if cacheable and event.finish == "stop":
+                ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
+            if options.conversation:
+                ctx.conversations.append(
+                    ctx.collection_id, options.conversation,
+                    Turn(question, text, [_citation_dict(c) for c in citations], event.data, mode),
+                )
+            yield Answered(result)
+
+
+def _candidates(
+    question: str, ctx: AskContext, options: AskOptions, history: Sequence[PromptTurn], budget: int,
+    question_vector: Callable[[], np.ndarray],
+) -> tuple[str, list[Source]]:
+    """Whole documents when the selected files fit the budget; retrieved passages otherwise."""
+    if options.paths:
+        whole = whole_document_sources([(p, ctx.document_chunks(p)) for p in options.paths])
+        numbered = pack(whole, ctx.model.count_tokens, budget)
+        if whole and len(numbered) == len(whole):
+            return WHOLE, whole
+    query = question
+    vector = None
+    if history:
+        # A follow-up ("and the filter?") is searched with the questions before it.
+        query = " ".join([t.question for t in history[-2:]] + [question])
+    else:
+        vector = question_vector()
+    passages = ctx.search(query, options.passages, options.paths, vector)
+    return RETRIEVAL, merge(passages)
+
+
+def _scope(ctx: AskContext, model: LanguageModel, options: AskOptions) -> str:
+    schema = json.dumps(options.schema.schema, sort_keys=True) if options.schema else ""
+    paths = sorted(path_to_text(p) for p in options.paths) if options.paths else []
+    parts = [ctx.fingerprint(), model.name, str(model.context_size), options.effort, str(options.passages),
+             hashlib.sha256(schema.encode()).hexdigest()[:16], json.dumps(paths)]
+    return "|".join(parts)
+
+
+def _citation_dict(c: Citation) -> dict[str, Any]:
+    data = asdict(c)
+    data["path"] = path_to_text(c.path)
+    return data
+
+
+def _source_dict(s: Source) -> dict[str, Any]:
+    data = asdict(s)
+    data["path"] = path_to_text(s.path)
+    return data
+
+
+def _to_payload(result: AnswerResult) -> dict[str, Any]:
+    return {
+        "answer": result.answer,
+        "citations": [_citation_dict(c) for c in result.citations],
+        "sources": [_source_dict(s) for s in result.sources],
+        "dropped": result.dropped_citations,
+        "data": result.data,
+        "reasoning": result.reasoning,
+        "mode": result.mode,
+        "usage": asdict(result.usage),
+    }
+
+
+def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_question: str, seconds: float) -> AnswerResult:
+    citations = [Citation(**{**c, "path": text_to_path(c["path"])}) for c in payload["citations"]]
+    sources = [Source(**{**s, "path": text_to_path(s["path"]), "chunk_ids": tuple(s["chunk_ids"])}) for s in payload["sources"]]
+    return AnswerResult(
+        question, payload["answer"], citations, sources, payload["dropped"], payload["data"], payload["reasoning"],
+        payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
+        cached_question=cached_question,
+    )
