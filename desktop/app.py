@@ -1,14 +1,130 @@
-"""The desktop app's entry point."""
+"""The desktop app's entry point: the composition root of the window.
+
+The window shows first; the knowledge base (Chroma, the embedder, the model's header) opens
+on a worker thread right after, so start-up never waits for the heavy imports.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from pathlib import Path
+
+from PySide6.QtCore import QLibraryInfo, QLocale, QTimer, QTranslator
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+APP_NAME = "Archivist"
 
 
-def main() -> int:
-    """Start Archivist's window."""
-    print("The Archivist window is not built yet; use archivist-cli for now.", file=sys.stderr)
-    return 1
+def install_translations(app: QApplication, locale: QLocale | None = None) -> list[QTranslator]:
+    """Load Archivist's and Qt's own translations for the locale (the system's by default)."""
+    from resources import resource_path
+
+    locale = locale or QLocale.system()
+    translators = []
+    for name, folder in (("archivist", str(resource_path("translations"))),
+                         ("qtbase", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath))):
+        translator = QTranslator(app)
+        if translator.load(locale, name, "_", folder):
+            app.installTranslator(translator)
+            translators.append(translator)
+    return translators
+
+
+def follow_system_theme(app: QApplication) -> None:
+    """Fusion with the system's light or dark colours, so every platform looks right."""
+    app.setStyle("Fusion")
+    scheme = QGuiApplication.styleHints().colorScheme()
+    if scheme.name == "Dark":
+        palette = QPalette()
+        for role, colour in (
+            (QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
+            (QPalette.ColorRole.Base, "#1f1f1f"), (QPalette.ColorRole.AlternateBase, "#2a2a2a"),
+            (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#353535"),
+            (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#2e86c1"),
+            (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.ToolTipBase, "#353535"),
+            (QPalette.ColorRole.ToolTipText, "#e6e6e6"), (QPalette.ColorRole.Link, "#5dade2"),
+        ):
+            palette.setColor(role, colour)
+        app.setPalette(palette)
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="archivist", description="Archivist, the private knowledge base.")
+    parser.add_argument("--data-dir", type=Path, help="use this data folder")
+    parser.add_argument("--self-test", action="store_true", help="check the installation without a window and exit")
+    parser.add_argument("--screenshot", type=Path, help="save a screenshot of the window once it is ready, then quit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start Archivist's window (or run the self-test)."""
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    from rag import logs, offline
+    from rag.settings import Settings, config_dir, log_dir
+
+    offline.enforce()
+    if args.self_test:
+        from rag.self_test import run
+
+        return run(args.data_dir)
+    settings = Settings.load()
+    if args.data_dir:
+        settings.data_dir = str(args.data_dir)
+    logs.configure(args.data_dir / "logs" if args.data_dir else log_dir())
+    first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    from resources import resource_path
+
+    from PySide6.QtGui import QIcon
+
+    app.setWindowIcon(QIcon(str(resource_path("icons", "archivist.svg"))))
+    follow_system_theme(app)
+    install_translations(app)
+
+    from desktop.backend import Backend
+    from desktop.main_window import MainWindow
+
+    backend = Backend(settings)
+    window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
+    window.show()
+    QTimer.singleShot(0, backend.open)
+    if args.screenshot:
+        _screenshot_when_ready(window, backend, args.screenshot)
+    logging.getLogger(__name__).info("window shown")
+    return app.exec()
+
+
+def _no_gpt_oss(settings: object) -> bool:
+    from rag.composition import find_model
+
+    try:
+        _path, label = find_model(settings)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - no model at all is also "first run"
+        return True
+    from engine.catalog import STARTER_NAME
+
+    return label == STARTER_NAME
+
+
+def _screenshot_when_ready(window: object, backend: object, path: Path) -> None:
+    """Wait for the knowledge base, let the window settle, grab the screen, quit."""
+
+    def shoot() -> None:
+        # Grab what the X server shows in the window's place, frame and all, not Qt's own copy.
+        screen = QGuiApplication.primaryScreen()
+        frame = window.frameGeometry()  # type: ignore[attr-defined]
+        image = screen.grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
+        image.save(str(path))
+        QApplication.quit()
+
+    backend.ready.connect(lambda: QTimer.singleShot(1500, shoot))  # type: ignore[attr-defined]
+    backend.failed.connect(lambda _e: QTimer.singleShot(500, shoot))  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -397,10 +397,12 @@ class _Run:
 
 
 def sampling(harmony_model: bool, temperature: float | None) -> dict[str, float | int]:
-    """Sampler settings: gpt-oss's recommended ones (temperature 1, no truncation), or common defaults."""
+    """Sampler settings: gpt-oss's recommended ones (temperature 1, no truncation, no penalties), or common defaults."""
     if harmony_model:
         return {"temp": 1.0 if temperature is None else temperature, "top_p": 1.0, "top_k": 0, "min_p": 0.0}
-    return {"temp": 0.7 if temperature is None else temperature, "top_p": 0.95, "top_k": 40, "min_p": 0.0}
+    # Small models loop ("4 days. 4 days. ..."); a mild repetition penalty keeps them moving.
+    return {"temp": 0.7 if temperature is None else temperature, "top_p": 0.95, "top_k": 40, "min_p": 0.0,
+            "repeat_penalty": 1.1}
 
 
 def _special_ids() -> frozenset[int]:

@@ -1,0 +1,332 @@
+"""The chat: conversations, the streaming answer with clickable citations, reasoning, controls."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.structured_view import StructuredPanel
+
+_MARK = re.compile(r"\[(\d+)\]")
+
+
+@dataclass
+class ShownTurn:
+    """One question and its answer as the window shows them."""
+
+    question: str
+    answer: str = ""
+    reasoning: str = ""
+    citations: list[Any] = field(default_factory=list)
+    cached: str | None = None
+    cached_question: str = ""
+    mode: str = ""
+    error: str = ""
+    sources: list[Any] = field(default_factory=list)
+    data: Any = None
+
+
+class QuestionBox(QPlainTextEdit):
+    """Enter asks; Shift+Enter starts a new line."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatPanel(QWidget):
+    """Shows turns and streams; emits what the user asks for."""
+
+    ask = Signal(str, bool)  # question, regenerate (skip the cache)
+    stop = Signal()
+    citation_clicked = Signal(object)
+    conversation_chosen = Signal(str)
+    conversation_new = Signal()
+    conversation_rename = Signal(str, str)
+    conversation_delete = Signal(str)
+    conversation_export = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.turns: list[ShownTurn] = []
+        self.busy = False
+        self._dirty = False
+
+        self.conversations = QComboBox()
+        self.conversations.setAccessibleName(self.tr("Conversation"))
+        self.conversations.activated.connect(lambda i: self.conversation_chosen.emit(self.conversations.itemData(i) or ""))
+        new = QPushButton(self.tr("New"))
+        new.setToolTip(self.tr("New conversation (Ctrl+N)"))
+        new.clicked.connect(self.conversation_new.emit)
+        rename = QToolButton()
+        rename.setText(self.tr("Rename"))
+        rename.clicked.connect(self._rename)
+        delete = QToolButton()
+        delete.setText(self.tr("Delete"))
+        delete.clicked.connect(self._delete)
+        export = QToolButton()
+        export.setText(self.tr("Export…"))
+        export.clicked.connect(self._export)
+
+        self.transcript = QTextBrowser()
+        self.transcript.setOpenLinks(False)
+        self.transcript.anchorClicked.connect(self._anchor)
+        self.transcript.setPlaceholderText(self.tr("Ask a question about your documents."))
+        self.badge = QLabel()
+        self.badge.setObjectName("cacheBadge")
+        self.badge.setStyleSheet("#cacheBadge { background: #2e86c1; color: white; border-radius: 6px; padding: 2px 8px; }")
+        self.badge.hide()
+        self.reasoning_toggle = QToolButton()
+        self.reasoning_toggle.setText(self.tr("Reasoning ▸"))
+        self.reasoning_toggle.setCheckable(True)
+        self.reasoning_toggle.setAutoRaise(True)
+        self.reasoning_toggle.toggled.connect(self._toggle_reasoning)
+        self.reasoning = QPlainTextEdit()
+        self.reasoning.setReadOnly(True)
+        self.reasoning.setMaximumHeight(140)
+        self.reasoning.hide()
+
+        self.structured = StructuredPanel()
+        self.question = QuestionBox()
+        self.question.setPlaceholderText(self.tr("Ask a question (Enter asks, Shift+Enter for a new line)"))
+        self.question.setMaximumHeight(90)
+        self.question.submitted.connect(self._submit)
+        self.ask_button = QPushButton(self.tr("Ask"))
+        self.ask_button.setDefault(True)
+        self.ask_button.clicked.connect(self._submit)
+        self.stop_button = QPushButton(self.tr("Stop"))
+        self.stop_button.setToolTip(self.tr("Stop the answer (Esc)"))
+        self.stop_button.clicked.connect(self.stop.emit)
+        self.copy_button = QPushButton(self.tr("Copy"))
+        self.copy_button.clicked.connect(self.copy_answer)
+        self.regenerate_button = QPushButton(self.tr("Regenerate"))
+        self.regenerate_button.clicked.connect(self._regenerate)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop.emit)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel(self.tr("Conversation:")))
+        bar.addWidget(self.conversations, 1)
+        for widget in (new, rename, delete, export):
+            bar.addWidget(widget)
+        badges = QHBoxLayout()
+        badges.addWidget(self.reasoning_toggle)
+        badges.addStretch(1)
+        badges.addWidget(self.badge)
+        controls = QHBoxLayout()
+        controls.addWidget(self.structured.toggle)
+        controls.addWidget(self.structured.picker)
+        controls.addWidget(self.structured.edit_button)
+        controls.addStretch(1)
+        for button in (self.copy_button, self.regenerate_button, self.stop_button, self.ask_button):
+            controls.addWidget(button)
+
+        upper = QWidget()
+        upper_layout = QVBoxLayout(upper)
+        upper_layout.setContentsMargins(0, 0, 0, 0)
+        upper_layout.addLayout(bar)
+        upper_layout.addWidget(self.transcript, 1)
+        upper_layout.addLayout(badges)
+        upper_layout.addWidget(self.reasoning)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(upper)
+        split.addWidget(self.structured.result)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(split, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.question)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setInterval(50)  # at most 20 repaints a second while streaming
+        self._render_timer.timeout.connect(self._flush)
+        self._render_timer.start()
+        self.set_busy(False)
+
+    # -- conversations ----------------------------------------------------------------------
+
+    def set_conversations(self, items: list[tuple[str, str]], current: str | None) -> None:
+        self.conversations.blockSignals(True)
+        self.conversations.clear()
+        for conversation_id, title in items:
+            self.conversations.addItem(title or self.tr("New conversation"), conversation_id)
+        index = self.conversations.findData(current) if current else -1
+        self.conversations.setCurrentIndex(index)
+        self.conversations.blockSignals(False)
+
+    def current_conversation(self) -> str | None:
+        return self.conversations.currentData() or None
+
+    def _rename(self) -> None:
+        current = self.current_conversation()
+        if not current:
+            return
+        title, ok = QInputDialog.getText(self, self.tr("Rename conversation"), self.tr("Title:"), text=self.conversations.currentText())
+        if ok and title.strip():
+            self.conversation_rename.emit(current, title.strip())
+
+    def _delete(self) -> None:
+        current = self.current_conversation()
+        if current and QMessageBox.question(self, self.tr("Delete conversation"), self.tr("Delete this conversation?")) == QMessageBox.StandardButton.Yes:
+            self.conversation_delete.emit(current)
+
+    def _export(self) -> None:
+        current = self.current_conversation()
+        if not current:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export conversation"), self.conversations.currentText() + ".md", "Markdown (*.md)")
+        if path:
+            self.conversation_export.emit(current, path)
+
+    # -- turns ------------------------------------------------------------------------------
+
+    def show_turns(self, turns: list[ShownTurn]) -> None:
+        self.turns = turns
+        self.reasoning.setPlainText(turns[-1].reasoning if turns else "")
+        self.badge.hide()
+        self._dirty = True
+        self._flush()
+
+    def begin(self, question: str) -> ShownTurn:
+        turn = ShownTurn(question)
+        self.turns.append(turn)
+        self.reasoning.clear()
+        self.badge.hide()
+        self.set_busy(True)
+        self._dirty = True
+        return turn
+
+    def add_reasoning(self, text: str) -> None:
+        self.turns[-1].reasoning += text
+        self.reasoning.moveCursor(self.reasoning.textCursor().MoveOperation.End)
+        self.reasoning.insertPlainText(text)
+
+    def add_answer(self, text: str) -> None:
+        self.turns[-1].answer += text
+        self._dirty = True
+
+    def finish(self, result: Any) -> None:
+        turn = self.turns[-1]
+        turn.answer = result.answer if result.data is None else turn.answer
+        turn.citations = result.citations
+        turn.sources = result.sources
+        turn.cached = result.cached
+        turn.cached_question = result.cached_question
+        turn.mode = result.mode
+        turn.data = result.data
+        if result.cached:
+            text = self.tr("From the answer cache") if result.cached == "exact" else self.tr("Cached answer to a similar question: “{}”").format(result.cached_question)
+            self.badge.setText(text)
+            self.badge.setToolTip(self.tr("Regenerate to ask the model again."))
+            self.badge.show()
+        self.set_busy(False)
+        self._dirty = True
+        self._flush()
+
+    def fail(self, message: str) -> None:
+        if self.turns:
+            self.turns[-1].error = message
+        self.set_busy(False)
+        self._dirty = True
+        self._flush()
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.stop_button.setEnabled(busy)
+        self.ask_button.setEnabled(not busy)
+        self.regenerate_button.setEnabled(not busy and bool(self.turns))
+        self.copy_button.setEnabled(not busy and bool(self.turns))
+
+    def copy_answer(self) -> None:
+        if self.turns:
+            QGuiApplication.clipboard().setText(self.turns[-1].answer)
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        """The transcript as Markdown; citation marks become ``cite:TURN/N`` links."""
+        parts = []
+        you, sources = self.tr("You"), self.tr("Sources")
+        for index, turn in enumerate(self.turns):
+            parts.append(f"**{you}:** {_escape(turn.question)}\n")
+            answer = turn.answer if turn.data is None else self.tr("(structured answer below)")
+            linked = _MARK.sub(lambda m, i=index: f"[\\[{m.group(1)}\\]](cite:{i}/{m.group(1)})", answer)
+            parts.append(linked or ("…" if self.busy and index == len(self.turns) - 1 else ""))
+            if turn.error:
+                parts.append(f"\n*{_escape(turn.error)}*")
+            if turn.citations:
+                links = " · ".join(f"[{c.number}: {_escape(_where(c))}](cite:{index}/{c.number})" for c in turn.citations)
+                parts.append(f"\n<small>{sources}: {links}</small>")
+            parts.append("\n\n---\n")
+        return "\n".join(parts)
+
+    def _flush(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        bar = self.transcript.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 4
+        self.transcript.setMarkdown(self.markdown())
+        if at_end:
+            bar.setValue(bar.maximum())
+
+    # -- gestures ---------------------------------------------------------------------------
+
+    def _submit(self) -> None:
+        question = self.question.toPlainText().strip()
+        if question and not self.busy:
+            self.question.clear()
+            self.ask.emit(question, False)
+
+    def _regenerate(self) -> None:
+        if self.turns and not self.busy:
+            question = self.turns.pop().question
+            self._dirty = True
+            self.ask.emit(question, True)
+
+    def _anchor(self, url: QUrl) -> None:
+        if url.scheme() != "cite":
+            return
+        turn, _, number = url.path().partition("/")
+        try:
+            shown = self.turns[int(turn)]
+            citation = next(c for c in shown.citations or shown.sources if c.number == int(number))
+        except (ValueError, IndexError, StopIteration):
+            return
+        self.citation_clicked.emit(citation)
+
+    def _toggle_reasoning(self, shown: bool) -> None:
+        self.reasoning.setVisible(shown)
+        self.reasoning_toggle.setText(self.tr("Reasoning ▾") if shown else self.tr("Reasoning ▸"))
+
+
+def _where(citation: Any) -> str:
+    return f"{citation.path.name}, p. {citation.page}" if citation.page is not None else citation.path.name
+
+
+def _escape(text: str) -> str:
+    return html.escape(text).replace("*", "\\*").replace("_", "\\_")

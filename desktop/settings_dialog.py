@@ -1,0 +1,262 @@
+"""Settings: the model (and downloading it), context, effort, GPU, idle time, cache, folders, team servers."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.catalog import CATALOG, CatalogModel, installed_model
+from rag.composition import models_dir
+from rag.settings import Settings
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _path_row(edit: QLineEdit, pick: Any) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    browse = QPushButton(QCoreApplication.translate("SettingsDialog", "Browse…"))
+    browse.clicked.connect(pick)
+    layout.addWidget(browse)
+    return row
+
+
+class DownloadBox(QGroupBox):
+    """Download a catalog model: size and free disk first, then bytes, rate and time left."""
+
+    start = Signal(object)
+    cancel = Signal()
+
+    def __init__(self, folder: Path, parent: QWidget | None = None) -> None:
+        super().__init__(self.tr("Get a model"), parent)
+        self.folder = folder
+        self.choice = QComboBox()
+        for model in CATALOG:
+            self.choice.addItem(model.title, model.key)
+        self.choice.currentIndexChanged.connect(self.describe)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.button = QPushButton(self.tr("Download"))
+        self.button.clicked.connect(lambda: self.start.emit(self.model()))
+        self.stop = QPushButton(self.tr("Cancel"))
+        self.stop.clicked.connect(self.cancel.emit)
+        self.stop.hide()
+        self.bar = QProgressBar()
+        self.bar.hide()
+        self.detail = QLabel()
+        row = QHBoxLayout()
+        row.addWidget(self.choice, 1)
+        row.addWidget(self.button)
+        row.addWidget(self.stop)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.info)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.detail)
+        self.describe()
+
+    def model(self) -> CatalogModel:
+        return CATALOG[self.choice.currentIndex()]
+
+    def describe(self) -> None:
+        model = self.model()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.folder).free
+        have = installed_model(self.folder, model) is not None
+        text = self.tr("{}. Download size {}; {} free on this disk.").format(model.note, human_bytes(model.approx_bytes), human_bytes(free))
+        if have:
+            text += " " + self.tr("Already downloaded.")
+        elif free < model.approx_bytes:
+            text += " " + self.tr("Not enough free space.")
+        self.info.setText(text)
+        self.button.setEnabled(not have and free >= model.approx_bytes)
+
+    def show_progress(self, progress: Any) -> None:
+        self.bar.show()
+        self.stop.show()
+        self.button.setEnabled(False)
+        self.bar.setMaximum(1000)
+        self.bar.setValue(int(progress.fraction * 1000))
+        left = f"{progress.eta / 60:.0f} min" if progress.eta is not None else "…"
+        self.detail.setText(self.tr("{} of {}, {}/s, {} left").format(
+            human_bytes(progress.done), human_bytes(progress.total), human_bytes(progress.rate), left))
+
+    def finished(self, message: str) -> None:
+        self.stop.hide()
+        self.bar.hide()
+        self.detail.setText(message)
+        self.describe()
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the settings; ``saved`` carries the new settings after OK."""
+
+    saved = Signal(object)
+    clear_cache = Signal()
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Settings"))
+        self.resize(620, 520)
+        self.settings = dataclasses.replace(settings)
+        s = self.settings
+
+        self.model_path = QLineEdit(s.model_path)
+        self.model_path.setPlaceholderText(self.tr("Automatic: gpt-oss if downloaded, else the starter model"))
+        self.model_folder = QLineEdit(s.model_folder)
+        self.model_folder.setPlaceholderText(self.tr("A folder an administrator filled with models (optional)"))
+        self.context = QSpinBox()
+        self.context.setRange(0, 131072)
+        self.context.setSingleStep(4096)
+        self.context.setSpecialValueText(self.tr("Automatic (what memory allows)"))
+        self.context.setValue(s.context_size)
+        self.effort = QComboBox()
+        for value, label in (("low", self.tr("Low (fast)")), ("medium", self.tr("Medium")), ("high", self.tr("High (thorough)"))):
+            self.effort.addItem(label, value)
+        self.effort.setCurrentIndex(max(0, self.effort.findData(s.reasoning_effort)))
+        self.gpu = QSpinBox()
+        self.gpu.setRange(-1, 999)
+        self.gpu.setSpecialValueText(self.tr("Automatic"))
+        self.gpu.setValue(s.gpu_layers)
+        self.idle = QDoubleSpinBox()
+        self.idle.setRange(0, 1440)
+        self.idle.setSuffix(self.tr(" min"))
+        self.idle.setSpecialValueText(self.tr("Never"))
+        self.idle.setValue(s.idle_minutes)
+        self.download = DownloadBox(models_dir(s))
+
+        model_tab = QWidget()
+        form = QFormLayout(model_tab)
+        form.addRow(self.tr("Model file"), _path_row(self.model_path, self._pick_model))
+        form.addRow(self.tr("Models folder"), _path_row(self.model_folder, lambda: self._pick_folder(self.model_folder)))
+        form.addRow(self.tr("Context size (tokens)"), self.context)
+        form.addRow(self.tr("Reasoning effort"), self.effort)
+        form.addRow(self.tr("GPU layers"), self.gpu)
+        form.addRow(self.tr("Unload the model after"), self.idle)
+        form.addRow(self.download)
+
+        self.cache = QCheckBox(self.tr("Remember answers to repeated questions"))
+        self.cache.setChecked(s.cache_enabled)
+        self.similar = QCheckBox(self.tr("Also for questions worded differently (marked as such)"))
+        self.similar.setChecked(s.cache_similar)
+        clear = QPushButton(self.tr("Clear the answer cache"))
+        clear.clicked.connect(self.clear_cache.emit)
+        self.embedding = QLineEdit(s.embedding_model)
+        self.embedding.setPlaceholderText(self.tr("Bundled all-MiniLM-L6-v2"))
+        self.data_dir = QLineEdit(s.data_dir)
+        self.data_dir.setPlaceholderText(str(s.data_path))
+        data_tab = QWidget()
+        data_form = QFormLayout(data_tab)
+        data_form.addRow(self.cache)
+        data_form.addRow(self.similar)
+        data_form.addRow(clear)
+        data_form.addRow(self.tr("Embedding model folder"), _path_row(self.embedding, lambda: self._pick_folder(self.embedding)))
+        data_form.addRow(self.tr("Data folder"), _path_row(self.data_dir, lambda: self._pick_folder(self.data_dir)))
+
+        self.chroma_host = QLineEdit(s.chroma_host)
+        self.chroma_host.setPlaceholderText(self.tr("Empty: this computer"))
+        self.chroma_port = QSpinBox()
+        self.chroma_port.setRange(1, 65535)
+        self.chroma_port.setValue(s.chroma_port)
+        self.chroma_ssl = QCheckBox(self.tr("TLS"))
+        self.chroma_ssl.setChecked(s.chroma_ssl)
+        self.chroma_token = QLineEdit(s.chroma_token)
+        self.chroma_token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.remote_url = QLineEdit(s.remote_base_url)
+        self.remote_url.setPlaceholderText("http://gpu-server:8000/v1")
+        self.remote_key = QLineEdit(s.remote_api_key)
+        self.remote_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.remote_model = QLineEdit(s.remote_model)
+        self.remote_model.setPlaceholderText("openai/gpt-oss-20b")
+        team_tab = QWidget()
+        team_form = QFormLayout(team_tab)
+        team_form.addRow(QLabel(self.tr("<b>Shared Chroma server</b>")))
+        team_form.addRow(self.tr("Host"), self.chroma_host)
+        team_form.addRow(self.tr("Port"), self.chroma_port)
+        team_form.addRow("", self.chroma_ssl)
+        team_form.addRow(self.tr("Token"), self.chroma_token)
+        team_form.addRow(QLabel(self.tr("<b>Inference server (OpenAI-compatible)</b>")))
+        team_form.addRow(self.tr("Address"), self.remote_url)
+        team_form.addRow(self.tr("API key"), self.remote_key)
+        team_form.addRow(self.tr("Model name"), self.remote_model)
+
+        tabs = QTabWidget()
+        tabs.addTab(model_tab, self.tr("Model"))
+        tabs.addTab(data_tab, self.tr("Data"))
+        tabs.addTab(team_tab, self.tr("Team"))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(buttons)
+
+    def _pick_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a GGUF model"), "", self.tr("GGUF models (*.gguf)"))
+        if path:
+            self.model_path.setText(path)
+
+    def _pick_folder(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a folder"), edit.text())
+        if folder:
+            edit.setText(folder)
+
+    def collect(self) -> Settings:
+        """The settings as the form shows them."""
+        return dataclasses.replace(
+            self.settings,
+            model_path=self.model_path.text().strip(),
+            model_folder=self.model_folder.text().strip(),
+            context_size=self.context.value(),
+            reasoning_effort=self.effort.currentData(),
+            gpu_layers=self.gpu.value(),
+            idle_minutes=self.idle.value(),
+            cache_enabled=self.cache.isChecked(),
+            cache_similar=self.similar.isChecked(),
+            embedding_model=self.embedding.text().strip(),
+            data_dir=self.data_dir.text().strip(),
+            chroma_host=self.chroma_host.text().strip(),
+            chroma_port=self.chroma_port.value(),
+            chroma_ssl=self.chroma_ssl.isChecked(),
+            chroma_token=self.chroma_token.text(),
+            remote_base_url=self.remote_url.text().strip(),
+            remote_api_key=self.remote_key.text(),
+            remote_model=self.remote_model.text().strip(),
+        )
+
+    def accept(self) -> None:
+        settings = self.collect()
+        settings.save()
+        self.saved.emit(settings)
+        super().accept()

@@ -1,0 +1,45 @@
+"""The status bar: the model's state and memory, the collection's size, the answer cache's hits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from engine import ModelState
+
+
+class StatusBar(QStatusBar):
+    """Three permanent fields plus the usual transient messages."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = QLabel(self.tr("Model: starting…"))
+        self.collection = QLabel()
+        self.cache = QLabel()
+        for label in (self.collection, self.cache, self.model):
+            self.addPermanentWidget(label)
+
+    def show_model(self, status: Any) -> None:
+        names = {
+            ModelState.NOT_LOADED: self.tr("not loaded"),
+            ModelState.LOADING: self.tr("loading…"),
+            ModelState.READY: self.tr("ready"),
+            ModelState.GENERATING: self.tr("generating…"),
+            ModelState.UNLOADED_IDLE: self.tr("unloaded after idle"),
+        }
+        text = self.tr("Model: {} — {}").format(status.name, names[status.state])
+        if status.memory_bytes:
+            text += self.tr(" ({:.0f} MB)").format(status.memory_bytes / 2**20)
+        self.model.setText(text)
+        self.model.setToolTip(status.detail)
+
+    def show_collection(self, name: str, documents: int, chunks: int) -> None:
+        self.collection.setText(self.tr("{}: {} documents, {} chunks").format(name, documents, chunks))
+
+    def show_cache(self, hits: int, misses: int, enabled: bool = True) -> None:
+        if not enabled:
+            self.cache.setText(self.tr("Cache off"))
+            return
+        self.cache.setText(self.tr("Cache: {} hits").format(hits))
+        self.cache.setToolTip(self.tr("{} answers served from the cache, {} asked of the model").format(hits, misses))

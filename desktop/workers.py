@@ -1,0 +1,105 @@
+"""Long work off the GUI thread: a job is a plain function run on a thread pool, talking back
+through Qt signals (progress, partial results, done, failed) and checking a cancel token.
+
+The shape follows superqt's thread workers and Orange's ``concurrent`` helpers: the function
+receives the ``Job``, calls ``job.report(...)``/``job.emit(...)`` and checks
+``job.cancel.cancelled``; the GUI connects to the signals, which arrive on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+
+from engine import ArchivistError, CancelToken
+
+log = logging.getLogger(__name__)
+
+
+class Job(QObject):
+    """One unit of background work and its signals."""
+
+    progress = Signal(object)
+    partial = Signal(object)
+    done = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, name: str, fn: Callable[[Job], Any]) -> None:
+        super().__init__()
+        self.name = name
+        self.cancel = CancelToken()
+        self._fn = fn
+        self.running = False
+
+    def report(self, value: object) -> None:
+        """Send progress to the GUI (any thread)."""
+        self.progress.emit(value)
+
+    def emit(self, value: object) -> None:
+        """Send a partial result to the GUI (any thread)."""
+        self.partial.emit(value)
+
+    def stop(self) -> None:
+        """Ask the job to stop at its next check."""
+        self.cancel.cancel()
+
+    def _run(self) -> None:
+        self.running = True
+        try:
+            result = self._fn(self)
+        except ArchivistError as exc:
+            self.failed.emit(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in a job must reach the window, not vanish in a thread
+            log.exception("job %s crashed", self.name)
+            self.failed.emit(exc)
+        else:
+            self.done.emit(result)
+        finally:
+            self.running = False
+
+
+class _Runnable(QRunnable):
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+    def run(self) -> None:
+        self.job._run()
+
+
+class Workers:
+    """Thread pools by kind of work: the model is single-threaded, so is ingestion; the rest share two."""
+
+    def __init__(self) -> None:
+        self._pools = {"model": QThreadPool(), "ingest": QThreadPool(), "io": QThreadPool()}
+        self._pools["model"].setMaxThreadCount(1)
+        self._pools["ingest"].setMaxThreadCount(1)
+        self._pools["io"].setMaxThreadCount(2)
+        self._live: set[Job] = set()
+
+    def start(self, pool: str, name: str, fn: Callable[[Job], Any]) -> Job:
+        """Run ``fn`` on ``pool``; the returned job's signals report back.
+
+        The job starts once control returns to the event loop, so the caller has connected
+        its signals by then: a quick job could otherwise finish before anyone listens.
+        """
+        job = Job(name, fn)
+        self._live.add(job)  # keep the QObject alive until its last signal
+        job.done.connect(lambda _r, j=job: self._live.discard(j))
+        job.failed.connect(lambda _e, j=job: self._live.discard(j))
+        runnable = _Runnable(job)
+        QTimer.singleShot(0, lambda: self._pools[pool].start(runnable))
+        return job
+
+    def busy(self) -> bool:
+        return any(p.activeThreadCount() for p in self._pools.values())
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Cancel every job and wait for the threads."""
+        for job in list(self._live):
+            job.stop()
+        for pool in self._pools.values():
+            pool.waitForDone(timeout_ms)

@@ -1,0 +1,1073 @@
+<?xml version='1.0' encoding='utf-8'?>
+<TS version="2.1" language="zh_CN">
+<context>
+    <name>About</name>
+    <message>
+        <location filename="../../desktop/about.py" line="29" />
+        <source>(embedding model)</source>
+        <translation>（嵌入模型）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="30" />
+        <source>(starter model)</source>
+        <translation>（入门模型）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="31" />
+        <source>(when downloaded)</source>
+        <translation>（下载后）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="32" />
+        <source>(vocabulary)</source>
+        <translation>（词表）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="35" />
+        <source>Part</source>
+        <translation>组件</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="36" />
+        <source>Version</source>
+        <translation>版本</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="37" />
+        <source>Licence</source>
+        <translation>许可证</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="40" />
+        <source>About Archivist</source>
+        <translation>关于 Archivist</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/about.py" line="41" />
+        <source>&lt;h3&gt;Archivist&lt;/h3&gt;&lt;p&gt;A private knowledge base that stays on this computer.&lt;/p&gt;</source>
+        <translation>&lt;h3&gt;Archivist&lt;/h3&gt;&lt;p&gt;只保存在本机上的私人知识库。&lt;/p&gt;</translation>
+    </message>
+</context>
+<context>
+    <name>ChatPanel</name>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="80" />
+        <source>Conversation</source>
+        <translation>对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="82" />
+        <source>New</source>
+        <translation>新建</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="83" />
+        <source>New conversation (Ctrl+N)</source>
+        <translation>新建对话 (Ctrl+N)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="86" />
+        <source>Rename</source>
+        <translation>重命名</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="89" />
+        <source>Delete</source>
+        <translation>删除</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="92" />
+        <source>Export…</source>
+        <translation>导出…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="98" />
+        <source>Ask a question about your documents.</source>
+        <translation>就您的文档提问。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="104" />
+        <location filename="../../desktop/chat_view.py" line="324" />
+        <source>Reasoning ▸</source>
+        <translation>推理过程 ▸</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="115" />
+        <source>Ask a question (Enter asks, Shift+Enter for a new line)</source>
+        <translation>输入问题（Enter 提问，Shift+Enter 换行）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="118" />
+        <source>Ask</source>
+        <translation>提问</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="121" />
+        <source>Stop</source>
+        <translation>停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="122" />
+        <source>Stop the answer (Esc)</source>
+        <translation>停止回答 (Esc)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="124" />
+        <source>Copy</source>
+        <translation>复制</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="126" />
+        <source>Regenerate</source>
+        <translation>重新生成</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="131" />
+        <source>Conversation:</source>
+        <translation>对话：</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="176" />
+        <source>New conversation</source>
+        <translation>新对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="188" />
+        <source>Rename conversation</source>
+        <translation>重命名对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="188" />
+        <source>Title:</source>
+        <translation>标题：</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="194" />
+        <source>Delete conversation</source>
+        <translation>删除对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="194" />
+        <source>Delete this conversation?</source>
+        <translation>删除此对话？</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="201" />
+        <source>Export conversation</source>
+        <translation>导出对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="242" />
+        <source>From the answer cache</source>
+        <translation>来自答案缓存</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="242" />
+        <source>Cached answer to a similar question: “{}”</source>
+        <translation>相似问题的缓存答案：“{}”</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="244" />
+        <source>Regenerate to ask the model again.</source>
+        <translation>点击“重新生成”可再次询问模型。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="273" />
+        <source>You</source>
+        <translation>您</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="273" />
+        <source>Sources</source>
+        <translation>来源</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="276" />
+        <source>(structured answer below)</source>
+        <translation>（结构化答案见下方）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="324" />
+        <source>Reasoning ▾</source>
+        <translation>推理过程 ▾</translation>
+    </message>
+</context>
+<context>
+    <name>DocumentsModel</name>
+    <message>
+        <location filename="../../desktop/library_view.py" line="48" />
+        <source>Indexing</source>
+        <translation>正在索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="74" />
+        <source>Document</source>
+        <translation>文档</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="74" />
+        <source>Status</source>
+        <translation>状态</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="74" />
+        <source>Pages</source>
+        <translation>页数</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="74" />
+        <source>Chunks</source>
+        <translation>片段</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="74" />
+        <source>Details</source>
+        <translation>详情</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="80" />
+        <source>Indexed</source>
+        <translation>已索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="80" />
+        <source>Failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="80" />
+        <source>Unfinished</source>
+        <translation>未完成</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="102" />
+        <source>Indexing stopped before the end; re-index to finish it</source>
+        <translation>索引在完成前中断；重新索引即可完成</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="107" />
+        <source>Indexed {}</source>
+        <translation>索引于 {}</translation>
+    </message>
+</context>
+<context>
+    <name>DownloadBox</name>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="62" />
+        <source>Get a model</source>
+        <translation>获取模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="70" />
+        <source>Download</source>
+        <translation>下载</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="72" />
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="97" />
+        <source>{}. Download size {}; {} free on this disk.</source>
+        <translation>{}。下载大小 {}；此磁盘剩余 {}。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="99" />
+        <source>Already downloaded.</source>
+        <translation>已下载。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="101" />
+        <source>Not enough free space.</source>
+        <translation>磁盘空间不足。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="112" />
+        <source>{} of {}, {}/s, {} left</source>
+        <translation>{} / {}，{}/秒，剩余 {}</translation>
+    </message>
+</context>
+<context>
+    <name>LibraryPanel</name>
+    <message>
+        <location filename="../../desktop/library_view.py" line="131" />
+        <source>Collection</source>
+        <translation>知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="135" />
+        <source>New, rename or delete a collection</source>
+        <translation>新建、重命名或删除知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="138" />
+        <source>New collection…</source>
+        <translation>新建知识库…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="139" />
+        <source>Rename collection…</source>
+        <translation>重命名知识库…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="140" />
+        <source>Delete collection…</source>
+        <translation>删除知识库…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="160" />
+        <source>Drop files or folders here, or use “Add files”.</source>
+        <translation>将文件或文件夹拖到这里，或使用“添加文件”。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="164" />
+        <source>Add files…</source>
+        <translation>添加文件…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="166" />
+        <source>Add folder…</source>
+        <translation>添加文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="168" />
+        <source>Remove</source>
+        <translation>移除</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="170" />
+        <source>Re-index</source>
+        <translation>重新索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="176" />
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="181" />
+        <source>Collection:</source>
+        <translation>知识库：</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="213" />
+        <source>{} documents, {} chunks</source>
+        <translation>{} 个文档，{} 个片段</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="215" />
+        <source>, {} could not be indexed</source>
+        <translation>，{} 个无法索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="230" />
+        <source>Indexing {} of {} files: {}</source>
+        <translation>正在索引第 {} 个文件（共 {} 个）：{}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="234" />
+        <source>Indexing {}%</source>
+        <translation>正在索引 {}%</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="239" />
+        <source>Queued</source>
+        <translation>排队中</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="246" />
+        <source>Add files</source>
+        <translation>添加文件</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="246" />
+        <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)</source>
+        <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="252" />
+        <source>Add folder</source>
+        <translation>添加文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="275" />
+        <source>Retry / re-index</source>
+        <translation>重试 / 重新索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="277" />
+        <source>Remove from the collection</source>
+        <translation>从知识库中移除</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="287" />
+        <source>New collection</source>
+        <translation>新建知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="287" />
+        <source>Name of the new collection:</source>
+        <translation>新知识库的名称：</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="293" />
+        <source>Rename collection</source>
+        <translation>重命名知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="293" />
+        <source>New name:</source>
+        <translation>新名称：</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="301" />
+        <source>Delete collection</source>
+        <translation>删除知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="302" />
+        <source>Delete the collection “{}” and everything indexed in it? The files on disk are not touched.</source>
+        <translation>删除知识库“{}”及其中的全部索引？磁盘上的文件不受影响。</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <location filename="../../desktop/main_window.py" line="32" />
+        <source>Something went wrong: {}. Details are in the log file.</source>
+        <translation>出现错误：{}。详情见日志文件。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="41" />
+        <source>Archivist</source>
+        <translation>Archivist 知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="71" />
+        <source>Opening the knowledge base…</source>
+        <translation>正在打开知识库…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="80" />
+        <source>&amp;File</source>
+        <translation>文件(&amp;F)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="81" />
+        <source>Add files…</source>
+        <translation>添加文件…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="82" />
+        <source>Add folder…</source>
+        <translation>添加文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="83" />
+        <source>Settings…</source>
+        <translation>设置…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="84" />
+        <source>Unload the model now</source>
+        <translation>立即卸载模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="85" />
+        <source>Quit</source>
+        <translation>退出</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="91" />
+        <source>&amp;Conversation</source>
+        <translation>对话(&amp;C)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="92" />
+        <source>New conversation</source>
+        <translation>新对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="93" />
+        <source>Ask a question</source>
+        <translation>提问</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="95" />
+        <source>&amp;Help</source>
+        <translation>帮助(&amp;H)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="96" />
+        <source>Getting started</source>
+        <translation>入门</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="97" />
+        <source>About Archivist</source>
+        <translation>关于 Archivist</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="102" />
+        <source>The knowledge base could not be opened</source>
+        <translation>无法打开知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="145" />
+        <source>Ready</source>
+        <translation>就绪</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="164" />
+        <source>Cannot read the collection</source>
+        <translation>无法读取知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="176" />
+        <source>Already indexing; add these when it finishes.</source>
+        <translation>正在索引中；请在完成后再添加。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="189" />
+        <source>{} indexed, {} unchanged, {} failed</source>
+        <translation>已索引 {} 个，未变化 {} 个，失败 {} 个</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="192" />
+        <source>Indexing stopped; what was done is kept. </source>
+        <translation>索引已停止；已完成的部分会保留。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="200" />
+        <source>Indexing stopped</source>
+        <translation>索引已停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="206" />
+        <source>Cannot remove</source>
+        <translation>无法移除</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="220" />
+        <source>Cannot change the collection</source>
+        <translation>无法修改知识库</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="226" />
+        <source>Still opening the knowledge base…</source>
+        <translation>仍在打开知识库…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="249" />
+        <source>{} sources ({})</source>
+        <translation>{} 个来源（{}）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="251" />
+        <source>Loading {}…</source>
+        <translation>正在加载 {}…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="282" />
+        <source>{} documents written to {}</source>
+        <translation>已将 {} 个文档写入 {}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="283" />
+        <source>Extraction stopped</source>
+        <translation>提取已停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="322" />
+        <source>Exported to {}</source>
+        <translation>已导出到 {}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="323" />
+        <source>Cannot export</source>
+        <translation>无法导出</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="341" />
+        <source>Applying the new settings…</source>
+        <translation>正在应用新设置…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="352" />
+        <source>The answer cache is empty.</source>
+        <translation>答案缓存已清空。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="371" />
+        <source>Downloaded and verified. It is used from now on.</source>
+        <translation>已下载并校验，从现在起使用该模型。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="418" />
+        <source>Quit Archivist</source>
+        <translation>退出 Archivist</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="418" />
+        <source>Work is still running. Stop it and quit? Finished work is kept.</source>
+        <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
+    </message>
+</context>
+<context>
+    <name>SchemaEditor</name>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="46" />
+        <source>Your own schema</source>
+        <translation>自定义结构</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="57" />
+        <source>A JSON Schema describing the object the answer must be (an object or an array at the top).</source>
+        <translation>用 JSON Schema 描述答案必须满足的结构（顶层为对象或数组）。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="71" />
+        <source>Not valid JSON: {} (line {}, column {})</source>
+        <translation>不是有效的 JSON：{}（第 {} 行，第 {} 列）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="76" />
+        <source>The schema is valid.</source>
+        <translation>结构有效。</translation>
+    </message>
+</context>
+<context>
+    <name>Schemas</name>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="33" />
+        <source>Action items</source>
+        <translation>待办事项</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="34" />
+        <source>Financial summary</source>
+        <translation>财务摘要</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="35" />
+        <source>Key facts</source>
+        <translation>要点</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="36" />
+        <source>People and contacts</source>
+        <translation>人员与联系方式</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="37" />
+        <source>Timeline</source>
+        <translation>时间线</translation>
+    </message>
+</context>
+<context>
+    <name>SettingsDialog</name>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="49" />
+        <source>Browse…</source>
+        <translation>浏览…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="130" />
+        <source>Settings</source>
+        <translation>设置</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="136" />
+        <source>Automatic: gpt-oss if downloaded, else the starter model</source>
+        <translation>自动：已下载则用 gpt-oss，否则用入门模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="138" />
+        <source>A folder an administrator filled with models (optional)</source>
+        <translation>管理员放置模型的文件夹（可选）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="142" />
+        <source>Automatic (what memory allows)</source>
+        <translation>自动（视可用内存而定）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="145" />
+        <source>Low (fast)</source>
+        <translation>低（快）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="145" />
+        <source>Medium</source>
+        <translation>中</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="145" />
+        <source>High (thorough)</source>
+        <translation>高（细致）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="150" />
+        <source>Automatic</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="154" />
+        <source> min</source>
+        <translation> 分钟</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="155" />
+        <source>Never</source>
+        <translation>从不</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="161" />
+        <source>Model file</source>
+        <translation>模型文件</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="162" />
+        <source>Models folder</source>
+        <translation>模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="163" />
+        <source>Context size (tokens)</source>
+        <translation>上下文长度（token）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="164" />
+        <source>Reasoning effort</source>
+        <translation>推理强度</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="165" />
+        <source>GPU layers</source>
+        <translation>GPU 层数</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="166" />
+        <source>Unload the model after</source>
+        <translation>空闲多久后卸载模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="169" />
+        <source>Remember answers to repeated questions</source>
+        <translation>记住重复问题的答案</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="171" />
+        <source>Also for questions worded differently (marked as such)</source>
+        <translation>措辞不同的问题也适用（会加以标注）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="173" />
+        <source>Clear the answer cache</source>
+        <translation>清空答案缓存</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="176" />
+        <source>Bundled all-MiniLM-L6-v2</source>
+        <translation>内置的 all-MiniLM-L6-v2</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="184" />
+        <source>Embedding model folder</source>
+        <translation>嵌入模型文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="185" />
+        <source>Data folder</source>
+        <translation>数据文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="188" />
+        <source>Empty: this computer</source>
+        <translation>留空：本机</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="192" />
+        <source>TLS</source>
+        <translation>TLS 加密</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="204" />
+        <source>&lt;b&gt;Shared Chroma server&lt;/b&gt;</source>
+        <translation>&lt;b&gt;共享 Chroma 服务器&lt;/b&gt;</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="205" />
+        <source>Host</source>
+        <translation>主机</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="206" />
+        <source>Port</source>
+        <translation>端口</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="208" />
+        <source>Token</source>
+        <translation>令牌</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="209" />
+        <source>&lt;b&gt;Inference server (OpenAI-compatible)&lt;/b&gt;</source>
+        <translation>&lt;b&gt;推理服务器（兼容 OpenAI）&lt;/b&gt;</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="210" />
+        <source>Address</source>
+        <translation>地址</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="211" />
+        <source>API key</source>
+        <translation>API 密钥</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="212" />
+        <source>Model name</source>
+        <translation>模型名称</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="215" />
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="216" />
+        <source>Data</source>
+        <translation>数据</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="217" />
+        <source>Team</source>
+        <translation>团队</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="226" />
+        <source>Choose a GGUF model</source>
+        <translation>选择 GGUF 模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="226" />
+        <source>GGUF models (*.gguf)</source>
+        <translation>GGUF 模型 (*.gguf)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="231" />
+        <source>Choose a folder</source>
+        <translation>选择文件夹</translation>
+    </message>
+</context>
+<context>
+    <name>SourcePanel</name>
+    <message>
+        <location filename="../../desktop/source_view.py" line="23" />
+        <source>Click a citation to see its source.</source>
+        <translation>点击引用可查看其来源。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/source_view.py" line="27" />
+        <source>Open file</source>
+        <translation>打开文件</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/source_view.py" line="55" />
+        <source>page {}</source>
+        <translation>第 {} 页</translation>
+    </message>
+</context>
+<context>
+    <name>StatusBar</name>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="17" />
+        <source>Model: starting…</source>
+        <translation>模型：启动中…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="25" />
+        <source>not loaded</source>
+        <translation>未加载</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="26" />
+        <source>loading…</source>
+        <translation>加载中…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="27" />
+        <source>ready</source>
+        <translation>就绪</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="28" />
+        <source>generating…</source>
+        <translation>生成中…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="29" />
+        <source>unloaded after idle</source>
+        <translation>空闲后已卸载</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="31" />
+        <source>Model: {} — {}</source>
+        <translation>模型：{} — {}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="33" />
+        <source> ({:.0f} MB)</source>
+        <translation>（{:.0f} MB）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="38" />
+        <source>{}: {} documents, {} chunks</source>
+        <translation>{}：{} 个文档，{} 个片段</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="42" />
+        <source>Cache off</source>
+        <translation>缓存已关闭</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="44" />
+        <source>Cache: {} hits</source>
+        <translation>缓存命中 {} 次</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="45" />
+        <source>{} answers served from the cache, {} asked of the model</source>
+        <translation>{} 个答案来自缓存，{} 个由模型回答</translation>
+    </message>
+</context>
+<context>
+    <name>StructuredPanel</name>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="91" />
+        <source>Structured answer</source>
+        <translation>结构化答案</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="92" />
+        <source>Answer as an object of a fixed shape instead of prose</source>
+        <translation>以固定结构的对象作答，而非段落文字</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="98" />
+        <source>Your own…</source>
+        <translation>自定义…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="100" />
+        <source>Edit schema…</source>
+        <translation>编辑结构…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="107" />
+        <source>Field</source>
+        <translation>字段</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="107" />
+        <source>Value</source>
+        <translation>值</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="109" />
+        <source>Copy JSON</source>
+        <translation>复制 JSON</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="111" />
+        <source>Save…</source>
+        <translation>保存…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="113" />
+        <source>Extract from every document…</source>
+        <translation>从每个文档中提取…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="117" />
+        <source>Cancel</source>
+        <translation>取消</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="172" />
+        <source>Save result</source>
+        <translation>保存结果</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="180" />
+        <source>Extract to</source>
+        <translation>提取到</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="180" />
+        <source>CSV (*.csv);;JSON Lines (*.jsonl)</source>
+        <translation>CSV (*.csv);;JSON Lines (*.jsonl)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="188" />
+        <source>%v of %m documents</source>
+        <translation>%v / %m 个文档</translation>
+    </message>
+</context>
+<context>
+    <name>WelcomePage</name>
+    <message>
+        <location filename="../../desktop/welcome.py" line="28" />
+        <source>&lt;h1&gt;Welcome to Archivist&lt;/h1&gt;</source>
+        <translation>&lt;h1&gt;欢迎使用 Archivist&lt;/h1&gt;</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="30" />
+        <source>Archivist answers questions about your documents, on this computer. It needs a language model: no gpt-oss model was found here yet.</source>
+        <translation>Archivist 在本机上回答有关您文档的问题。它需要一个语言模型：这里尚未找到 gpt-oss 模型。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="34" />
+        <source>Start now with the small starter model</source>
+        <translation>立即使用小型入门模型开始</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="36" />
+        <source>SmolLM2-135M, a small stand-in for gpt-oss-20b: it answers quickly but far less well.</source>
+        <translation>SmolLM2-135M 是 gpt-oss-20b 的小型替代：回答很快，但质量差得多。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="37" />
+        <source>Download gpt-oss-20b ({})</source>
+        <translation>下载 gpt-oss-20b（{}）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="40" />
+        <source>{} free on this disk. The download can be paused and resumed.</source>
+        <translation>此磁盘剩余 {}。下载可以暂停并继续。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="41" />
+        <source>Choose a GGUF model file…</source>
+        <translation>选择 GGUF 模型文件…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="43" />
+        <source>Try it on sample documents</source>
+        <translation>用示例文档试一试</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="67" />
+        <source>Choose a GGUF model</source>
+        <translation>选择 GGUF 模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="67" />
+        <source>GGUF models (*.gguf)</source>
+        <translation>GGUF 模型 (*.gguf)</translation>
+    </message>
+</context>
+</TS>

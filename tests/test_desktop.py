@@ -1,0 +1,223 @@
+"""The window, driven as a person would, over the real knowledge base and the starter model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from PySide6.QtCore import QLocale, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from desktop.app import install_translations
+from desktop.backend import Backend
+from desktop.main_window import MainWindow
+from rag.settings import Settings
+from samples import PROSE, make_pdf
+
+PUMP = "The pump in hall 3 needs oil every 200 hours. Its filter is replaced every spring."
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=str(tmp_path / "data"), idle_minutes=10)
+
+
+@pytest.fixture
+def window(qtbot, settings: Settings, embedder, starter_engine):
+    from rag.answer_cache import AnswerCache
+    from rag.knowledge_base import KnowledgeBase
+    from rag.store import VectorStore
+
+    def open_kb(s: Settings) -> KnowledgeBase:
+        data = s.data_path
+        return KnowledgeBase(VectorStore.embedded(data / "chroma"), embedder, data / "keyword",
+                             model=starter_engine, cache=AnswerCache(data / "cache"))
+
+    backend = Backend(settings, open_kb=open_kb)
+    win = MainWindow(backend)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(backend.ready, timeout=60_000):
+        backend.open()
+    qtbot.waitUntil(lambda: win.library.collections.count() == 1, timeout=10_000)
+    yield win
+    win._poll.stop()
+    backend.workers.shutdown()
+
+
+def drop(win: MainWindow, paths: list[Path]) -> None:
+    """A real drag-enter then drop, as the window system delivers them."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    buttons, keys = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(QPoint(200, 200), Qt.DropAction.CopyAction, mime, buttons, keys)
+    assert QApplication.sendEvent(win, enter) and enter.isAccepted()
+    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, buttons, keys)
+    assert QApplication.sendEvent(win, event) and event.isAccepted()
+
+
+def statuses(win: MainWindow) -> dict[str, str]:
+    model = win.library.model
+    return {model.index(r, 0).data(): model.index(r, 1).data() for r in range(model.rowCount())}
+
+
+def ingest(qtbot, win: MainWindow, paths: list[Path]) -> None:
+    drop(win, paths)
+    qtbot.waitUntil(lambda: win.ingest_job is None and len(statuses(win)) >= len(paths), timeout=120_000)
+
+
+def ask(qtbot, win: MainWindow, question: str) -> None:
+    win.chat.question.setPlainText(question)
+    qtbot.keyClick(win.chat.question, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not win.chat.busy, timeout=120_000)
+
+
+def test_drop_files_see_them_indexed_and_a_failure_explained(qtbot, window: MainWindow, tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pump.txt").write_text(PUMP)
+    make_pdf(docs / "manual.pdf", PROSE[:2])
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a real pdf")
+    ingest(qtbot, window, [docs / "pump.txt", docs / "manual.pdf", docs / "broken.pdf"])
+    shown = statuses(window)
+    assert shown["pump.txt"] == "Indexed" and shown["manual.pdf"] == "Indexed" and shown["broken.pdf"] == "Failed"
+    model = window.library.model
+    row = next(r for r in range(model.rowCount()) if model.index(r, 0).data() == "broken.pdf")
+    assert model.index(row, 4).data().startswith("damaged or not a valid file")
+    assert "2 documents" in window.library.summary.text() and "1 could not be indexed" in window.library.summary.text()
+
+
+def test_ask_streams_then_a_citation_opens_its_passage(qtbot, window: MainWindow, tmp_path: Path):
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, window, [tmp_path / "pump.txt"])
+    streamed: list[str] = []
+    window.chat.transcript.textChanged.connect(lambda: streamed.append(window.chat.transcript.toPlainText()))
+    ask(qtbot, window, "How often does the pump need oil?")
+    turn = window.chat.turns[-1]
+    assert turn.answer.strip() and not turn.error
+    assert len(streamed) >= 2, "the answer did not stream"
+    assert "How often does the pump need oil?" in window.chat.transcript.toPlainText()
+    window.chat.transcript.anchorClicked.emit(QUrl("cite:0/1"))
+    assert "pump.txt" in window.sources.title.text()
+    assert "needs oil every 200 hours" in window.sources.passage.toPlainText()
+
+
+def test_pdf_citation_shows_the_page(qtbot, window: MainWindow, tmp_path: Path):
+    make_pdf(tmp_path / "manual.pdf", ["Unpacking the device.", "The pump needs oil every 200 hours."])
+    ingest(qtbot, window, [tmp_path / "manual.pdf"])
+    ask(qtbot, window, "How often does the pump need oil?")
+    source = next(s for s in window.chat.turns[-1].sources if s.page == 2)
+    window.sources.show_citation(source)
+    assert window.sources.pdf.isVisibleTo(window) and window.sources.pdf.pageNavigator().currentPage() == 1
+    assert "page 2" in window.sources.title.text()
+
+
+def test_stop_ends_a_generation(qtbot, window: MainWindow, tmp_path: Path):
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, window, [tmp_path / "pump.txt"])
+    window.chat.question.setPlainText("Write a very long essay about pumps, oil and maintenance.")
+    qtbot.keyClick(window.chat.question, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(window.chat.turns and window.chat.turns[-1].answer), timeout=60_000)
+    qtbot.keyClick(window.chat, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.chat.busy, timeout=30_000)
+    assert "stopped" in window.chat.turns[-1].error.lower()
+
+
+def test_structured_mode_shows_a_valid_result(qtbot, window: MainWindow, tmp_path: Path):
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, window, [tmp_path / "pump.txt"])
+    structured = window.chat.structured
+    structured.toggle.setChecked(True)
+    structured.picker.setCurrentIndex(structured.picker.findData("key_facts"))
+    ask(qtbot, window, "What are the key facts?")
+    assert not window.chat.turns[-1].error
+    jsonschema.validate(structured.data, structured.schemas["key_facts"].schema)
+    top = [structured.tree.topLevelItem(i).text(0) for i in range(structured.tree.topLevelItemCount())]
+    assert top == ["subject", "facts"]
+
+
+def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Settings, embedder, starter_engine):
+    window.open_settings()
+    dialog = window.settings_dialog
+    dialog.idle.setValue(3)
+    dialog.effort.setCurrentIndex(dialog.effort.findData("medium"))
+    with qtbot.waitSignal(window.backend.ready, timeout=60_000):
+        dialog.accept()
+    reloaded = Settings.load()
+    assert reloaded.idle_minutes == 3 and reloaded.reasoning_effort == "medium"
+    again = MainWindow(Backend(reloaded))
+    qtbot.addWidget(again)
+    again.open_settings()
+    assert again.settings_dialog.idle.value() == 3
+    assert again.settings_dialog.effort.currentData() == "medium"
+    again._poll.stop()
+
+
+def test_idle_unload_is_shown(qtbot, tmp_path: Path, embedder, starter_model):
+    from engine import LlamaEngine, LlamaSettings
+    from rag.knowledge_base import KnowledgeBase
+    from rag.store import VectorStore
+
+    engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, idle_seconds=1.0))
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    backend = Backend(settings, open_kb=lambda s: KnowledgeBase(VectorStore.embedded(tmp_path / "c"), embedder, tmp_path / "k", model=engine))
+    win = MainWindow(backend)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(backend.ready, timeout=60_000):
+        backend.open()
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, win, [tmp_path / "pump.txt"])
+    ask(qtbot, win, "How often does the pump need oil?")
+    qtbot.waitUntil(lambda: "unloaded after idle" in win.status.model.text(), timeout=20_000)
+    win._poll.stop()
+    backend.workers.shutdown()
+    engine.close()
+
+
+def test_chinese_translation_is_complete_and_loads(qtbot, settings: Settings):
+    folder = Path(__file__).resolve().parents[1] / "resources" / "translations"
+    check = subprocess.run([sys.executable, str(folder / "build.py")], capture_output=True, text=True)
+    assert check.returncode == 0, "untranslated strings:" + check.stderr  # the .ts is rebuilt from the sources
+    text = (folder / "archivist_zh_CN.ts").read_text(encoding="utf-8")
+    assert 'type="unfinished"' not in text and "<translation/>" not in text
+    app = QApplication.instance()
+    translators = install_translations(app, QLocale("zh_CN"))
+    try:
+        win = MainWindow(Backend(settings))
+        qtbot.addWidget(win)
+        menus = [a.text() for a in win.menuBar().actions()]
+        assert menus[0] == "文件(&F)"
+        assert win.chat.ask_button.text() == "提问"
+        win._poll.stop()
+    finally:
+        for translator in translators:
+            app.removeTranslator(translator)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (make test installs it)")
+def test_real_window_in_xvfb_screenshot_is_not_blank(tmp_path: Path):
+    display = f":{50 + os.getpid() % 40}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        shot = tmp_path / "window.png"
+        env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+        env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", ARCHIVIST_CONFIG_DIR=str(tmp_path / "config"))
+        result = subprocess.run([sys.executable, "-m", "desktop.app", "--data-dir", str(tmp_path / "data"), "--screenshot", str(shot)],
+                                env=env, capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr[-2000:]
+        image = QImage(str(shot))
+        assert image.width() >= 800 and image.height() >= 500
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 17) for y in range(0, image.height(), 17)}
+        assert len(colours) > 10, "the screenshot is blank"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
