@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="use this data folder")
     parser.add_argument("--self-test", action="store_true", help="check the installation without a window and exit")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot of the window once it is ready, then quit")
+    parser.add_argument("--chroma-server", nargs=2, metavar=("PATH", "PORT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -66,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     from rag.settings import Settings, config_dir, log_dir
 
     offline.enforce()
+    if args.chroma_server:  # the frozen app runs its own store server this way
+        from rag.chroma_server import serve
+
+        serve(*args.chroma_server)
+        return 0
     if args.self_test:
         from rag.self_test import run
 
@@ -76,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.data_dir / "logs" if args.data_dir else log_dir())
     first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path
 
+    # Indexing and generation run in Python worker threads; hand the interpreter back to
+    # the window every 2 ms rather than every 5 so that the event loop never waits long.
+    sys.setswitchinterval(0.002)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
@@ -94,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
     window.show()
     QTimer.singleShot(0, backend.open)
+    if os.environ.get("ARCHIVIST_REPORT_STARTUP"):  # for bench/desktop.py
+        QTimer.singleShot(0, lambda: print("shown", flush=True))
+        backend.ready.connect(lambda: print("ready", flush=True))
     if args.screenshot:
         _screenshot_when_ready(window, backend, args.screenshot)
     logging.getLogger(__name__).info("window shown")

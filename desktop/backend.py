@@ -21,6 +21,17 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def warm_up(kb: Any) -> None:
+    """Import and load the heavy parts now, while the window only shows "opening".
+
+    Importing torch or llama.cpp holds Python's lock for long stretches; done later, in the
+    middle of indexing or asking, it would freeze the window each time.
+    """
+    kb.embedder.embed(["warm up"])
+    if kb.model is not None:
+        import llama_cpp  # noqa: F401 - the import itself is the point
+
+
 class Backend(QObject):
     """Owns the knowledge base and the settings; runs everything on ``Workers``."""
 
@@ -50,7 +61,7 @@ class Backend(QObject):
             else:
                 from rag.composition import open_knowledge_base
 
-                kb = open_knowledge_base(self.settings)
+                kb = open_knowledge_base(self.settings, out_of_process=True)
             if kb.model is not None:
                 kb.model.add_listener(self.model_status.emit)
             names = [c.name for c in kb.collections()]
@@ -59,6 +70,7 @@ class Backend(QObject):
                     self.collection = names[0]
                 else:
                     kb.create_collection(self.collection)
+            warm_up(kb)
             return kb
 
         job = self.workers.start("io", "open knowledge base", build)

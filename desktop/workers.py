@@ -8,11 +8,15 @@ receives the ``Job``, calls ``job.report(...)``/``job.emit(...)`` and checks
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
 
 from engine import ArchivistError, CancelToken
 
@@ -47,6 +51,7 @@ class Job(QObject):
         self.cancel.cancel()
 
     def _run(self) -> None:
+        _yield_to_the_window()
         self.running = True
         try:
             result = self._fn(self)
@@ -59,6 +64,18 @@ class Job(QObject):
             self.done.emit(result)
         finally:
             self.running = False
+
+
+def _yield_to_the_window() -> None:
+    """Run workers at a lower priority than the window's thread.
+
+    On two cores, the embedder's threads, llama.cpp's and the store's server can keep both
+    busy; the window must still get the processor when it needs it. Threads the worker
+    starts (PyTorch's, llama.cpp's) inherit the lower priority.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 class _Runnable(QRunnable):
@@ -78,6 +95,8 @@ class Workers:
         self._pools["model"].setMaxThreadCount(1)
         self._pools["ingest"].setMaxThreadCount(1)
         self._pools["io"].setMaxThreadCount(2)
+        for pool in self._pools.values():
+            pool.setThreadPriority(QThread.Priority.LowPriority)  # what Qt offers beyond Linux
         self._live: set[Job] = set()
 
     def start(self, pool: str, name: str, fn: Callable[[Job], Any]) -> Job:

@@ -40,6 +40,7 @@ from engine.interface import (
     collect,
 )
 from engine.llama import LlamaEngine, LlamaSettings
+from engine.remote import RemoteEngine
 from engine.schema import check as check_schema
 from engine.schema import validate as validate_json
 
@@ -48,6 +49,6 @@ __all__ = [
     "ChatMessage", "ChecksumMismatch", "Collected", "ContextTooLong", "Done", "DownloadCancelled", "DownloadError",
     "EngineError", "EngineEvent", "Failed", "GenerationCancelled", "GenerationFailed",
     "GenerationRequest", "LanguageModel", "LlamaEngine", "LlamaSettings", "Loading", "ModelInvalid", "ModelNotFound",
-    "ModelState", "ModelStatus", "ModelTooLarge", "NotEnoughDisk", "ReasoningDelta", "RemoteError", "SchemaInvalid",
+    "ModelState", "ModelStatus", "ModelTooLarge", "NotEnoughDisk", "ReasoningDelta", "RemoteEngine", "RemoteError", "SchemaInvalid",
     "Timings", "Usage", "check_schema", "collect", "starter_model_path", "validate_json",
 ]

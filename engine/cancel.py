@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 
 class CancelToken:
@@ -10,10 +11,31 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._watchers: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        """Ask the job to stop at its next check."""
-        self._event.set()
+        """Ask the job to stop at its next check, and call whatever ``watch`` registered."""
+        with self._lock:
+            self._event.set()
+            watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher()
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` on cancel (at once if already cancelled), for a job blocked in I/O
+        that cannot check; returns the function that unregisters it."""
+        with self._lock:
+            if not self._event.is_set():
+                self._watchers.append(callback)
+                return lambda: self._forget(callback)
+        callback()
+        return lambda: None
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
 
     @property
     def cancelled(self) -> bool:

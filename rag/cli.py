@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--file", type=Path, action="append", dest="files", help="search only this file (repeatable)")
 
     command("status", "list collections, or one collection's documents and failures")
+
+    sync = command("sync", "keep a collection in step with a folder: adds, changes, removals")
+    sync.add_argument("folder", type=Path)
+    sync.add_argument("--watch", action="store_true", help="keep watching the folder until Ctrl+C")
+    sync.add_argument("--rescan", type=float, default=60.0, metavar="MINUTES",
+                      help="with --watch, also re-check the whole folder this often (default 60)")
 
     remove = command("remove", "forget files or folders (the files on disk are not touched)")
     remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -93,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(kb, getattr(args, "collection", None))
         if args.command == "remove":
             return _remove(kb, args.paths, collection)
+        if args.command == "sync":
+            return _sync(kb, args.folder, collection, args.watch, args.rescan)
     except ArchivistError as exc:
         print(f"archivist-cli: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -151,6 +160,71 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
         print("archivist-cli: stopped; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_ERROR if report.failures or missing else EXIT_OK
+
+
+def _sync(kb, folder: Path, collection: str, watch: bool, rescan_minutes: float) -> int:
+    """One pass over the folder, then (``watch``) the changes as they happen; every line is
+    also in the log file, for an administrator to read later."""
+    import logging
+    import threading
+
+    from rag.watch import FolderWatcher, apply_changes
+
+    if not folder.is_dir():
+        print(f"archivist-cli: {display_path(folder)}: no such folder", file=sys.stderr)
+        return EXIT_ERROR
+    log = logging.getLogger("archivist.sync")
+    lock = threading.Lock()
+    failed = False
+
+    def say(text: str) -> None:
+        log.info(text)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}", flush=True)
+
+    def report(outcomes) -> None:
+        nonlocal failed
+        for o in outcomes:
+            if o.status == "unchanged":
+                continue
+            detail = {"indexed": f"{o.chunks} chunks", "failed": o.reason}.get(o.status, "")
+            say(f"{o.status:8} {display_path(o.path)}" + (f"  ({detail})" if detail else ""))
+            failed |= o.status == "failed"
+
+    def full_pass() -> None:
+        with lock:
+            result = kb.ingest([folder], collection)
+        report(result.outcomes)
+        say(f"in step: {collection!r} holds {kb.status(collection).count('indexed')} documents of {display_path(folder)}")
+
+    def on_changes(changes) -> None:
+        try:
+            with lock:
+                outcomes = apply_changes(kb, collection, changes)
+        except ArchivistError as exc:  # the store down: say so, the next rescan catches up
+            say(f"error    {exc}")
+            return
+        report(outcomes)
+
+    full_pass()
+    if not watch:
+        return EXIT_ERROR if failed else EXIT_OK
+    watcher = FolderWatcher([folder], on_changes)
+    watcher.start()
+    say(f"watching {display_path(folder)} (Ctrl+C to stop)")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(max(1.0, rescan_minutes * 60)):
+            try:
+                full_pass()
+            except ArchivistError as exc:
+                say(f"error    {exc}")
+    finally:
+        watcher.stop()
+        signal.signal(signal.SIGINT, previous)
+    say("stopped watching")
+    return EXIT_OK
 
 
 def _search(kb, query: str, collection: str, limit: int, files: list[Path] | None) -> int:

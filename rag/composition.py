@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 from pathlib import Path
 
-from engine import LanguageModel, LlamaEngine, LlamaSettings, ModelNotFound
+from engine import LanguageModel, LlamaEngine, LlamaSettings, ModelNotFound, RemoteEngine
 from engine.catalog import CATALOG, STARTER_NAME, installed_model, starter_model_path
 from rag.answer_cache import AnswerCache
+from rag.chroma_server import LocalChromaServer, running_server
 from rag.conversations import ConversationStore
 from rag.embedding import Embedder
 from rag.ingest import ChunkOptions
@@ -16,14 +18,26 @@ from rag.settings import Settings
 from rag.store import VectorStore
 
 
-def open_store(settings: Settings) -> tuple[VectorStore, Path]:
-    """The vector store the settings name, and the folder for its local keyword indexes."""
+def open_store(settings: Settings, out_of_process: bool = False) -> tuple[VectorStore, Path]:
+    """The vector store the settings name, and the folder for its local keyword indexes.
+
+    The local store is opened in this process, unless a private server already serves it
+    (the desktop app's) or ``out_of_process`` asks for one (the desktop app itself).
+    """
     data = settings.data_path
     if settings.chroma_host:
         store = VectorStore.server(settings.chroma_host, settings.chroma_port, settings.chroma_ssl, settings.chroma_token)
         tag = hashlib.sha1(store.location.encode()).hexdigest()[:12]
         return store, data / "keyword" / f"server-{tag}"
-    return VectorStore.embedded(data / "chroma"), data / "keyword" / "local"
+    folder = data / "chroma"
+    port = running_server(folder)
+    if port is None and out_of_process:
+        server = LocalChromaServer(folder)
+        port = server.start()
+        atexit.register(server.stop)
+    if port is not None:
+        return VectorStore.server("127.0.0.1", port), data / "keyword" / "local"
+    return VectorStore.embedded(folder), data / "keyword" / "local"
 
 
 def models_dir(settings: Settings) -> Path:
@@ -48,7 +62,11 @@ def find_model(settings: Settings) -> tuple[Path, str]:
 
 
 def open_model(settings: Settings) -> LanguageModel:
-    """The language model the settings name (loading is lazy: nothing is read but the header)."""
+    """The language model the settings name: a team's inference server, else a local GGUF
+    (loading is lazy: nothing is read but the header)."""
+    if settings.remote_base_url:
+        return RemoteEngine(settings.remote_base_url, settings.remote_model, settings.remote_api_key,
+                            context=settings.context_size)
     path, label = find_model(settings)
     return LlamaEngine(
         LlamaSettings(
@@ -68,9 +86,9 @@ def open_cache(settings: Settings) -> AnswerCache | None:
     return AnswerCache(settings.data_path / "answer-cache", settings.cache_size_mb, settings.cache_ttl_days, threshold)
 
 
-def open_knowledge_base(settings: Settings, with_model: bool = True) -> KnowledgeBase:
+def open_knowledge_base(settings: Settings, with_model: bool = True, out_of_process: bool = False) -> KnowledgeBase:
     """A knowledge base wired from the settings: store, embedder, chunking, model, cache."""
-    store, keyword_dir = open_store(settings)
+    store, keyword_dir = open_store(settings, out_of_process)
     embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None)
     return KnowledgeBase(
         store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap),

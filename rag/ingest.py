@@ -226,7 +226,7 @@ class Ingestor:
                 state.bytes_done += sizes[path]
                 continue
             job = _Job(path, key, path_to_text(path), digest, sizes[path])
-            self._start(job)
+            self._start(job, record)
             try:
                 for chunk in self._chunks(job):
                     job.buffered.append(chunk)
@@ -286,11 +286,13 @@ class Ingestor:
         sections = loaders.load(job.path, job.result)
         return chunk_sections(sections, self.embedder, self.options.max_tokens, self.options.overlap)
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: _Job, previous: FileRecord | None) -> None:
         self.collection.put_file(
             FileRecord(job.key, job.path, PENDING, job.content_hash, size=job.size, path_text=job.path_text)
         )
-        self.collection.delete_chunks(job.key)
+        if previous is not None:  # a new file has no chunks to clear
+            known = previous.chunks if previous.status in (INDEXED, FAILED) else None
+            self.collection.delete_chunks(job.key, known)
         self.keyword.begin(job.key)
 
     def _flush(self, jobs: list[_Job], cancel: CancelToken) -> None:
@@ -328,7 +330,7 @@ class Ingestor:
         return outcomes
 
     def _fail(self, job: _Job, reason: str) -> FileOutcome:
-        self.collection.delete_chunks(job.key)
+        self.collection.delete_chunks(job.key, None if job.chunks_written else 0)
         self.keyword.remove(job.key)
         self.collection.put_file(
             FileRecord(job.key, job.path, FAILED, job.content_hash, reason=reason, size=job.size,
@@ -344,7 +346,7 @@ class Ingestor:
         return self._fail(_Job(path, key, path_to_text(path), "", size), reason)
 
     def _forget(self, record: FileRecord) -> None:
-        self.collection.delete_chunks(record.key)
+        self.collection.delete_chunks(record.key, record.chunks if record.status in (INDEXED, FAILED) else None)
         self.keyword.remove(record.key)
         self.collection.drop_file(record.key)
         self.collection.bump_generation()

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _KIND = "archivist"
+# Chroma's bindings hold Python's lock while they write; writing in small batches keeps
+# each hold short, so a window on another thread never freezes for long.
+_WRITE_BATCH = 16
 _GENERATION_ID = "__generation__"
 _GENERATION_STATUS = "generation"
 PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
@@ -317,10 +320,19 @@ class StoredCollection:
         with translate_errors("counting chunks"):
             return int(self._chunks.count())
 
-    def delete_chunks(self, key: str) -> None:
-        """Remove every chunk of one document."""
+    def delete_chunks(self, key: str, count: int | None = None) -> None:
+        """Remove every chunk of one document.
+
+        When the manifest knows how many chunks there are, they go by id (fast, and short
+        holds of Python's lock); otherwise by a metadata query (after a crash, say).
+        """
         with translate_errors("deleting chunks"):
-            self._chunks.delete(where={"doc": key})
+            if count is None:
+                self._chunks.delete(where={"doc": key})
+                return
+            ids = [f"{key}:{i}" for i in range(count)]
+            for lo in range(0, len(ids), _WRITE_BATCH * 4):
+                self._chunks.delete(ids=ids[lo : lo + _WRITE_BATCH * 4])
 
     def add_chunks(
         self, key: str, path_text: str, content_hash: str, chunks: Sequence[Chunk], vectors: np.ndarray
@@ -336,9 +348,10 @@ class StoredCollection:
                 meta["heading"] = c.heading
             metadatas.append(meta)
         documents = [c.text for c in chunks]
+        step = min(self._max_batch, _WRITE_BATCH)
         with translate_errors("writing chunks"):
-            for lo in range(0, len(ids), self._max_batch):
-                hi = lo + self._max_batch
+            for lo in range(0, len(ids), step):
+                hi = lo + step
                 self._chunks.upsert(
                     ids=ids[lo:hi], embeddings=vectors[lo:hi], documents=documents[lo:hi], metadatas=metadatas[lo:hi]
                 )

@@ -1,4 +1,8 @@
-"""Run an ingest in a child process and report each step on stdout, so a test can kill it."""
+"""Run an ingest in a child process and report each step on stdout, so a test can kill it.
+
+    ingest_worker.py DATA CORPUS             an embedded store in DATA/chroma
+    ingest_worker.py DATA CORPUS PORT        a Chroma server on loopback PORT (keyword index in DATA)
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from rag.store import VectorStore  # noqa: E402
 
 def main() -> None:
     data, corpus = Path(sys.argv[1]), Path(sys.argv[2])
-    kb = KnowledgeBase(VectorStore.embedded(data / "chroma"), Embedder(), data / "keyword")
+    store = VectorStore.server("127.0.0.1", int(sys.argv[3])) if len(sys.argv) > 3 else VectorStore.embedded(data / "chroma")
+    kb = KnowledgeBase(store, Embedder(), data / "keyword")
     stored, keyword = kb._collection("Docs", create=True)
     ingestor = Ingestor(stored, keyword, kb.embedder, ChunkOptions(64, 8), batch_chunks=16)
 

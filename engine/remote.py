@@ -1,0 +1,283 @@
+"""A model on an inference server that speaks OpenAI's chat API (vLLM, llama.cpp's server).
+
+The team alternative to the embedded engine: the same ``LanguageModel`` interface, with
+the generation done on a shared GPU server. Reasoning arrives as ``reasoning_content``
+(or ``reasoning``) where the server splits it out; structured output goes through
+``response_format`` with the JSON schema and is validated here again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from engine import harmony, schema
+from engine.cancel import CancelToken
+from engine.errors import ArchivistError, ContextTooLong, GenerationCancelled, GenerationFailed, RemoteError
+from engine.interface import (
+    AnswerDelta,
+    Done,
+    EngineEvent,
+    Failed,
+    GenerationRequest,
+    ModelState,
+    ModelStatus,
+    ReasoningDelta,
+    StateListener,
+    Timings,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+# What a server that does not say its context length is assumed to hold.
+DEFAULT_CONTEXT = 8192
+# Tokens a chat template adds around each message (role markers, separators).
+_PER_MESSAGE = 4
+
+
+class RemoteEngine:
+    """gpt-oss (or any chat model) behind an OpenAI-compatible endpoint."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 120.0, context: int = 0) -> None:
+        from openai import OpenAI
+
+        self.base_url = base_url.rstrip("/")
+        self._model = model
+        # Retries are ours to decide: a 429 or a dropped connection is reported, not hidden.
+        self._client = OpenAI(base_url=self.base_url, api_key=api_key or "none", timeout=timeout, max_retries=0)
+        self._context = context
+        self._listeners: list[StateListener] = []
+        self._state = ModelState.READY
+        self._json_object_fallback = False  # llama-cpp-python's server knows only "json_object"
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._model or "server default"
+
+    @property
+    def context_size(self) -> int:
+        if not self._context:
+            self._context = self._ask_context() or DEFAULT_CONTEXT
+        return self._context
+
+    def count_tokens(self, text: str) -> int:
+        return harmony.count(text)
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        return sum(self.count_tokens(m["content"]) + _PER_MESSAGE for m in _messages(request)) + _PER_MESSAGE
+
+    def status(self) -> ModelStatus:
+        return ModelStatus(self._state, 0, self.name, self._context, f"on {self.base_url}")
+
+    def unload(self) -> None:
+        """Nothing to free here: the server owns the weights."""
+
+    def add_listener(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[EngineEvent]:
+        cancel = cancel or CancelToken()
+        try:
+            yield from self._stream(request, cancel)
+        except ArchivistError as exc:
+            yield Failed(exc)
+
+    # -- generation -----------------------------------------------------------------------
+
+    def _stream(self, request: GenerationRequest, cancel: CancelToken) -> Iterator[EngineEvent]:
+        if request.schema is not None:
+            schema.check(request.schema)
+        prompt = self.prompt_tokens(request)
+        if prompt + request.max_tokens > self.context_size:
+            raise ContextTooLong(prompt + request.max_tokens, self.context_size)
+        started = time.perf_counter()
+        first_token = 0.0
+        answer: list[str] = []
+        reasoning: list[str] = []
+        usage: Any = None
+        finish = "stop"
+        self._set_state(ModelState.GENERATING)
+        try:
+            stream = self._open_cancellable(request, cancel)
+            forget = cancel.watch(stream.close)  # unblocks a read waiting on the server
+            try:
+                for chunk in stream:
+                    if cancel.cancelled:
+                        raise GenerationCancelled()
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices:
+                        text = choice.delta.content or ""
+                        thought = _reasoning(choice.delta)
+                        if (text or thought) and not first_token:
+                            first_token = time.perf_counter() - started
+                        if thought:
+                            reasoning.append(thought)
+                            yield ReasoningDelta(thought)
+                        if text:
+                            answer.append(text)
+                            yield AnswerDelta(text)
+                        if choice.finish_reason:
+                            finish = "length" if choice.finish_reason == "length" else "stop"
+            except Exception as exc:
+                if cancel.cancelled:
+                    raise GenerationCancelled() from exc
+                raise self._explain(exc) from exc
+            finally:
+                forget()
+                stream.close()
+            if cancel.cancelled:
+                raise GenerationCancelled()
+        finally:
+            self._set_state(ModelState.READY)
+        text = "".join(answer)
+        data = None
+        if request.schema is not None:
+            if finish == "length":
+                raise GenerationFailed(f"the structured answer reached its {request.max_tokens}-token limit before it was complete")
+            data = schema.validate(request.schema, text)
+        total = time.perf_counter() - started
+        completion = usage.completion_tokens if usage else self.count_tokens(text + "".join(reasoning))
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) or 0
+        yield Done(
+            text=text,
+            reasoning="".join(reasoning),
+            usage=Usage(prompt=usage.prompt_tokens if usage else prompt, cached=cached, completion=completion),
+            timings=Timings(0.0, first_token, total, max(0, completion - 1) / max(1e-9, total - first_token)),
+            data=data,
+            finish=finish,  # type: ignore[arg-type]
+        )
+
+    def _open_cancellable(self, request: GenerationRequest, cancel: CancelToken) -> Any:
+        """``_open`` on a helper thread, so that Stop works while the server has not yet
+        answered (a long prompt, a queue); a stream that arrives after Stop is closed."""
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["stream"] = self._open(request, cancel)
+                if cancel.cancelled:
+                    outcome["stream"].close()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=call, name="inference-request", daemon=True).start()
+        forget = cancel.watch(finished.set)
+        finished.wait()
+        forget()
+        if cancel.cancelled:
+            if "stream" in outcome:
+                outcome["stream"].close()
+            raise GenerationCancelled()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["stream"]
+
+    def _open(self, request: GenerationRequest, cancel: CancelToken) -> Any:
+        """Start the streamed completion (a request the server rejects is explained, not raised raw)."""
+        import openai
+
+        options: dict[str, Any] = {"stream": True, "max_tokens": request.max_tokens, "stream_options": {"include_usage": True}}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.seed is not None:
+            options["seed"] = request.seed
+        extra = {"reasoning_effort": request.reasoning_effort}  # vLLM's gpt-oss reads it; others ignore it
+        while True:
+            if request.schema is not None:
+                options["response_format"] = self._response_format(request)
+            try:
+                return self._client.chat.completions.create(
+                    model=self._model, messages=_messages(request), extra_body=extra, **options  # type: ignore[arg-type]
+                )
+            except openai.APIStatusError as exc:
+                if request.schema is not None and not self._json_object_fallback and "json_schema" in str(exc):
+                    log.info("%s does not take json_schema; asking with json_object and the schema", self.base_url)
+                    self._json_object_fallback = True
+                    continue
+                raise self._explain(exc) from exc
+            except openai.OpenAIError as exc:
+                if cancel.cancelled:
+                    raise GenerationCancelled() from exc
+                raise self._explain(exc) from exc
+
+    def _response_format(self, request: GenerationRequest) -> dict[str, Any]:
+        if self._json_object_fallback:
+            return {"type": "json_object", "schema": request.schema}
+        shape: dict[str, Any] = {"name": request.schema_name, "schema": request.schema, "strict": True}
+        if request.schema_description:
+            shape["description"] = request.schema_description
+        return {"type": "json_schema", "json_schema": shape}
+
+    def _explain(self, exc: Exception) -> RemoteError:
+        """The server's failure as a sentence a person can act on."""
+        import openai
+
+        where = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return RemoteError(f"the inference server at {where} did not answer in time; it may be overloaded")
+        if isinstance(exc, openai.APIConnectionError):
+            return RemoteError(f"could not reach the inference server at {where}; check the address and that it runs")
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return RemoteError(f"the inference server at {where} refused the API key ({exc.status_code}); "
+                               "check the key in Settings › Team", exc.status_code)
+        if isinstance(exc, openai.RateLimitError):
+            after = exc.response.headers.get("retry-after")
+            wait = f"; it asks to wait {after} s" if after else ""
+            return RemoteError(f"the inference server at {where} is busy (429){wait}; try again shortly", 429)
+        if isinstance(exc, openai.NotFoundError):
+            return RemoteError(f"the inference server at {where} does not serve the model {self.name!r} (404)", 404)
+        if isinstance(exc, openai.APIStatusError):
+            return RemoteError(f"the inference server at {where} failed ({exc.status_code}): {_message(exc)}", exc.status_code)
+        return RemoteError(f"the inference server at {where} sent something unexpected: {exc}")
+
+    def _ask_context(self) -> int:
+        """The context length the server reports for the model (vLLM, llama.cpp), or 0."""
+        try:
+            models = self._client.with_options(timeout=5.0).models.list().data
+        except Exception as exc:  # noqa: BLE001 - the server is asked again when generation starts
+            log.info("could not ask %s for its context length: %s", self.base_url, exc)
+            return 0
+        for model in models:
+            if self._model and model.id != self._model and len(models) > 1:
+                continue
+            extra = model.model_extra or {}
+            for value in (extra.get("max_model_len"), (extra.get("meta") or {}).get("n_ctx_train")):
+                if isinstance(value, int) and value > 0:
+                    return value
+        return 0
+
+    def _set_state(self, state: ModelState) -> None:
+        with self._lock:
+            self._state = state
+        status = self.status()
+        for listener in list(self._listeners):
+            try:
+                listener(status)
+            except Exception:  # noqa: BLE001 - a listener's failure is not the model's
+                log.exception("state listener failed")
+
+
+def _messages(request: GenerationRequest) -> list[dict[str, str]]:
+    """The request as chat messages: the instructions first, then the turns."""
+    return [{"role": "system", "content": harmony.developer_instructions(request)}] + [
+        {"role": m.role, "content": m.content} for m in request.messages
+    ]
+
+
+def _reasoning(delta: Any) -> str:
+    extra = getattr(delta, "model_extra", None) or {}
+    return extra.get("reasoning_content") or extra.get("reasoning") or ""
+
+
+def _message(exc: Any) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    text = str(body.get("message") or exc.message)
+    return text.splitlines()[0][:200] if text else "no details"
