@@ -42,7 +42,7 @@ _PER_MESSAGE = 4
 class RemoteEngine:
     """gpt-oss (or any chat model) behind an OpenAI-compatible endpoint."""
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 120.0, context: int = 0) -> None:
+    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0, context: int = 0) -> None:
         from openai import OpenAI
 
         self.base_url = base_url.rstrip("/")
@@ -100,7 +100,7 @@ class RemoteEngine:
         answer: list[str] = []
         reasoning: list[str] = []
         usage: Any = None
-        finish = "stop"
+        finish = ""
         self._set_state(ModelState.GENERATING)
         try:
             stream = self._open_cancellable(request, cancel)
@@ -132,6 +132,9 @@ class RemoteEngine:
                 stream.close()
             if cancel.cancelled:
                 raise GenerationCancelled()
+            if not finish:  # llama-cpp-python's server drops a stream when another request comes
+                raise RemoteError(f"the inference server at {self.base_url} ended the answer before it was finished; "
+                                  "it may be overloaded or restarting")
         finally:
             self._set_state(ModelState.READY)
         text = "".join(answer)

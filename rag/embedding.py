@@ -111,6 +111,17 @@ class Embedder:
         encoding = self._tokenizer_for_offsets().encode(text, add_special_tokens=False)
         return [span for span in encoding.offsets if span[1] > span[0]]
 
+    def coverage(self, text: str) -> float:
+        """The share of ``text``'s tokens the model knows (not ``[UNK]``): 1.0 for English in
+        the bundled model, near 0 for Chinese, which it cannot read."""
+        tokenizer = self._tokenizer_for_offsets()
+        token = getattr(tokenizer.model, "unk_token", None)  # WordPiece and BPE models name one
+        unknown = tokenizer.token_to_id(token) if token else None
+        ids = tokenizer.encode(text, add_special_tokens=False).ids
+        if not ids or unknown is None:
+            return 1.0
+        return sum(1 for i in ids if i != unknown) / len(ids)
+
     def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:

@@ -28,12 +28,12 @@ class SearchMode:
     keyword: bool = True
 
 
-def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: ``sum(1 / (k + rank))`` over the rankings each id appears in."""
+def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K, weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: ``sum(weight / (k + rank))`` over the rankings each id appears in."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
@@ -74,6 +74,9 @@ def search(
         return []
     pool = max(candidates, limit)
     vector_hits: list[StoredChunk] = []
+    # How much of the query the embedding model can read: all-MiniLM-L6-v2 sees most Chinese
+    # as [UNK], and its vectors for such a query are noise that fusion must not trust.
+    readable = embedder.coverage(query) if mode.vector and mode.keyword else 1.0
     if mode.vector:
         vector = query_vector if query_vector is not None else embedder.embed_query(query)
         vector_hits = collection.query(vector, pool, keys=docs, exclude=exclude)
@@ -85,11 +88,11 @@ def search(
             excluded = set(exclude)
             keyword_hits = [(cid, s) for cid, s in keyword_hits if cid.split(":")[0] not in excluded]
         if mode.vector and keyword_hits:
-            floor = KEYWORD_FLOOR * keyword_hits[0][1]
+            floor = KEYWORD_FLOOR * readable * keyword_hits[0][1]
             keyword_hits = [(cid, s) for cid, s in keyword_hits if s >= floor]
     vector_ids = [c.id for c in vector_hits]
     keyword_ids = [cid for cid, _ in keyword_hits]
-    fused = fuse([r for r in (vector_ids, keyword_ids) if r])[:limit]
+    fused = fuse([vector_ids, keyword_ids], weights=[readable, 1.0])[:limit]
     known = {c.id: c for c in vector_hits}
     missing = [cid for cid, _ in fused if cid not in known]
     known.update({c.id: c for c in collection.get(missing)})

@@ -208,6 +208,20 @@ def test_remote_engine_wrong_key_and_refused_connection(inference_server: str):
     assert "could not reach the inference server" in str(out.failed.error)
 
 
+def test_remote_engine_reports_an_answer_the_server_dropped(inference_server: str):
+    """llama-cpp-python's server, by default, drops the answer in progress when another
+    question arrives: that must be an error, never an empty answer."""
+    counting = GenerationRequest("", [ChatMessage("user", "Count from 1 to 500, one number per line.")],
+                                 max_tokens=1500, temperature=0.0)
+    first = RemoteEngine(inference_server, "starter", KEY).stream(counting)
+    events = [next(first), next(first)]
+    second = collect(RemoteEngine(inference_server, "starter", KEY).stream(_request()))
+    events += list(first)
+    assert second.done is not None
+    assert isinstance(events[-1], Failed), events[-1]
+    assert "ended the answer before it was finished" in str(events[-1].error)
+
+
 def test_remote_engine_cancel_closes_the_stream(inference_server: str):
     engine = RemoteEngine(inference_server, "starter", KEY)
     cancel = CancelToken()
