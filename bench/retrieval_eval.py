@@ -3,13 +3,15 @@
 Each set (bench/eval/*.json) holds documents and questions; every question names its
 document and a phrase of the passage that answers it. A retrieved passage is a hit when it
 comes from that document and its span overlaps the phrase. Printed per set: keyword only,
-vector only and fused (reciprocal rank fusion), over the bundled embedding model.
+vector only and fused (reciprocal rank fusion), over the bundled embedding model, and again
+over the multilingual model when it is present (downloaded from Settings, or a folder given).
 
-    python bench/retrieval_eval.py [SET ...]        (default: every set)
+    python bench/retrieval_eval.py [--multilingual FOLDER] [SET ...]      (default: every set)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -88,11 +90,33 @@ def run_set(name: str, embedder: Embedder, chunking: ChunkOptions) -> dict[str, 
     return scores
 
 
+def multilingual_folder(given: str | None) -> Path | None:
+    """The multilingual embedding model: the folder given, or where Settings downloads it."""
+    from engine.catalog import CATALOG, installed_model
+    from rag.composition import models_dir
+    from rag.settings import Settings
+
+    if given:
+        return Path(given)
+    model = next(m for m in CATALOG if m.kind == "embedding")
+    return installed_model(models_dir(Settings.load()), model)
+
+
 def main() -> None:
-    names = sys.argv[1:] or sorted(p.stem for p in (HERE / "eval").glob("*.json"))
-    embedder = Embedder()
-    for name in names:
-        run_set(name, embedder, ChunkOptions(64, 16))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--multilingual", metavar="FOLDER", help="a multilingual sentence-transformers model")
+    parser.add_argument("sets", nargs="*")
+    args = parser.parse_args()
+    names = args.sets or sorted(p.stem for p in (HERE / "eval").glob("*.json"))
+    embedders = [Embedder()]
+    folder = multilingual_folder(args.multilingual)
+    if folder is not None:
+        embedders.append(Embedder(folder))
+    else:
+        print("multilingual model: not present (Settings › Get a model, or --multilingual FOLDER); bundled model only")
+    for embedder in embedders:
+        for name in names:
+            run_set(name, embedder, ChunkOptions(64, 16))
 
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ class LibraryPanel(QWidget):
     create_collection = Signal(str)
     rename_collection = Signal(str, str)
     delete_collection = Signal(str)
+    follow_folder = Signal(object)
+    unfollow_folder = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -170,6 +172,17 @@ class LibraryPanel(QWidget):
         self.reindex_button = QPushButton(self.tr("Re-index"))
         self.reindex_button.clicked.connect(self._reindex_selected)
 
+        follow = QPushButton(QIcon.fromTheme("folder-sync"), self.tr("Follow folder…"))
+        follow.setToolTip(self.tr("Index a folder and keep up with what is added, changed or deleted in it"))
+        follow.clicked.connect(self._choose_followed)
+        self.followed = QLabel()
+        self.followed.setWordWrap(True)
+        self.unfollow = QToolButton()
+        self.unfollow.setText(self.tr("Stop following"))
+        self.unfollow.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.unfollow.setMenu(QMenu(self.unfollow))
+        self.last_change = ""
+
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress_label = QLabel()
@@ -182,8 +195,11 @@ class LibraryPanel(QWidget):
         top.addWidget(self.collections, 1)
         top.addWidget(manage)
         buttons = QHBoxLayout()
-        for button in (add_files, add_folder, self.remove_button, self.reindex_button):
+        for button in (add_files, add_folder, follow, self.remove_button, self.reindex_button):
             buttons.addWidget(button)
+        following = QHBoxLayout()
+        following.addWidget(self.followed, 1)
+        following.addWidget(self.unfollow)
         busy = QHBoxLayout()
         busy.addWidget(self.progress, 1)
         busy.addWidget(self.cancel_button)
@@ -192,6 +208,7 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty)
         layout.addLayout(buttons)
+        layout.addLayout(following)
         layout.addWidget(self.progress_label)
         layout.addLayout(busy)
         self.summary = QLabel()
@@ -214,6 +231,22 @@ class LibraryPanel(QWidget):
         if failed:
             text += self.tr(", {} could not be indexed").format(failed)
         self.summary.setText(text)
+
+    def set_followed(self, folders: list[Path], last_change: str | None = None) -> None:
+        """Show the folders the collection follows, and the last change picked up in them."""
+        if last_change is not None:
+            self.last_change = last_change
+        text = self.tr("Following: {}").format(", ".join(f.name or str(f) for f in folders)) if folders else ""
+        if folders and self.last_change:
+            text += " — " + self.tr("last change {}").format(self.last_change)
+        self.followed.setText(text)
+        self.followed.setToolTip("\n".join(str(f) for f in folders))
+        menu = self.unfollow.menu()
+        menu.clear()
+        for folder in folders:
+            menu.addAction(str(folder), lambda f=folder: self.unfollow_folder.emit(f))
+        self.followed.setVisible(bool(folders))
+        self.unfollow.setVisible(bool(folders))
 
     def set_ingesting(self, busy: bool) -> None:
         for widget in (self.progress, self.cancel_button, self.progress_label):
@@ -252,6 +285,11 @@ class LibraryPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, self.tr("Add folder"))
         if folder:
             self.add_paths.emit([Path(folder)], False)
+
+    def _choose_followed(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Follow a folder"))
+        if folder:
+            self.follow_folder.emit(Path(folder))
 
     def selected_paths(self) -> list[Path]:
         rows = self.model.rows()

@@ -14,13 +14,16 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QStackedWidge
 from desktop.about import show_about
 from desktop.backend import Backend
 from desktop.chat_view import ChatPanel, ShownTurn
+from desktop.follow import FollowedFolders
 from desktop.library_view import LibraryPanel
+from desktop.reembed_dialog import offer_reembed
 from desktop.settings_dialog import SettingsDialog
 from desktop.source_view import SourcePanel
 from desktop.status_bar import StatusBar
 from desktop.welcome import WelcomePage
 from engine import ArchivistError
 from rag.composition import models_dir
+from rag.errors import EmbedderMismatch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class MainWindow(QMainWindow):
         self.conversation: str | None = None
         self.settings_dialog: SettingsDialog | None = None
 
+        self.follow = FollowedFolders(backend)
         self.library = LibraryPanel()
         self.chat = ChatPanel()
         self.sources = SourcePanel()
@@ -106,6 +110,9 @@ class MainWindow(QMainWindow):
         lib.add_paths.connect(self.add_paths)
         lib.remove_paths.connect(self.remove_paths)
         lib.cancel_ingest.connect(lambda: self.ingest_job and self.ingest_job.stop())
+        lib.follow_folder.connect(lambda folder: (self.follow.follow(b.collection, folder), self._show_followed()))
+        lib.unfollow_folder.connect(lambda folder: (self.follow.unfollow(b.collection, folder), self._show_followed()))
+        self.follow.changed.connect(self._followed_changed)
         lib.create_collection.connect(lambda name: self._collection_op(lambda kb: kb.create_collection(name), name))
         lib.rename_collection.connect(lambda old, new: self._collection_op(lambda kb: kb.rename_collection(old, new), new))
         lib.delete_collection.connect(lambda name: self._collection_op(lambda kb: kb.delete_collection(name), None))
@@ -119,10 +126,12 @@ class MainWindow(QMainWindow):
         c.conversation_delete.connect(self.delete_conversation)
         c.conversation_export.connect(self.export_conversation)
         c.structured.extract_requested.connect(self.extract)
+        c.structured.source_clicked.connect(self.sources.show_citation)
         c.structured.cancel_extract.clicked.connect(lambda: self.extract_job and self.extract_job.stop())
         w = self.welcome
         w.use_starter.connect(lambda: self.pages.setCurrentIndex(0))
         w.download.connect(self.open_settings)
+        w.download_embedder.connect(lambda: self.open_settings("paraphrase-multilingual-MiniLM-L12-v2"))
         w.choose_model.connect(self.use_model_file)
         w.try_samples.connect(self.load_samples)
 
@@ -144,6 +153,16 @@ class MainWindow(QMainWindow):
     def _ready(self) -> None:
         self.status.showMessage(self.tr("Ready"), 3000)
         self.refresh_collections()
+        self.follow.start()
+        self._show_followed()
+
+    def _show_followed(self, last_change: str | None = None) -> None:
+        self.library.set_followed(self.follow.folders(self.backend.collection), last_change)
+
+    def _followed_changed(self, collection: str, summary: str) -> None:
+        if collection == self.backend.collection:
+            self._show_followed(summary)
+            self.refresh()
 
     def refresh_collections(self) -> None:
         job = self.backend.run("io", "collections", lambda _job: [c.name for c in self.backend.kb.collections()])
@@ -153,6 +172,7 @@ class MainWindow(QMainWindow):
         self.backend.collection = name
         self.conversation = None
         self.chat.show_turns([])
+        self._show_followed("")
         self.refresh()
 
     def refresh(self) -> None:
@@ -240,7 +260,13 @@ class MainWindow(QMainWindow):
         self.ask_job = job
         job.partial.connect(self._ask_event)
         job.done.connect(lambda _last: setattr(self, "ask_job", None))
-        job.failed.connect(lambda e: (self.chat.fail(plain(e)), setattr(self, "ask_job", None)))
+        job.failed.connect(self._ask_failed)
+
+    def _ask_failed(self, error: object) -> None:
+        self.ask_job = None
+        self.chat.fail(plain(error))
+        if isinstance(error, EmbedderMismatch):
+            offer_reembed(self, self.backend, error, self.refresh)
 
     def _ask_event(self, event: Any) -> None:
         from rag.ask import AnswerText, Answered, AskFailed, ModelLoading, Reasoning, Retrieved
@@ -256,7 +282,7 @@ class MainWindow(QMainWindow):
         elif isinstance(event, Answered):
             self.chat.finish(event.result)
             if event.result.data is not None:
-                self.chat.structured.show_result(event.result.data)
+                self.chat.structured.show_result(event.result.data, event.result.field_sources)
             if event.result.citations:
                 self.sources.show_citation(event.result.citations[0])
             self.status.clearMessage()
@@ -328,8 +354,10 @@ class MainWindow(QMainWindow):
 
     # -- settings, first run ----------------------------------------------------------------
 
-    def open_settings(self) -> None:
+    def open_settings(self, catalog_key: str = "") -> None:
         dialog = SettingsDialog(self.backend.settings, self)
+        if catalog_key:
+            dialog.download.select(catalog_key)
         self.settings_dialog = dialog
         dialog.saved.connect(self.apply_settings)
         dialog.clear_cache.connect(self.clear_cache)
@@ -359,8 +387,8 @@ class MainWindow(QMainWindow):
 
         def work(job: Any) -> Path:
             for file in model.files:
-                download(file.url, folder / file.name, file.sha256, mirror, job.report, job.cancel)
-            return folder / model.entry_file
+                download(file.url, model.folder(folder) / file.name, file.sha256, mirror, job.report, job.cancel)
+            return model.entry(folder)
 
         job = self.backend.run("io", "download", work)
         self.download_job = job
@@ -369,7 +397,15 @@ class MainWindow(QMainWindow):
             job.progress.connect(box.show_progress)
             job.failed.connect(lambda e: box.finished(plain(e)))
             job.done.connect(lambda _p: box.finished(self.tr("Downloaded and verified. It is used from now on.")))
-        job.done.connect(lambda _p: (setattr(self, "download_job", None), self.apply_settings(self.backend.settings)))
+        job.done.connect(lambda path: self._downloaded(model, path))
+
+    def _downloaded(self, model: Any, path: Path) -> None:
+        self.download_job = None
+        settings = self.backend.settings
+        if model.kind == "embedding":  # used from now on; collections built before offer to re-embed
+            settings = dataclasses.replace(settings, embedding_model=str(path))
+            settings.save()
+        self.apply_settings(settings)
 
     def load_samples(self) -> None:
         from resources import resource_path
@@ -410,6 +446,9 @@ class MainWindow(QMainWindow):
 
     def _error(self, title: str, error: object) -> None:
         log.warning("%s: %s", title, error)
+        if isinstance(error, EmbedderMismatch):
+            offer_reembed(self, self.backend, error, self.refresh)
+            return
         QMessageBox.warning(self, title, plain(error))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -420,6 +459,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._poll.stop()
+        self.follow.stop()
         self.backend.shutdown()
         event.accept()
 

@@ -89,6 +89,10 @@ class DownloadBox(QGroupBox):
     def model(self) -> CatalogModel:
         return CATALOG[self.choice.currentIndex()]
 
+    def select(self, key: str) -> None:
+        """Show the catalog entry called ``key``."""
+        self.choice.setCurrentIndex(max(0, self.choice.findData(key)))
+
     def describe(self) -> None:
         model = self.model()
         self.folder.mkdir(parents=True, exist_ok=True)

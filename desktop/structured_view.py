@@ -84,7 +84,7 @@ class StructuredPanel(QWidget):
     """The structured-mode controls (placed by the chat panel) and the result view."""
 
     extract_requested = Signal(object, str)  # schema, output path
-    field_clicked = Signal(str)
+    source_clicked = Signal(object)  # the citation of a field's value
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -104,8 +104,8 @@ class StructuredPanel(QWidget):
 
         self.result = QWidget()
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels([self.tr("Field"), self.tr("Value")])
-        self.tree.itemClicked.connect(lambda item, _col: self.field_clicked.emit(item.data(0, Qt.ItemDataRole.UserRole) or ""))
+        self.tree.setHeaderLabels([self.tr("Field"), self.tr("Value"), self.tr("Sources")])
+        self.tree.itemClicked.connect(self._clicked)
         copy = QPushButton(self.tr("Copy JSON"))
         copy.clicked.connect(self.copy_json)
         save = QPushButton(self.tr("Save…"))
@@ -155,12 +155,38 @@ class StructuredPanel(QWidget):
         name = self.picker.currentData()
         return self.custom if name == _CUSTOM else self.schemas.get(name)
 
-    def show_result(self, data: Any) -> None:
+    def show_result(self, data: Any, field_sources: list[Any] = ()) -> None:
+        """Show the object; each top-level field says which sources it came from (a click
+        shows the passage), or that none of the sources holds its value."""
         self.data = data
         self.tree.clear()
         _fill(self.tree.invisibleRootItem(), data, "")
+        by_field = {f.field: f for f in field_sources}
+        root = self.tree.invisibleRootItem()
+        for i in range(root.childCount()):
+            item = root.child(i)
+            found = by_field.get(item.text(0))
+            if found is None:
+                continue
+            item.setData(2, Qt.ItemDataRole.UserRole, found.citations)
+            marks = " ".join(f"[{c.number}]" for c in found.citations)
+            if found.supported:
+                item.setText(2, marks)
+                item.setToolTip(2, "\n".join(f"[{c.number}] {c.path.name}: {c.snippet}" for c in found.citations))
+            else:
+                item.setText(2, ("⚠ " + self.tr("not found in the sources") + " " + marks).strip())
+                item.setToolTip(2, self.tr("No retrieved passage contains this value; check it before relying on it."))
+                item.setForeground(2, Qt.GlobalColor.darkRed)
         self.tree.expandAll()
-        self.tree.resizeColumnToContents(0)
+        for column in (0, 2):
+            self.tree.resizeColumnToContents(column)
+
+    def _clicked(self, item: Any, _column: int) -> None:
+        while item.parent() is not None:  # a nested value answers for its top-level field
+            item = item.parent()
+        citations = item.data(2, Qt.ItemDataRole.UserRole)
+        if citations:
+            self.source_clicked.emit(citations[0])
 
     def copy_json(self) -> None:
         if self.data is not None:

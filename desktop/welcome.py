@@ -17,6 +17,7 @@ class WelcomePage(QWidget):
 
     use_starter = Signal()
     download = Signal()
+    download_embedder = Signal()
     choose_model = Signal(str)
     try_samples = Signal()
 
@@ -38,6 +39,11 @@ class WelcomePage(QWidget):
         download.clicked.connect(self.download.emit)
         download.setEnabled(free > gpt.approx_bytes)
         download_note = QLabel(self.tr("{} free on this disk. The download can be paused and resumed.").format(human_bytes(free)))
+        multilingual = next(m for m in CATALOG if m.kind == "embedding")
+        languages = QPushButton(self.tr("Documents in Chinese or another language? Get multilingual search ({})").format(
+            human_bytes(multilingual.approx_bytes)))
+        languages.setFlat(True)
+        languages.clicked.connect(self.download_embedder.emit)
         choose = QPushButton(self.tr("Choose a GGUF model file…"))
         choose.clicked.connect(self._choose)
         samples = QPushButton(self.tr("Try it on sample documents"))
@@ -56,6 +62,7 @@ class WelcomePage(QWidget):
                 inner.addWidget(note)
             inner.addSpacing(8)
         inner.addWidget(samples, 0, Qt.AlignmentFlag.AlignLeft)
+        inner.addWidget(languages, 0, Qt.AlignmentFlag.AlignLeft)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(column, 0, Qt.AlignmentFlag.AlignHCenter)

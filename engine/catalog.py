@@ -20,18 +20,31 @@ class CatalogFile:
 
 @dataclass(frozen=True, slots=True)
 class CatalogModel:
-    """A downloadable model: its files (several for a sharded model) and its size."""
+    """A downloadable model: its files (several for a sharded model) and its size.
+
+    ``kind`` is "language" for a GGUF that llama.cpp runs, or "embedding" for a
+    sentence-transformers folder that the knowledge base embeds with.
+    """
 
     key: str
     title: str
     approx_bytes: int
     files: tuple[CatalogFile, ...]
     note: str
+    kind: str = "language"
 
     @property
     def entry_file(self) -> str:
         """The file llama.cpp opens (the first shard of a split model)."""
         return self.files[0].name
+
+    def folder(self, models: Path) -> Path:
+        """Where its files go under the models folder (an embedding model is a folder of its own)."""
+        return models / "embedding" / self.key if self.kind == "embedding" else models
+
+    def entry(self, models: Path) -> Path:
+        """What to open once downloaded: the GGUF file, or the embedding model's folder."""
+        return self.folder(models) if self.kind == "embedding" else models / self.entry_file
 
 
 def _hf(repo: str, name: str) -> CatalogFile:
@@ -55,7 +68,25 @@ CATALOG: tuple[CatalogModel, ...] = (
         ),
         note="The large sibling, for machines with 80 GB of memory or a large GPU.",
     ),
+    CatalogModel(
+        key="paraphrase-multilingual-MiniLM-L12-v2",
+        title="Multilingual search (paraphrase-multilingual-MiniLM-L12-v2)",
+        approx_bytes=471_000_000,
+        files=tuple(
+            _hf("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", name)
+            for name in (
+                "model.safetensors", "config.json", "modules.json", "sentence_bert_config.json",
+                "config_sentence_transformers.json", "1_Pooling/config.json", "tokenizer.json",
+                "tokenizer_config.json", "special_tokens_map.json",
+            )
+        ),
+        note="An embedding model for documents in Chinese and 49 other languages; "
+             "collections built with the bundled English model are re-embedded when you switch",
+        kind="embedding",
+    ),
 )
+
+LANGUAGE_MODELS = tuple(m for m in CATALOG if m.kind == "language")
 
 
 def find(key: str) -> CatalogModel:
@@ -81,5 +112,5 @@ def starter_model_path() -> Path | None:
 
 def installed_model(folder: Path, model: CatalogModel) -> Path | None:
     """The model's entry file in ``folder`` when every one of its files is there, complete."""
-    paths = [folder / f.name for f in model.files]
-    return paths[0] if all(p.is_file() for p in paths) else None
+    paths = [model.folder(folder) / f.name for f in model.files]
+    return model.entry(folder) if all(p.is_file() for p in paths) else None

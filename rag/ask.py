@@ -33,6 +33,7 @@ from rag.answer_cache import AnswerCache
 from rag.citations import Citation, resolve
 from rag.conversations import ConversationStore, Turn
 from rag.documents import Passage, path_to_text, text_to_path
+from rag.field_sources import FieldSource, split
 from rag.prompting import Turn as PromptTurn
 from rag.prompting import build_request
 from rag.schemas import NamedSchema
@@ -84,6 +85,7 @@ class AnswerResult:
     cached: str | None = None
     cached_question: str = ""
     conversation: str | None = None
+    field_sources: list[FieldSource] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,21 +202,27 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             yield AskFailed(event.error)
             return
         elif isinstance(event, Done):
-            text, citations, dropped = resolve(event.text, sources)
+            data, field_sources = event.data, []
+            if options.schema is not None:
+                data, field_sources, dropped = split(event.data, options.schema.schema, sources)
+                text = json.dumps(data, ensure_ascii=False, indent=2)
+                citations = list({c.number: c for f in field_sources for c in f.citations}.values())
+            else:
+                text, citations, dropped = resolve(event.text, sources)
             timings = StageTimings(
                 cache_seconds, retrieval_seconds, packing_seconds, event.timings.load, event.timings.first_token,
                 event.timings.total, time.perf_counter() - started,
             )
             result = AnswerResult(
-                question, text, citations, sources, dropped, event.data, event.reasoning, mode, event.usage, timings,
-                conversation=options.conversation,
+                question, text, citations, sources, dropped, data, event.reasoning, mode, event.usage, timings,
+                conversation=options.conversation, field_sources=field_sources,
             )
             if cacheable and event.finish == "stop":
                 ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
             if options.conversation:
                 ctx.conversations.append(
                     ctx.collection_id, options.conversation,
-                    Turn(question, text, [_citation_dict(c) for c in citations], event.data, mode),
+                    Turn(question, text, [_citation_dict(c) for c in citations], data, mode),
                 )
             yield Answered(result)
 
@@ -270,14 +278,24 @@ def _to_payload(result: AnswerResult) -> dict[str, Any]:
         "reasoning": result.reasoning,
         "mode": result.mode,
         "usage": asdict(result.usage),
+        "field_sources": [
+            {"field": f.field, "supported": f.supported, "citations": [_citation_dict(c) for c in f.citations]}
+            for f in result.field_sources
+        ],
     }
 
 
 def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_question: str, seconds: float) -> AnswerResult:
-    citations = [Citation(**{**c, "path": text_to_path(c["path"])}) for c in payload["citations"]]
+    citations = [_citation(c) for c in payload["citations"]]
+    field_sources = [FieldSource(f["field"], [_citation(c) for c in f["citations"]], f["supported"])
+                     for f in payload.get("field_sources", [])]
     sources = [Source(**{**s, "path": text_to_path(s["path"]), "chunk_ids": tuple(s["chunk_ids"])}) for s in payload["sources"]]
     return AnswerResult(
         question, payload["answer"], citations, sources, payload["dropped"], payload["data"], payload["reasoning"],
         payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
-        cached_question=cached_question,
+        cached_question=cached_question, field_sources=field_sources,
     )
+
+
+def _citation(data: dict[str, Any]) -> Citation:
+    return Citation(**{**data, "path": text_to_path(data["path"])})

@@ -57,7 +57,7 @@ def resolve(answer: str, sources: Sequence[Source]) -> tuple[str, list[Citation]
             if n in by_number:
                 valid.append(n)
                 if n not in cited:
-                    cited[n] = _citation(by_number[n])
+                    cited[n] = citation_for(by_number[n])
             else:
                 dropped += 1
         return "".join(f"[{n}]" for n in dict.fromkeys(valid))
@@ -67,7 +67,8 @@ def resolve(answer: str, sources: Sequence[Source]) -> tuple[str, list[Citation]
     return cleaned, list(cited.values()), dropped
 
 
-def _citation(source: Source) -> Citation:
+def citation_for(source: Source) -> Citation:
+    """The citation of one source, with its snippet."""
     text = " ".join(source.text.split())
     snippet = text if len(text) <= _SNIPPET else text[:_SNIPPET].rsplit(" ", 1)[0] + " …"
     return Citation(source.number, source.path, source.page, source.heading, source.start, source.end, snippet, source.text)

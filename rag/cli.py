@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--rescan", type=float, default=60.0, metavar="MINUTES",
                       help="with --watch, also re-check the whole folder this often (default 60)")
 
+    command("reembed", "rebuild a collection's vectors with the embedding model now set (after changing it)")
+
     remove = command("remove", "forget files or folders (the files on disk are not touched)")
     remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(kb, getattr(args, "collection", None))
         if args.command == "remove":
             return _remove(kb, args.paths, collection)
+        if args.command == "reembed":
+            return _reembed(kb, collection)
         if args.command == "sync":
             return _sync(kb, args.folder, collection, args.watch, args.rescan)
     except ArchivistError as exc:
@@ -160,6 +164,31 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
         print("archivist-cli: stopped; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_ERROR if report.failures or missing else EXIT_OK
+
+
+def _reembed(kb, collection: str) -> int:
+    from tqdm import tqdm
+
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    bar = tqdm(total=0, unit=" passages", file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    from rag.errors import ReembedCancelled
+
+    try:
+        info = kb.reembed(collection, progress, cancel)
+    except ReembedCancelled as exc:
+        print(f"archivist-cli: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    print(f"{info.name!r} re-embedded with {info.embedder}")
+    return EXIT_OK
 
 
 def _sync(kb, folder: Path, collection: str, watch: bool, rescan_minutes: float) -> int:

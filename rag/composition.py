@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from engine import LanguageModel, LlamaEngine, LlamaSettings, ModelNotFound, RemoteEngine
-from engine.catalog import CATALOG, STARTER_NAME, installed_model, starter_model_path
+from engine.catalog import LANGUAGE_MODELS, STARTER_NAME, installed_model, starter_model_path
 from rag.answer_cache import AnswerCache
 from rag.chroma_server import LocalChromaServer, running_server
 from rag.conversations import ConversationStore
@@ -52,12 +52,12 @@ def find_model(settings: Settings) -> tuple[Path, str]:
         return Path(settings.model_path).expanduser(), ""
     folders = [Path(settings.model_folder).expanduser()] if settings.model_folder else []
     for folder in [*folders, models_dir(settings)]:
-        for model in CATALOG:
+        for model in LANGUAGE_MODELS:
             if path := installed_model(folder, model):
                 return path, model.title
     starter = starter_model_path()
     if starter is None:
-        raise ModelNotFound(models_dir(settings) / CATALOG[0].entry_file)
+        raise ModelNotFound(models_dir(settings) / LANGUAGE_MODELS[0].entry_file)
     return starter, STARTER_NAME
 
 

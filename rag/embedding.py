@@ -85,12 +85,10 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        """Length of the vectors this model makes."""
-        pooling = self.model_dir / "1_Pooling" / "config.json"
-        try:
-            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
-        except (OSError, KeyError, ValueError, TypeError):
-            return int(self._load().get_sentence_embedding_dimension())
+        """Length of the vectors this model makes (after any projection layer)."""
+        model = self._load()
+        measure = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(measure())
 
     def _tokenizer_for_offsets(self) -> Tokenizer:
         if self._tokenizer is None:

@@ -10,6 +10,7 @@
         ├── EmbedderNotFound(path)
         ├── StoreUnavailable(reason)     Chroma down, disk full, data folder unreadable
         ├── IngestCancelled
+        ├── ReembedCancelled             the old vectors stay in use
         └── DocumentError(path, reason)  one file that cannot be indexed
             ├── DocumentEncrypted
             ├── DocumentEmpty
@@ -50,7 +51,7 @@ class EmbedderMismatch(KnowledgeBaseError):
         self.requested = requested
         super().__init__(
             f"Collection {collection!r} was built with the embedding model {built_with!r}, "
-            f"not {requested!r}; re-embed it before using the new model."
+            f"not {requested!r}; re-embed it with the new model first (archivist-cli reembed -c NAME)."
         )
 
 
@@ -69,6 +70,11 @@ class StoreUnavailable(KnowledgeBaseError):
 class IngestCancelled(KnowledgeBaseError):
     def __init__(self) -> None:
         super().__init__("Indexing was cancelled; files already indexed are kept.")
+
+
+class ReembedCancelled(KnowledgeBaseError):
+    def __init__(self, collection: str) -> None:
+        super().__init__(f"Re-embedding {collection!r} was stopped; it keeps its old vectors.")
 
 
 class DocumentError(KnowledgeBaseError):

@@ -77,6 +77,10 @@ def write_jsonl(rows: Iterable[ExtractionRow], out: Path) -> int:
                 record["sources"] = [
                     {"id": c.number, "page": c.page, "start": c.start, "end": c.end} for c in row.result.sources  # type: ignore[attr-defined]
                 ]
+                record["field_sources"] = {
+                    f.field: {"sources": [c.number for c in f.citations], "supported": f.supported}
+                    for f in row.result.field_sources
+                }
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
@@ -96,10 +100,23 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix or "value": "" if value is None else str(value)}
 
 
+def field_source_columns(row: ExtractionRow) -> dict[str, str]:
+    """Per field, a "sources of FIELD" column: where its value was read, or that it was not found."""
+    out: dict[str, str] = {}
+    for f in row.result.field_sources if row.result is not None else []:
+        where = "; ".join(
+            f"[{c.number}] {c.path.name}" + (f" p. {c.page}" if c.page is not None else "") + (f" ({c.heading})" if c.heading else "")
+            for c in f.citations
+        )
+        out[f"sources of {f.field}"] = where if f.supported else f"NOT FOUND IN THE SOURCES{'; ' + where if where else ''}"
+    return out
+
+
 def write_csv(rows: Iterable[ExtractionRow], out: Path) -> int:
-    """A spreadsheet-friendly table: one row per document, one column per (flattened) field."""
+    """A spreadsheet-friendly table: one row per document, one column per (flattened) field,
+    and a column per top-level field saying which sources it came from."""
     materialised = list(rows)
-    flat = [flatten(r.data) if r.data is not None else {} for r in materialised]
+    flat = [({**flatten(r.data), **field_source_columns(r)}) if r.data is not None else {} for r in materialised]
     columns: list[str] = []
     for row in flat:
         columns += [c for c in row if c not in columns]

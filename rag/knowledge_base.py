@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from rag.ask import AskContext, AskEvent, AskOptions, answer
 from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
-from rag.errors import CollectionNotFound, EmbedderMismatch, KnowledgeBaseError
+from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
 from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.keyword import KeywordIndex
 from rag.retrieval import SearchMode, search, to_passage
@@ -116,7 +116,11 @@ class KnowledgeBase:
         except CollectionNotFound:
             if not create:
                 raise
-            info = self.create_collection(name)
+            try:
+                info = self.create_collection(name)
+            except CollectionExists:  # another client created it a moment ago
+                self._names.pop(name, None)
+                info = self._find(name)
         with self._lock:
             if info.id not in self._open:
                 self._open[info.id] = (self.store.open(info), KeywordIndex(self.keyword_dir / f"{info.id}.sqlite"))
@@ -163,6 +167,40 @@ class KnowledgeBase:
         """Changes whenever a file of ``collection`` is indexed or removed, by anyone."""
         stored, _ = self._collection(collection)
         return f"{stored.info.id}:{stored.generation()}"
+
+    def reembed(
+        self, collection: str, progress: Callable[[int, int], None] | None = None, cancel: CancelToken | None = None,
+        batch: int = 256,
+    ) -> CollectionInfo:
+        """Rebuild ``collection``'s vectors with this knowledge base's embedding model.
+
+        The new vectors go into a hidden collection; the old ones stay (and stay usable with
+        the old model) until every chunk is done, then the two are swapped. Stopped or
+        failed, the hidden one is dropped and nothing is lost. ``progress(done, total)``.
+        """
+        stored, _ = self._collection(collection)
+        if stored.pending_keys():
+            raise KnowledgeBaseError(f"{collection!r} has files being indexed; let that finish before re-embedding.")
+        total = stored.count()
+        rebuild = self.store.start_rebuild(stored.info, self.embedder.model_id, self.embedder.dimension)
+        done = 0
+        try:
+            for chunks in stored.all_chunks(batch):
+                if cancel is not None and cancel.cancelled:
+                    raise ReembedCancelled(collection)
+                rebuild.write(chunks, self.embedder.embed([c.text for c in chunks]))
+                done += len(chunks)
+                if progress is not None:
+                    progress(done, total)
+            info = rebuild.finish()
+        except BaseException:
+            rebuild.abandon()
+            raise
+        with self._lock:  # the swapped collection is a new Chroma object behind the same id
+            self._open.pop(info.id, None)
+            self._names.pop(collection, None)
+        log.info("re-embedded %s: %d chunks with %s", collection, done, info.embedder)
+        return info
 
     # -- search -----------------------------------------------------------------------------
 

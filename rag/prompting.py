@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine import ChatMessage, GenerationRequest
+from rag.field_sources import SOURCES_INSTRUCTION, cited_schema
 from rag.schemas import NamedSchema
 from rag.sources import Source, render
 
@@ -66,11 +67,11 @@ def build_request(
         messages += [ChatMessage("user", turn.question), ChatMessage("assistant", turn.answer)]
     messages.append(ChatMessage("user", user_message(question, sources)))
     return GenerationRequest(
-        instructions=STRUCTURED_INSTRUCTIONS if schema else INSTRUCTIONS,
+        instructions=f"{STRUCTURED_INSTRUCTIONS}\n{SOURCES_INSTRUCTION}" if schema else INSTRUCTIONS,
         messages=messages,
         reasoning_effort=effort,  # type: ignore[arg-type]
         max_tokens=max_tokens,
-        schema=schema.schema if schema else None,
+        schema=cited_schema(schema.schema) if schema else None,
         schema_name=schema.name if schema else "result",
         schema_description=schema.description if schema else "",
     )

@@ -8,6 +8,8 @@ that row is written after its last chunk.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import sqlite3
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _KIND = "archivist"
+_NEXT, _OLD = "-next", "-old"  # a re-embed's new chunks while they are built; the old ones while swapped
 # Chroma's bindings hold Python's lock while they write; writing in small batches keeps
 # each hold short, so a window on another thread never freezes for long.
 _WRITE_BATCH = 16
@@ -173,7 +176,14 @@ class VectorStore:
     def collections(self) -> list[CollectionInfo]:
         """Every knowledge base in this store, by name."""
         with translate_errors("listing collections"):
-            found = [self._info(c) for c in self._client.list_collections()]
+            listed = self._client.list_collections()
+            names = {c.name for c in listed}
+            for c in listed:  # a re-embed cut off between its two renames: put the old one back
+                if c.name.endswith(_OLD) and c.name.removesuffix(_OLD) not in names:
+                    c.modify(name=c.name.removesuffix(_OLD))
+                    log.warning("restored collection %s after an unfinished re-embed", c.name.removesuffix(_OLD))
+                    return self.collections()
+            found = [self._info(c) for c in listed]
         return sorted((c for c in found if c is not None), key=lambda c: c.name.casefold())
 
     def find(self, name: str) -> CollectionInfo:
@@ -190,15 +200,31 @@ class VectorStore:
             raise ValueError("a collection needs a name")
         if any(c.name == name for c in self.collections()):
             raise CollectionExists(name)
-        cid = "kb-" + uuid.uuid4().hex[:16]
+        # The id follows from the name, so that two clients creating "Docs" at once collide in
+        # Chroma (one wins, the other finds it) instead of making two collections of one name.
+        cid = "kb-" + hashlib.sha1(name.encode()).hexdigest()[:16]
         created = time.time()
         metadata = {"kind": _KIND, "name": name, "embedder": embedder, "dimension": dimension, "created": created}
-        with translate_errors(f"creating collection {name!r}"):
-            self._client.create_collection(
-                cid, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
-            )
-            self._client.create_collection(cid + "-files", metadata={"kind": _KIND + "-files"}, embedding_function=None)
+        try:
+            self._create_pair(cid, metadata, name)
+        except CollectionExists:
+            if any(c.name == name for c in self.collections()):
+                raise
+            cid = "kb-" + uuid.uuid4().hex[:16]  # the id is taken by a collection since renamed
+            self._create_pair(cid, metadata, name)
         return CollectionInfo(cid, name, embedder, dimension, created)
+
+    def _create_pair(self, cid: str, metadata: dict[str, Any], name: str) -> None:
+        with translate_errors(f"creating collection {name!r}"):
+            try:
+                self._client.create_collection(
+                    cid, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                )
+            except Exception as exc:
+                if "already exists" in str(exc):
+                    raise CollectionExists(name) from exc
+                raise
+            self._client.get_or_create_collection(cid + "-files", metadata={"kind": _KIND + "-files"}, embedding_function=None)
 
     def rename(self, name: str, new_name: str) -> CollectionInfo:
         """Give a knowledge base another name; its contents stay."""
@@ -223,6 +249,20 @@ class VectorStore:
                 except Exception as exc:  # noqa: BLE001 - a half-deleted pair must still be deletable
                     log.warning("deleting %s: %s", cid, exc)
 
+    def start_rebuild(self, info: CollectionInfo, embedder: str, dimension: int) -> Rebuild:
+        """A new, hidden chunk collection for ``info`` with another embedding model; the old
+        one serves searches until ``Rebuild.finish`` swaps them."""
+        name = info.id + _NEXT
+        with translate_errors(f"preparing to re-embed {info.name!r}"):
+            with contextlib.suppress(Exception):  # a stale one from a cancelled or crashed run
+                self._client.delete_collection(name)
+            metadata = {"kind": _KIND + _NEXT, "name": info.name, "embedder": embedder, "dimension": dimension,
+                        "created": info.created}
+            chunks = self._client.create_collection(
+                name, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
+        return Rebuild(self._client, info, chunks, metadata)
+
     def open(self, info: CollectionInfo) -> StoredCollection:
         """The chunks and manifest of one knowledge base."""
         with translate_errors(f"opening collection {info.name!r}"):
@@ -233,7 +273,7 @@ class VectorStore:
     @staticmethod
     def _info(collection: Collection) -> CollectionInfo | None:
         meta = collection.metadata or {}
-        if meta.get("kind") != _KIND:
+        if meta.get("kind") != _KIND or collection.name.endswith(_OLD):
             return None
         return CollectionInfo(
             id=collection.name,
@@ -242,6 +282,41 @@ class VectorStore:
             dimension=int(meta.get("dimension", 0)),
             created=float(meta.get("created", 0.0)),
         )
+
+
+class Rebuild:
+    """Chunks re-embedded into a hidden collection, swapped in whole when complete."""
+
+    def __init__(self, client: ClientAPI, info: CollectionInfo, chunks: Collection, metadata: dict[str, Any]) -> None:
+        self._client = client
+        self._info = info
+        self._chunks = chunks
+        self._metadata = metadata
+
+    def write(self, chunks: Sequence[StoredChunk], vectors: np.ndarray) -> None:
+        with translate_errors("writing re-embedded chunks"):
+            for lo in range(0, len(chunks), _WRITE_BATCH):
+                part = chunks[lo : lo + _WRITE_BATCH]
+                self._chunks.upsert(
+                    ids=[c.id for c in part], embeddings=vectors[lo : lo + len(part)],
+                    documents=[c.text for c in part], metadatas=[c.metadata for c in part],
+                )
+
+    def finish(self) -> CollectionInfo:
+        """Swap: the old chunks step aside, the new take the collection's id, the old go."""
+        cid = self._info.id
+        with translate_errors(f"switching {self._info.name!r} to its new vectors"):
+            old = self._client.get_collection(cid, embedding_function=None)
+            old.modify(name=cid + _OLD)
+            self._chunks.modify(name=cid, metadata={**self._metadata, "kind": _KIND})
+            self._client.delete_collection(cid + _OLD)
+        return CollectionInfo(cid, self._info.name, str(self._metadata["embedder"]), int(self._metadata["dimension"]),
+                              self._info.created)
+
+    def abandon(self) -> None:
+        """Drop the half-built collection; the old one was never touched."""
+        with contextlib.suppress(Exception):
+            self._client.delete_collection(self._chunks.name)
 
 
 class StoredCollection:
@@ -381,6 +456,18 @@ class StoredCollection:
             for i, d, m in zip(rows["ids"], rows["documents"], rows["metadatas"], strict=True)
         }
         return [found[i] for i in ids if i in found]
+
+    def all_chunks(self, batch: int = 256) -> Iterator[list[StoredChunk]]:
+        """Every chunk, a batch at a time (text and metadata, no vectors)."""
+        offset = 0
+        while True:
+            with translate_errors("reading chunks"):
+                rows = self._chunks.get(limit=batch, offset=offset, include=["documents", "metadatas"])
+            if not rows["ids"]:
+                return
+            yield [StoredChunk(id=i, text=d or "", metadata=m or {})
+                   for i, d, m in zip(rows["ids"], rows["documents"], rows["metadatas"], strict=True)]
+            offset += len(rows["ids"])
 
     def document_chunks(self, key: str) -> list[StoredChunk]:
         """Every chunk of one document, in order."""

@@ -130,7 +130,13 @@ def test_extraction_over_a_collection(asking_kb: KnowledgeBase, docs: Path, tmp_
     assert lines[2]["file"].endswith("pump.txt") and "facts" in lines[2]["data"]
     assert write_csv(rows, tmp_path / "out.csv") == 3
     header = (tmp_path / "out.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-    assert header == "file,subject,facts,error"
+    assert header == "file,subject,facts,sources of subject,sources of facts,error"
+    for row, line in zip(rows, lines, strict=True):
+        assert [f.field for f in row.result.field_sources] == ["subject", "facts"]
+        numbers = {s.number for s in row.result.sources}
+        for f in row.result.field_sources:
+            assert {c.number for c in f.citations} <= numbers
+        assert set(line["field_sources"]) == {"subject", "facts"}
 
 
 def test_cache_hits_and_invalidation(asking_kb: KnowledgeBase, docs: Path, tmp_path: Path):

@@ -95,6 +95,24 @@ def test_drop_files_see_them_indexed_and_a_failure_explained(qtbot, window: Main
     assert "2 documents" in window.library.summary.text() and "1 could not be indexed" in window.library.summary.text()
 
 
+def test_a_followed_folder_is_kept_in_step(qtbot, window: MainWindow, tmp_path: Path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "pump.txt").write_text(PUMP)
+    window.library.follow_folder.emit(folder)
+    qtbot.waitUntil(lambda: statuses(window).get("pump.txt") == "Indexed", timeout=60_000)
+    assert window.library.followed.text().startswith("Following: shared")
+    assert window.backend.settings.watched_folders == {"Documents": [str(folder)]}
+
+    (folder / "boiler.md").write_text("# Boiler\n\nThe boiler is serviced every May.")
+    (folder / "pump.txt").unlink()
+    qtbot.waitUntil(lambda: statuses(window) == {"boiler.md": "Indexed"}, timeout=60_000)
+    assert "1 indexed, 1 removed" in window.library.followed.text()
+
+    window.library.unfollow_folder.emit(folder)
+    assert window.backend.settings.watched_folders == {} and not window.library.followed.isVisible()
+
+
 def test_ask_streams_then_a_citation_opens_its_passage(qtbot, window: MainWindow, tmp_path: Path):
     (tmp_path / "pump.txt").write_text(PUMP)
     ingest(qtbot, window, [tmp_path / "pump.txt"])
@@ -142,6 +160,16 @@ def test_structured_mode_shows_a_valid_result(qtbot, window: MainWindow, tmp_pat
     jsonschema.validate(structured.data, structured.schemas["key_facts"].schema)
     top = [structured.tree.topLevelItem(i).text(0) for i in range(structured.tree.topLevelItemCount())]
     assert top == ["subject", "facts"]
+    header = structured.tree.headerItem()
+    assert [header.text(c) for c in range(3)] == ["Field", "Value", "Sources"]
+    for i in range(structured.tree.topLevelItemCount()):
+        item = structured.tree.topLevelItem(i)
+        citations = item.data(2, Qt.ItemDataRole.UserRole)
+        marks = " ".join(f"[{c.number}]" for c in citations)
+        assert item.text(2) == marks or item.text(2) == f"⚠ not found in the sources {marks}".strip()
+        if citations:
+            structured.tree.itemClicked.emit(item, 2)
+            assert "pump.txt" in window.sources.title.text()
 
 
 def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Settings, embedder, starter_engine):

@@ -165,3 +165,17 @@ def test_mirror_keeps_the_path():
     assert mirrored(url, "http://models.intranet:8080/hf/") == (
         "http://models.intranet:8080/hf/ggml-org/gpt-oss-20b-GGUF/resolve/main/gpt-oss-20b-mxfp4.gguf"
     )
+
+
+def test_an_embedding_model_is_a_folder_of_its_own(tmp_path: Path):
+    from engine.catalog import CATALOG, LANGUAGE_MODELS, installed_model
+
+    model = next(m for m in CATALOG if m.kind == "embedding")
+    assert model not in LANGUAGE_MODELS
+    assert model.folder(tmp_path) == tmp_path / "embedding" / model.key
+    for file in model.files[:-1]:
+        (model.folder(tmp_path) / file.name).parent.mkdir(parents=True, exist_ok=True)
+        (model.folder(tmp_path) / file.name).write_text("{}")
+    assert installed_model(tmp_path, model) is None  # one file still missing
+    (model.folder(tmp_path) / model.files[-1].name).write_text("{}")
+    assert installed_model(tmp_path, model) == model.folder(tmp_path)

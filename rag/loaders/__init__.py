@@ -46,6 +46,24 @@ def _docx(path: Path, result: LoadResult) -> Iterator[Section]:
     return docx.load(path, result)
 
 
+def _xlsx(path: Path, result: LoadResult) -> Iterator[Section]:
+    from rag.loaders import sheets
+
+    return sheets.load_xlsx(path, result)
+
+
+def _csv(path: Path, result: LoadResult) -> Iterator[Section]:
+    from rag.loaders import sheets
+
+    return sheets.load_csv(path, result)
+
+
+def _pptx(path: Path, result: LoadResult) -> Iterator[Section]:
+    from rag.loaders import slides
+
+    return slides.load(path, result)
+
+
 # Imports stay inside the functions so that importing this module stays cheap.
 LOADERS: dict[str, Loader] = {
     ".pdf": _pdf,
@@ -59,6 +77,11 @@ LOADERS: dict[str, Loader] = {
     ".htm": _html,
     ".xhtml": _html,
     ".docx": _docx,
+    ".xlsx": _xlsx,
+    ".xlsm": _xlsx,
+    ".csv": _csv,
+    ".tsv": _csv,
+    ".pptx": _pptx,
 }
 
 

@@ -22,6 +22,12 @@ _BOMS = (
 )
 
 
+_WESTERN_LANGUAGES = {
+    "English", "French", "German", "Spanish", "Portuguese", "Italian", "Dutch", "Danish", "Swedish",
+    "Norwegian", "Finnish", "Catalan", "Indonesian", "Malay",
+}
+
+
 def detect_encoding(path: Path) -> str:
     """Name the file's text encoding, or raise ``DocumentUnsupported`` when it is not text.
 
@@ -53,7 +59,19 @@ def detect_encoding(path: Path) -> str:
     for match in matches:
         if match.encoding == "cp1252" and match.chaos <= best.chaos + 0.1:
             return "cp1252"
+    # A short sample of French or German reads "cleanly" in Baltic or Central European code
+    # pages too; for a language Windows-1252 covers, it is the one to trust.
+    if best.language in _WESTERN_LANGUAGES and _decodes(sample, "cp1252"):
+        return "cp1252"
     return best.encoding
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    try:
+        sample.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def decoded_blocks(path: Path, result: LoadResult) -> Iterator[tuple[int, str]]:

@@ -268,165 +268,203 @@
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="97" />
+        <location filename="../../desktop/settings_dialog.py" line="101" />
         <source>{}. Download size {}; {} free on this disk.</source>
         <translation>{}。下载大小 {}；此磁盘剩余 {}。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="99" />
+        <location filename="../../desktop/settings_dialog.py" line="103" />
         <source>Already downloaded.</source>
         <translation>已下载。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="101" />
+        <location filename="../../desktop/settings_dialog.py" line="105" />
         <source>Not enough free space.</source>
         <translation>磁盘空间不足。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="112" />
+        <location filename="../../desktop/settings_dialog.py" line="116" />
         <source>{} of {}, {}/s, {} left</source>
         <translation>{} / {}，{}/秒，剩余 {}</translation>
     </message>
 </context>
 <context>
+    <name>FollowedFolders</name>
+    <message>
+        <location filename="../../desktop/follow.py" line="88" />
+        <source>{}: {}</source>
+        <translation type="unfinished" />
+    </message>
+</context>
+<context>
     <name>LibraryPanel</name>
     <message>
-        <location filename="../../desktop/library_view.py" line="131" />
+        <location filename="../../desktop/library_view.py" line="133" />
         <source>Collection</source>
         <translation>知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="135" />
+        <location filename="../../desktop/library_view.py" line="137" />
         <source>New, rename or delete a collection</source>
         <translation>新建、重命名或删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="138" />
+        <location filename="../../desktop/library_view.py" line="140" />
         <source>New collection…</source>
         <translation>新建知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="139" />
+        <location filename="../../desktop/library_view.py" line="141" />
         <source>Rename collection…</source>
         <translation>重命名知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="140" />
+        <location filename="../../desktop/library_view.py" line="142" />
         <source>Delete collection…</source>
         <translation>删除知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="160" />
+        <location filename="../../desktop/library_view.py" line="162" />
         <source>Drop files or folders here, or use “Add files”.</source>
         <translation>将文件或文件夹拖到这里，或使用“添加文件”。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="164" />
+        <location filename="../../desktop/library_view.py" line="166" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="166" />
+        <location filename="../../desktop/library_view.py" line="168" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="168" />
+        <location filename="../../desktop/library_view.py" line="170" />
         <source>Remove</source>
         <translation>移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="170" />
+        <location filename="../../desktop/library_view.py" line="172" />
         <source>Re-index</source>
         <translation>重新索引</translation>
     </message>
     <message>
+        <location filename="../../desktop/library_view.py" line="175" />
+        <source>Follow folder…</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
         <location filename="../../desktop/library_view.py" line="176" />
+        <source>Index a folder and keep up with what is added, changed or deleted in it</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="181" />
+        <source>Stop following</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="189" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="181" />
+        <location filename="../../desktop/library_view.py" line="194" />
         <source>Collection:</source>
         <translation>知识库：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="213" />
+        <location filename="../../desktop/library_view.py" line="230" />
         <source>{} documents, {} chunks</source>
         <translation>{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="215" />
+        <location filename="../../desktop/library_view.py" line="232" />
         <source>, {} could not be indexed</source>
         <translation>，{} 个无法索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="230" />
+        <location filename="../../desktop/library_view.py" line="239" />
+        <source>Following: {}</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="241" />
+        <source>last change {}</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="263" />
         <source>Indexing {} of {} files: {}</source>
         <translation>正在索引第 {} 个文件（共 {} 个）：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="234" />
+        <location filename="../../desktop/library_view.py" line="267" />
         <source>Indexing {}%</source>
         <translation>正在索引 {}%</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="239" />
+        <location filename="../../desktop/library_view.py" line="272" />
         <source>Queued</source>
         <translation>排队中</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="246" />
+        <location filename="../../desktop/library_view.py" line="279" />
         <source>Add files</source>
         <translation>添加文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="246" />
+        <location filename="../../desktop/library_view.py" line="279" />
         <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)</source>
         <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="252" />
+        <location filename="../../desktop/library_view.py" line="285" />
         <source>Add folder</source>
         <translation>添加文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="275" />
+        <location filename="../../desktop/library_view.py" line="290" />
+        <source>Follow a folder</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="313" />
         <source>Retry / re-index</source>
         <translation>重试 / 重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="277" />
+        <location filename="../../desktop/library_view.py" line="315" />
         <source>Remove from the collection</source>
         <translation>从知识库中移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="287" />
+        <location filename="../../desktop/library_view.py" line="325" />
         <source>New collection</source>
         <translation>新建知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="287" />
+        <location filename="../../desktop/library_view.py" line="325" />
         <source>Name of the new collection:</source>
         <translation>新知识库的名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="293" />
+        <location filename="../../desktop/library_view.py" line="331" />
         <source>Rename collection</source>
         <translation>重命名知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="293" />
+        <location filename="../../desktop/library_view.py" line="331" />
         <source>New name:</source>
         <translation>新名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="301" />
+        <location filename="../../desktop/library_view.py" line="339" />
         <source>Delete collection</source>
         <translation>删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="302" />
+        <location filename="../../desktop/library_view.py" line="340" />
         <source>Delete the collection “{}” and everything indexed in it? The files on disk are not touched.</source>
         <translation>删除知识库“{}”及其中的全部索引？磁盘上的文件不受影响。</translation>
     </message>
@@ -434,184 +472,202 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/main_window.py" line="32" />
+        <location filename="../../desktop/main_window.py" line="35" />
         <source>Something went wrong: {}. Details are in the log file.</source>
         <translation>出现错误：{}。详情见日志文件。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="41" />
+        <location filename="../../desktop/main_window.py" line="44" />
         <source>Archivist</source>
         <translation>Archivist 知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="71" />
+        <location filename="../../desktop/main_window.py" line="75" />
         <source>Opening the knowledge base…</source>
         <translation>正在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="80" />
+        <location filename="../../desktop/main_window.py" line="84" />
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="81" />
+        <location filename="../../desktop/main_window.py" line="85" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="82" />
+        <location filename="../../desktop/main_window.py" line="86" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="83" />
+        <location filename="../../desktop/main_window.py" line="87" />
         <source>Settings…</source>
         <translation>设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="84" />
+        <location filename="../../desktop/main_window.py" line="88" />
         <source>Unload the model now</source>
         <translation>立即卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="85" />
+        <location filename="../../desktop/main_window.py" line="89" />
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="91" />
+        <location filename="../../desktop/main_window.py" line="95" />
         <source>&amp;Conversation</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="92" />
+        <location filename="../../desktop/main_window.py" line="96" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="93" />
+        <location filename="../../desktop/main_window.py" line="97" />
         <source>Ask a question</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="95" />
+        <location filename="../../desktop/main_window.py" line="99" />
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="96" />
+        <location filename="../../desktop/main_window.py" line="100" />
         <source>Getting started</source>
         <translation>入门</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="97" />
+        <location filename="../../desktop/main_window.py" line="101" />
         <source>About Archivist</source>
         <translation>关于 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="102" />
+        <location filename="../../desktop/main_window.py" line="106" />
         <source>The knowledge base could not be opened</source>
         <translation>无法打开知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="145" />
+        <location filename="../../desktop/main_window.py" line="153" />
         <source>Ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="164" />
+        <location filename="../../desktop/main_window.py" line="183" />
         <source>Cannot read the collection</source>
         <translation>无法读取知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="176" />
+        <location filename="../../desktop/main_window.py" line="195" />
         <source>Already indexing; add these when it finishes.</source>
         <translation>正在索引中；请在完成后再添加。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="189" />
+        <location filename="../../desktop/main_window.py" line="208" />
         <source>{} indexed, {} unchanged, {} failed</source>
         <translation>已索引 {} 个，未变化 {} 个，失败 {} 个</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="192" />
+        <location filename="../../desktop/main_window.py" line="211" />
         <source>Indexing stopped; what was done is kept. </source>
         <translation>索引已停止；已完成的部分会保留。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="200" />
+        <location filename="../../desktop/main_window.py" line="219" />
         <source>Indexing stopped</source>
         <translation>索引已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="206" />
+        <location filename="../../desktop/main_window.py" line="225" />
         <source>Cannot remove</source>
         <translation>无法移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="220" />
+        <location filename="../../desktop/main_window.py" line="239" />
         <source>Cannot change the collection</source>
         <translation>无法修改知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="226" />
+        <location filename="../../desktop/main_window.py" line="245" />
         <source>Still opening the knowledge base…</source>
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="249" />
+        <location filename="../../desktop/main_window.py" line="274" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="251" />
+        <location filename="../../desktop/main_window.py" line="276" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="282" />
+        <location filename="../../desktop/main_window.py" line="307" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="283" />
+        <location filename="../../desktop/main_window.py" line="308" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="322" />
+        <location filename="../../desktop/main_window.py" line="347" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="323" />
+        <location filename="../../desktop/main_window.py" line="348" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="341" />
+        <location filename="../../desktop/main_window.py" line="368" />
         <source>Applying the new settings…</source>
         <translation>正在应用新设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="352" />
+        <location filename="../../desktop/main_window.py" line="379" />
         <source>The answer cache is empty.</source>
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="371" />
+        <location filename="../../desktop/main_window.py" line="398" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="418" />
+        <location filename="../../desktop/main_window.py" line="456" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="418" />
+        <location filename="../../desktop/main_window.py" line="456" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
+    </message>
+</context>
+<context>
+    <name>ReembedProgress</name>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="53" />
+        <source>{} now searches with {}.</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="61" />
+        <source>Re-embedding {}: {} of {} passages</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="66" />
+        <source>Re-embedding</source>
+        <translation type="unfinished" />
     </message>
 </context>
 <context>
@@ -673,192 +729,192 @@
         <translation>浏览…</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="130" />
+        <location filename="../../desktop/settings_dialog.py" line="134" />
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="136" />
+        <location filename="../../desktop/settings_dialog.py" line="140" />
         <source>Automatic: gpt-oss if downloaded, else the starter model</source>
         <translation>自动：已下载则用 gpt-oss，否则用入门模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="138" />
+        <location filename="../../desktop/settings_dialog.py" line="142" />
         <source>A folder an administrator filled with models (optional)</source>
         <translation>管理员放置模型的文件夹（可选）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="142" />
+        <location filename="../../desktop/settings_dialog.py" line="146" />
         <source>Automatic (what memory allows)</source>
         <translation>自动（视可用内存而定）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="145" />
+        <location filename="../../desktop/settings_dialog.py" line="149" />
         <source>Low (fast)</source>
         <translation>低（快）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="145" />
+        <location filename="../../desktop/settings_dialog.py" line="149" />
         <source>Medium</source>
         <translation>中</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="145" />
+        <location filename="../../desktop/settings_dialog.py" line="149" />
         <source>High (thorough)</source>
         <translation>高（细致）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="150" />
+        <location filename="../../desktop/settings_dialog.py" line="154" />
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="154" />
+        <location filename="../../desktop/settings_dialog.py" line="158" />
         <source> min</source>
         <translation> 分钟</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="155" />
+        <location filename="../../desktop/settings_dialog.py" line="159" />
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="161" />
+        <location filename="../../desktop/settings_dialog.py" line="165" />
         <source>Model file</source>
         <translation>模型文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="162" />
+        <location filename="../../desktop/settings_dialog.py" line="166" />
         <source>Models folder</source>
         <translation>模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="163" />
+        <location filename="../../desktop/settings_dialog.py" line="167" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（token）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="164" />
+        <location filename="../../desktop/settings_dialog.py" line="168" />
         <source>Reasoning effort</source>
         <translation>推理强度</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="165" />
+        <location filename="../../desktop/settings_dialog.py" line="169" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="166" />
+        <location filename="../../desktop/settings_dialog.py" line="170" />
         <source>Unload the model after</source>
         <translation>空闲多久后卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="169" />
+        <location filename="../../desktop/settings_dialog.py" line="173" />
         <source>Remember answers to repeated questions</source>
         <translation>记住重复问题的答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="171" />
+        <location filename="../../desktop/settings_dialog.py" line="175" />
         <source>Also for questions worded differently (marked as such)</source>
         <translation>措辞不同的问题也适用（会加以标注）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="173" />
+        <location filename="../../desktop/settings_dialog.py" line="177" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="176" />
+        <location filename="../../desktop/settings_dialog.py" line="180" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="184" />
+        <location filename="../../desktop/settings_dialog.py" line="188" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="185" />
+        <location filename="../../desktop/settings_dialog.py" line="189" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="188" />
+        <location filename="../../desktop/settings_dialog.py" line="192" />
         <source>Empty: this computer</source>
         <translation>留空：本机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="192" />
+        <location filename="../../desktop/settings_dialog.py" line="196" />
         <source>TLS</source>
         <translation>TLS 加密</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="204" />
+        <location filename="../../desktop/settings_dialog.py" line="208" />
         <source>&lt;b&gt;Shared Chroma server&lt;/b&gt;</source>
         <translation>&lt;b&gt;共享 Chroma 服务器&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="205" />
+        <location filename="../../desktop/settings_dialog.py" line="209" />
         <source>Host</source>
         <translation>主机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="206" />
+        <location filename="../../desktop/settings_dialog.py" line="210" />
         <source>Port</source>
         <translation>端口</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="208" />
+        <location filename="../../desktop/settings_dialog.py" line="212" />
         <source>Token</source>
         <translation>令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="209" />
+        <location filename="../../desktop/settings_dialog.py" line="213" />
         <source>&lt;b&gt;Inference server (OpenAI-compatible)&lt;/b&gt;</source>
         <translation>&lt;b&gt;推理服务器（兼容 OpenAI）&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="210" />
+        <location filename="../../desktop/settings_dialog.py" line="214" />
         <source>Address</source>
         <translation>地址</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="211" />
+        <location filename="../../desktop/settings_dialog.py" line="215" />
         <source>API key</source>
         <translation>API 密钥</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="212" />
+        <location filename="../../desktop/settings_dialog.py" line="216" />
         <source>Model name</source>
         <translation>模型名称</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="215" />
+        <location filename="../../desktop/settings_dialog.py" line="219" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="216" />
+        <location filename="../../desktop/settings_dialog.py" line="220" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="217" />
+        <location filename="../../desktop/settings_dialog.py" line="221" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="226" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="226" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="231" />
+        <location filename="../../desktop/settings_dialog.py" line="235" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>
@@ -1020,54 +1076,94 @@
 <context>
     <name>WelcomePage</name>
     <message>
-        <location filename="../../desktop/welcome.py" line="28" />
+        <location filename="../../desktop/welcome.py" line="29" />
         <source>&lt;h1&gt;Welcome to Archivist&lt;/h1&gt;</source>
         <translation>&lt;h1&gt;欢迎使用 Archivist&lt;/h1&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="30" />
+        <location filename="../../desktop/welcome.py" line="31" />
         <source>Archivist answers questions about your documents, on this computer. It needs a language model: no gpt-oss model was found here yet.</source>
         <translation>Archivist 在本机上回答有关您文档的问题。它需要一个语言模型：这里尚未找到 gpt-oss 模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="34" />
+        <location filename="../../desktop/welcome.py" line="35" />
         <source>Start now with the small starter model</source>
         <translation>立即使用小型入门模型开始</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="36" />
+        <location filename="../../desktop/welcome.py" line="37" />
         <source>SmolLM2-135M, a small stand-in for gpt-oss-20b: it answers quickly but far less well.</source>
         <translation>SmolLM2-135M 是 gpt-oss-20b 的小型替代：回答很快，但质量差得多。</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="37" />
+        <location filename="../../desktop/welcome.py" line="38" />
         <source>Download gpt-oss-20b ({})</source>
         <translation>下载 gpt-oss-20b（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="40" />
+        <location filename="../../desktop/welcome.py" line="41" />
         <source>{} free on this disk. The download can be paused and resumed.</source>
         <translation>此磁盘剩余 {}。下载可以暂停并继续。</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="41" />
+        <location filename="../../desktop/welcome.py" line="43" />
+        <source>Documents in Chinese or another language? Get multilingual search ({})</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/welcome.py" line="47" />
         <source>Choose a GGUF model file…</source>
         <translation>选择 GGUF 模型文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="43" />
+        <location filename="../../desktop/welcome.py" line="49" />
         <source>Try it on sample documents</source>
         <translation>用示例文档试一试</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="67" />
+        <location filename="../../desktop/welcome.py" line="74" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="67" />
+        <location filename="../../desktop/welcome.py" line="74" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
+    </message>
+</context>
+<context>
+    <name>parent</name>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="17" />
+        <source>The embedding model changed</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="19" />
+        <source>{} was indexed with {}; search now uses {}.
+
+Re-embedding reads its passages again with the new model. The old vectors stay in use until it is complete, and you can stop at any time.</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="22" />
+        <source>Re-embed now</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="33" />
+        <source>Re-embedding {}…</source>
+        <translation type="unfinished" />
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="33" />
+        <source>Stop</source>
+        <translation>停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/reembed_dialog.py" line="34" />
+        <source>Re-embedding</source>
+        <translation type="unfinished" />
     </message>
 </context>
 </TS>
