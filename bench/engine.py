@@ -5,6 +5,8 @@
 2. Time to first token of a follow-up sharing a 2,000-token prefix, against cold. Target:
    at least 5x faster.
 3. Resident memory before load, loaded, and after idle unload. Target: back within 10%.
+4. The same with both models Archivist holds: the language model and the embedding model,
+   loaded together, then both unloaded by their idle timers.
 
     python bench/engine.py [--model PATH] [--gpu-layers N] [--tokens N]
 """
@@ -115,6 +117,29 @@ def main() -> None:
     print(f"resident memory   before load {rss_before / 2**20:7.0f} MiB   loaded {rss_loaded / 2**20:7.0f} MiB   "
           f"after idle unload {rss_after / 2**20:7.0f} MiB   ({(rss_after - rss_before) / rss_before:+.1%} against before; "
           f"target: at most +10%) state: {engine.status().state.value}")
+
+    # 4. both models: the embedding model's weights idle out too
+    from rag import offline
+    from rag.embedding import Embedder
+
+    offline.enforce()
+    embedder = Embedder(idle_seconds=600, clock=lambda: now[0])
+    embedder.token_offsets("warm the tokenizer")
+    import sentence_transformers  # noqa: F401 - the code stays imported; only weights can go
+    engine.unload()
+    rss_before = resident_memory()
+    embedder.embed(["the pump needs oil every 200 hours"] * 64)
+    collect(engine.stream(hello))
+    rss_loaded = resident_memory()
+    weights = embedder.status().memory_bytes
+    now[0] += 601
+    engine.idle_timer.check()
+    embedder.idle.check()
+    rss_after = resident_memory()
+    print(f"both models       before load {rss_before / 2**20:7.0f} MiB   loaded {rss_loaded / 2**20:7.0f} MiB   "
+          f"after idle unload {rss_after / 2**20:7.0f} MiB   ({(rss_after - rss_before) / rss_before:+.1%} against before); "
+          f"embedder weights {weights / 2**20:.0f} MiB, states: {engine.status().state.value}, "
+          f"{embedder.status().state.value}")
 
 
 if __name__ == "__main__":

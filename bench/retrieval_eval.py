@@ -6,6 +6,10 @@ comes from that document and its span overlaps the phrase. Printed per set: keyw
 vector only and fused (reciprocal rank fusion), over the bundled embedding model, and again
 over the multilingual model when it is present (downloaded from Settings, or a folder given).
 
+Then two figures of their own: a spreadsheet whose answers each sit in one cell (is the
+right row the first passage?), and the per-field support rate of structured answers (the
+share of fields whose value the retrieved passages bear out) with the starter model.
+
     python bench/retrieval_eval.py [--multilingual FOLDER] [SET ...]      (default: every set)
 """
 
@@ -90,6 +94,67 @@ def run_set(name: str, embedder: Embedder, chunking: ChunkOptions) -> dict[str, 
     return scores
 
 
+def spreadsheet(embedder: Embedder) -> None:
+    """60 rows of made-up staff records; each question's answer is one cell of one row."""
+    import openpyxl
+
+    cities = ["Lyon", "Utrecht", "Porto", "Graz", "Turku", "Cork", "Brno", "Gdansk", "Bilbao", "Ghent"]
+    teams = ["Payroll", "Logistics", "Legal", "Support", "Research", "Facilities"]
+    rows = [(f"Person {i:02d}", cities[i % 10], teams[i % 6], 4000 + 17 * i, f"2026-{1 + i % 12:02d}-15") for i in range(60)]
+    questions = [
+        ("What is the phone extension of Person 17?", 17), ("In which city does Person 42 work?", 42),
+        ("Which team is Person 05 in?", 5), ("When does Person 33 start?", 33), ("Where is Person 58 based?", 58),
+        ("What extension does Person 09 have?", 9),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        book = openpyxl.Workbook()
+        sheet = book.active
+        sheet.title = "Staff"
+        sheet.append(["Name", "City", "Team", "Extension", "Start date"])
+        for row in rows:
+            sheet.append(list(row))
+        book.save(root / "staff.xlsx")
+        kb = KnowledgeBase(VectorStore.embedded(root / "chroma"), embedder, root / "keyword")  # the app's chunking
+        kb.ingest([root / "staff.xlsx"], "Eval")
+        first = 0
+        for question, index in questions:
+            line = f"Name: {rows[index][0]}, City: {rows[index][1]}"
+            top = kb.search(question, "Eval", limit=5)
+            first += bool(top) and line in top[0].text
+        print(f"\nspreadsheet (60 rows, {len(questions)} questions, each answered by one cell): "
+              f"right row in the first passage {first}/{len(questions)}")
+
+
+def support_rate(embedder: Embedder, documents: int = 6) -> None:
+    """Structured answers (key facts) over the English set: the share of fields the sources bear out."""
+    from engine import LlamaEngine, LlamaSettings
+    from engine.catalog import starter_model_path
+    from rag.extract import extract
+    from rag.schemas import resolve
+
+    data = json.loads((HERE / "eval" / "en.json").read_text(encoding="utf-8"))
+    engine = LlamaEngine(LlamaSettings(starter_model_path(), context_size=4096), idle_thread=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        folder = root / "docs"
+        folder.mkdir()
+        for doc, text in list(data["documents"].items())[:documents]:
+            (folder / f"{doc}.txt").write_text(text, encoding="utf-8")
+        kb = KnowledgeBase(VectorStore.embedded(root / "chroma"), embedder, root / "keyword", model=engine)
+        kb.ingest([folder], "Eval")
+        fields = supported = cited = 0
+        for row in extract(kb, "Eval", resolve("key_facts")):
+            for f in row.result.field_sources if row.result else []:
+                fields += 1
+                supported += f.supported
+                cited += bool(f.citations)
+    engine.close()
+    print(f"\nper-field support ({documents} documents, key_facts schema, {engine.name}): "
+          f"{supported}/{fields} fields borne out by the sources ({supported / max(1, fields):.0%}), "
+          f"{cited}/{fields} cite a source")
+
+
 def multilingual_folder(given: str | None) -> Path | None:
     """The multilingual embedding model: the folder given, or where Settings downloads it."""
     from engine.catalog import CATALOG, installed_model
@@ -117,6 +182,9 @@ def main() -> None:
     for embedder in embedders:
         for name in names:
             run_set(name, embedder, ChunkOptions(64, 16))
+    if not args.sets:
+        spreadsheet(embedders[0])
+        support_rate(embedders[0])
 
 
 if __name__ == "__main__":

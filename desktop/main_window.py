@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.download_job: Any = None
         self.conversation: str | None = None
         self.settings_dialog: SettingsDialog | None = None
+        self.checkup_dialog: Any = None
 
         self.follow = FollowedFolders(backend)
         self.library = LibraryPanel()
@@ -86,10 +87,11 @@ class MainWindow(QMainWindow):
         add_folder = QAction(self.tr("Add folder…"), self, triggered=self.library.choose_folder)
         settings = QAction(self.tr("Settings…"), self, shortcut=QKeySequence("Ctrl+,"), triggered=self.open_settings)
         unload = QAction(self.tr("Unload the model now"), self, triggered=lambda: self.backend.kb and self.backend.unload_model())
+        checkup = QAction(self.tr("Check-up…"), self, triggered=self.open_checkup)
         quit_action = QAction(self.tr("Quit"), self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
         file_menu.addActions([add_files, add_folder])
         file_menu.addSeparator()
-        file_menu.addActions([settings, unload])
+        file_menu.addActions([settings, checkup, unload])
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         chat_menu = self.menuBar().addMenu(self.tr("&Conversation"))
@@ -354,6 +356,14 @@ class MainWindow(QMainWindow):
 
     # -- settings, first run ----------------------------------------------------------------
 
+    def open_checkup(self) -> None:
+        if self.backend.kb is None:
+            return
+        from desktop.checkup_dialog import CheckupDialog
+
+        self.checkup_dialog = CheckupDialog(self.backend, self)
+        self.checkup_dialog.open()
+
     def open_settings(self, catalog_key: str = "") -> None:
         dialog = SettingsDialog(self.backend.settings, self)
         if catalog_key:
@@ -436,6 +446,8 @@ class MainWindow(QMainWindow):
         status = self.backend.model_now()
         if status is not None:
             self.status.show_model(status)
+        if self.backend.kb is not None:
+            self.status.show_embedder(self.backend.kb.embedder.status())
         cache = self.backend.kb.cache if self.backend.kb is not None else None
         if self.backend.kb is not None:
             if cache is None:

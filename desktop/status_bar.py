@@ -1,4 +1,4 @@
-"""The status bar: the model's state and memory, the collection's size, the answer cache's hits."""
+"""The status bar: each model's state and memory, the collection's size, the answer cache's hits."""
 
 from __future__ import annotations
 
@@ -10,17 +10,26 @@ from engine import ModelState
 
 
 class StatusBar(QStatusBar):
-    """Three permanent fields plus the usual transient messages."""
+    """Four permanent fields plus the usual transient messages."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = QLabel(self.tr("Model: starting…"))
         self.collection = QLabel()
         self.cache = QLabel()
-        for label in (self.collection, self.cache, self.model):
+        self.embedder = QLabel()
+        for label in (self.collection, self.cache, self.embedder, self.model):
             self.addPermanentWidget(label)
 
     def show_model(self, status: Any) -> None:
+        self.model.setText(self.tr("Model: {} — {}").format(status.name, self._state(status)))
+        self.model.setToolTip(status.detail)
+
+    def show_embedder(self, status: Any) -> None:
+        self.embedder.setText(self.tr("Search model: {}").format(self._state(status)))
+        self.embedder.setToolTip(status.name)
+
+    def _state(self, status: Any) -> str:
         names = {
             ModelState.NOT_LOADED: self.tr("not loaded"),
             ModelState.LOADING: self.tr("loading…"),
@@ -28,11 +37,10 @@ class StatusBar(QStatusBar):
             ModelState.GENERATING: self.tr("generating…"),
             ModelState.UNLOADED_IDLE: self.tr("unloaded after idle"),
         }
-        text = self.tr("Model: {} — {}").format(status.name, names[status.state])
+        text = names[status.state]
         if status.memory_bytes:
             text += self.tr(" ({:.0f} MB)").format(status.memory_bytes / 2**20)
-        self.model.setText(text)
-        self.model.setToolTip(status.detail)
+        return text
 
     def show_collection(self, name: str, documents: int, chunks: int) -> None:
         self.collection.setText(self.tr("{}: {} documents, {} chunks").format(name, documents, chunks))

@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--rescan", type=float, default=60.0, metavar="MINUTES",
                       help="with --watch, also re-check the whole folder this often (default 60)")
 
+    checkup = command("checkup", "run the collection's saved test questions: hit rate at 5, misses, change")
+    checkup.add_argument("--add", metavar="QUESTION", help="save a test question (with --expect)")
+    checkup.add_argument("--expect", metavar="FILE", help="the document that should answer it (name or path)")
+    checkup.add_argument("--passage", default="", help="a phrase of the passage that answers it (optional)")
+    checkup.add_argument("--remove", metavar="QUESTION", help="forget a saved test question")
+    checkup.add_argument("--list", action="store_true", help="list the saved questions and their last ranks")
+
     command("reembed", "rebuild a collection's vectors with the embedding model now set (after changing it)")
 
     remove = command("remove", "forget files or folders (the files on disk are not touched)")
@@ -102,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(kb, getattr(args, "collection", None))
         if args.command == "remove":
             return _remove(kb, args.paths, collection)
+        if args.command == "checkup":
+            return _checkup(kb, collection, args)
         if args.command == "reembed":
             return _reembed(kb, collection)
         if args.command == "sync":
@@ -164,6 +173,44 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
         print("archivist-cli: stopped; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_ERROR if report.failures or missing else EXIT_OK
+
+
+def _checkup(kb, collection: str, args) -> int:
+    from rag.checkup import CheckQuestion
+
+    checkup = kb.checkup(collection)
+    if args.add:
+        if not args.expect:
+            print("archivist-cli: --add needs --expect FILE, the document that should answer it", file=sys.stderr)
+            return EXIT_USAGE
+        checkup.add(CheckQuestion(args.add, args.expect, args.passage))
+        print(f"saved; {len(checkup.questions)} test questions for {collection!r}")
+        return EXIT_OK
+    if args.remove:
+        checkup.remove(args.remove)
+        print(f"removed; {len(checkup.questions)} test questions for {collection!r}")
+        return EXIT_OK
+    if not checkup.questions:
+        print(f"no test questions for {collection!r} yet; add one with: "
+              "archivist-cli checkup --add QUESTION --expect FILE", file=sys.stderr)
+        return EXIT_ERROR
+    last = checkup.runs[-1] if checkup.runs else None
+    if args.list:
+        for q in checkup.questions:
+            rank = last.ranks.get(q.question) if last else None
+            shown = "-" if last is None else (f"#{rank}" if rank else "miss")
+            print(f"{shown:>5}  {q.question}  ->  {q.document}" + (f" ({q.passage!r})" if q.passage else ""))
+        return EXIT_OK
+    report = checkup.run(kb, collection)
+    for q in checkup.questions:
+        rank = report.run.ranks[q.question]
+        print(f"{'#' + str(rank) if rank else 'miss':>5}  {q.question}")
+    print(report.summary())
+    for question in report.newly_missed:
+        print(f"  now missed: {question}")
+    for question in report.newly_found:
+        print(f"  now found:  {question}")
+    return EXIT_OK if not report.run.missed() else EXIT_ERROR
 
 
 def _reembed(kb, collection: str) -> int:

@@ -89,10 +89,12 @@ def open_cache(settings: Settings) -> AnswerCache | None:
 def open_knowledge_base(settings: Settings, with_model: bool = True, out_of_process: bool = False) -> KnowledgeBase:
     """A knowledge base wired from the settings: store, embedder, chunking, model, cache."""
     store, keyword_dir = open_store(settings, out_of_process)
-    embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None)
+    embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
+                        idle_seconds=settings.idle_minutes * 60)
     return KnowledgeBase(
         store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap),
         model=open_model(settings) if with_model else None,
         cache=open_cache(settings),
         conversations=ConversationStore(settings.data_path / "conversations"),
+        checkups=settings.data_path / "checkups",
     )

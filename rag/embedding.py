@@ -6,17 +6,22 @@ The tokenizer alone (cheap, no torch) serves the chunker; the model loads on the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import logging
+import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.idle import IdleTimer
+from engine.interface import ModelState, ModelStatus
 from rag import offline
 from rag.errors import EmbedderNotFound
 
@@ -37,10 +42,22 @@ def bundled_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+def release_freed_memory() -> None:
+    """Hand memory that Python and torch freed back to the system (glibc keeps it otherwise)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class Embedder:
     """Turns texts into unit-length vectors with one sentence-transformers model."""
 
-    def __init__(self, model_dir: Path | None = None, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self, model_dir: Path | None = None, batch_size: int = 64, device: str = "cpu",
+        idle_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.model_dir = Path(model_dir) if model_dir else bundled_model_dir()
         if not (self.model_dir / "modules.json").is_file() and not (self.model_dir / "config.json").is_file():
             raise EmbedderNotFound(self.model_dir)
@@ -51,6 +68,11 @@ class Embedder:
         self._lock = threading.RLock()
         self.model_id = self._identify()
         self.max_tokens = self._read_max_tokens()
+        self._unloaded_idle = False
+        # Like the language model, the embedding model lets its memory go when unused.
+        self.idle = IdleTimer(idle_seconds, self._idle_unload, clock)
+        if idle_seconds > 0:
+            self.idle.start()
 
     def _identify(self) -> str:
         """A name plus a short digest of the model's configuration and weight sizes.
@@ -123,6 +145,7 @@ class Embedder:
     def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
+                self._unloaded_idle = False
                 offline.enforce()
                 from sentence_transformers import SentenceTransformer
 
@@ -137,8 +160,8 @@ class Embedder:
         """Unit-length float32 vectors, one row per text (batched; sorted by length inside)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = self._load()
-        with self._lock:
+        with self.idle.busy(), self._lock:
+            model = self._load()
             vectors = model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -156,6 +179,23 @@ class Embedder:
         """Free the model's weights; the next ``embed`` loads them again."""
         with self._lock:
             self._model = None
+            self._unloaded_idle = False
         import gc
 
         gc.collect()
+        release_freed_memory()
+
+    def _idle_unload(self) -> None:
+        if self._model is not None:
+            log.info("embedding model unused for %.0f s; unloading it", self.idle.seconds)
+            self.unload()
+            self._unloaded_idle = True
+
+    def status(self) -> ModelStatus:
+        """Loaded or not, and the memory its weights hold."""
+        model = self._model
+        name = self.model_id.split("@")[0]
+        if model is None:
+            return ModelStatus(ModelState.UNLOADED_IDLE if self._unloaded_idle else ModelState.NOT_LOADED, 0, name)
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        return ModelStatus(ModelState.READY, int(weights), name, self.max_tokens, "embedding model")

@@ -80,10 +80,10 @@ def split(output: Any, schema: dict[str, Any], sources: Sequence[Source]) -> tup
 def supported(value: Any, texts: Sequence[str]) -> bool:
     """Whether every text and number in ``value`` can be found in ``texts`` (word by word
     for longer text, so that a value the model shortened or re-cased still counts)."""
-    haystack = _normal(" ".join(texts))
+    haystack = normalise(" ".join(texts))
     words = set(_WORD.findall(haystack))
     for leaf in _leaves(value):
-        needle = _normal(leaf)
+        needle = normalise(leaf)
         if not needle or needle in haystack:
             continue
         wanted = [w for w in _WORD.findall(needle) if len(w) > 2 or w.isdigit()]
@@ -98,7 +98,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _THOUSANDS = re.compile(r"(?<=\d)[,\u202f ](?=\d{3}\b)")
 
 
-def _normal(text: str) -> str:
+def normalise(text: str) -> str:
     """Case, width and spacing folded; 1,250,000 read as 1250000."""
     text = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
     return _THOUSANDS.sub("", text)

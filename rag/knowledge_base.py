@@ -13,6 +13,7 @@ import numpy as np
 
 from engine import CancelToken, LanguageModel
 from rag.answer_cache import AnswerCache
+from rag.checkup import Checkup
 from rag.ask import AskContext, AskEvent, AskOptions, answer
 from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
@@ -57,6 +58,7 @@ class KnowledgeBase:
         model: LanguageModel | None = None,
         cache: AnswerCache | None = None,
         conversations: ConversationStore | None = None,
+        checkups: Path | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -64,6 +66,7 @@ class KnowledgeBase:
         self.model = model
         self.cache = cache
         self.conversations = conversations or ConversationStore(keyword_dir.parent / "conversations")
+        self.checkups_dir = checkups or keyword_dir.parent / "checkups"
         self.chunking = ChunkOptions(
             max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2), overlap=chunking.overlap
         )
@@ -249,6 +252,12 @@ class KnowledgeBase:
             conversations=self.conversations,
         )
         return answer(question, context, options, cancel)
+
+    # -- check-up ---------------------------------------------------------------------------
+
+    def checkup(self, collection: str) -> Checkup:
+        """The saved test questions and runs of ``collection``."""
+        return Checkup(self.checkups_dir, self._find(collection).id)
 
     # -- conversations ----------------------------------------------------------------------
 

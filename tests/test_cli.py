@@ -74,3 +74,26 @@ def test_usage_error_exit_2():
     result = subprocess.run([sys.executable, "-m", "rag.cli", "frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_checkup_saves_questions_runs_them_and_compares(capsys, corpus: Path):
+    assert run(capsys, "ingest", str(corpus), "-c", "Manuals")[0] == 0
+    code, _, err = run(capsys, "checkup", "-c", "Manuals")
+    assert code == 1 and "no test questions" in err
+    assert run(capsys, "checkup", "-c", "Manuals", "--add", "How often does the pump need oil?",
+               "--expect", "pump.pdf", "--passage", "every 200 hours")[0] == 0
+    assert run(capsys, "checkup", "-c", "Manuals", "--add", "Where did the negotiators of 1648 meet?",
+               "--expect", "note2.txt")[0] == 0
+    assert run(capsys, "checkup", "-c", "Manuals", "--add", "Who owns the bakery?", "--expect", "bakery.txt")[0] == 0
+    code, out, _ = run(capsys, "checkup", "-c", "Manuals")
+    assert code == 1  # one question's document is not in the collection
+    assert "#1  How often does the pump need oil?" in out and "miss  Who owns the bakery?" in out
+    assert "hit rate at 5: 67% (2 of 3)" in out
+
+    (corpus / "bakery.txt").write_text("The bakery on Mill Street is owned by Ana Ruiz since 2019.")
+    assert run(capsys, "ingest", str(corpus), "-c", "Manuals")[0] == 0
+    code, out, _ = run(capsys, "checkup", "-c", "Manuals")
+    assert code == 0 and "hit rate at 5: 100% (3 of 3), +33% since" in out
+    assert "now found:  Who owns the bakery?" in out
+    code, out, _ = run(capsys, "checkup", "-c", "Manuals", "--list")
+    assert code == 0 and out.count("#") == 3

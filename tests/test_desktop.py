@@ -194,9 +194,13 @@ def test_idle_unload_is_shown(qtbot, tmp_path: Path, embedder, starter_model):
     from rag.knowledge_base import KnowledgeBase
     from rag.store import VectorStore
 
+    from rag.embedding import Embedder
+
     engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, idle_seconds=1.0))
+    idle_embedder = Embedder(idle_seconds=1.0)
     settings = Settings(data_dir=str(tmp_path / "data"))
-    backend = Backend(settings, open_kb=lambda s: KnowledgeBase(VectorStore.embedded(tmp_path / "c"), embedder, tmp_path / "k", model=engine))
+    backend = Backend(settings, open_kb=lambda s: KnowledgeBase(VectorStore.embedded(tmp_path / "c"), idle_embedder,
+                                                                 tmp_path / "k", model=engine))
     win = MainWindow(backend)
     qtbot.addWidget(win)
     with qtbot.waitSignal(backend.ready, timeout=60_000):
@@ -205,7 +209,9 @@ def test_idle_unload_is_shown(qtbot, tmp_path: Path, embedder, starter_model):
     ingest(qtbot, win, [tmp_path / "pump.txt"])
     ask(qtbot, win, "How often does the pump need oil?")
     qtbot.waitUntil(lambda: "unloaded after idle" in win.status.model.text(), timeout=20_000)
+    qtbot.waitUntil(lambda: win.status.embedder.text() == "Search model: unloaded after idle", timeout=20_000)
     win._poll.stop()
+    idle_embedder.idle.stop()
     backend.workers.shutdown()
     engine.close()
 
@@ -249,3 +255,28 @@ def test_real_window_in_xvfb_screenshot_is_not_blank(tmp_path: Path):
     finally:
         xvfb.terminate()
         xvfb.wait(10)
+
+
+def test_checkup_page_runs_the_saved_questions(qtbot, window: MainWindow, tmp_path: Path):
+    (tmp_path / "pump.txt").write_text(PUMP)
+    (tmp_path / "notes.txt").write_text(PROSE[2])
+    ingest(qtbot, window, [tmp_path / "pump.txt", tmp_path / "notes.txt"])
+    window.open_checkup()
+    page = window.checkup_dialog
+    qtbot.waitUntil(lambda: page.document.count() == 2, timeout=10_000)
+    for question, document in (("How often does the pump need oil?", "pump.txt"), ("When was the treaty signed?", "notes.txt"),
+                                ("Who bakes the bread?", "bakery.txt")):
+        page.question.setText(question)
+        page.document.setCurrentText(document)
+        page.add_question()
+    assert page.table.rowCount() == 3
+    qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.result.text().startswith("Hit rate at 5"), timeout=30_000)
+    assert page.result.text() == "Hit rate at 5: 67% (2 of 3)"
+    assert [page.table.item(r, 3).text() for r in range(3)] == ["found at 1", "found at 1", "missed"]
+    page.table.selectRow(2)
+    page.remove_selected()
+    qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "since the last run" in page.result.text(), timeout=30_000)
+    assert page.result.text() == "Hit rate at 5: 100% (2 of 2) (+33% since the last run)"
+    page.reject()

@@ -179,3 +179,25 @@ def test_collection_refuses_another_embedder(kb: KnowledgeBase, corpus: Path, tm
     other = KnowledgeBase(kb.store, Embedder(copy), tmp_path / "kw2")
     with pytest.raises(EmbedderMismatch, match="re-embed"):
         other.search("chlorophyll", "Docs")
+
+
+def test_the_embedding_model_unloads_when_idle_and_comes_back():
+    from engine import ModelState
+    from rag.embedding import Embedder
+
+    now = [0.0]
+    embedder = Embedder(idle_seconds=600, clock=lambda: now[0])
+    try:
+        first = embedder.embed_query("the pump needs oil")
+        status = embedder.status()
+        assert status.state is ModelState.READY and 40 * 2**20 < status.memory_bytes < 200 * 2**20
+        now[0] += 599
+        assert not embedder.idle.check()
+        now[0] += 2
+        assert embedder.idle.check()
+        assert embedder.status().state is ModelState.UNLOADED_IDLE and embedder.status().memory_bytes == 0
+        again = embedder.embed_query("the pump needs oil")
+        assert embedder.status().state is ModelState.READY
+        assert float(first @ again) > 0.9999
+    finally:
+        embedder.idle.stop()

@@ -193,6 +193,116 @@
     </message>
 </context>
 <context>
+    <name>CheckupDialog</name>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="36" />
+        <source>Check-up of {}</source>
+        <translation>{} 的检查</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="39" />
+        <source>Questions you know the answers to, each with the document that should answer it. A run searches each one as asking does and counts it found when that document is among the first {} passages.</source>
+        <translation>您已知答案的问题，每个都注明应当回答它的文档。运行时会像提问一样检索每个问题，若该文档出现在前 {} 个段落中即算找到。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="44" />
+        <location filename="../../desktop/checkup_dialog.py" line="64" />
+        <source>Question</source>
+        <translation>问题</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="44" />
+        <source>Document</source>
+        <translation>文档</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="44" />
+        <location filename="../../desktop/checkup_dialog.py" line="66" />
+        <source>Passage</source>
+        <translation>段落</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="44" />
+        <source>Last run</source>
+        <translation>上次运行</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="49" />
+        <source>How often does the pump need oil?</source>
+        <translation>泵多久需要加一次油？</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="53" />
+        <source>Optional: a phrase of the answering passage</source>
+        <translation>可选：答案段落中的一句话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="54" />
+        <source>Add question</source>
+        <translation>添加问题</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="56" />
+        <source>Remove selected</source>
+        <translation>移除所选</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="58" />
+        <source>Run check-up</source>
+        <translation>运行检查</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="65" />
+        <source>Answered by</source>
+        <translation>答案所在文档</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="92" />
+        <source>found at {}</source>
+        <translation>第 {} 位找到</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="92" />
+        <source>missed</source>
+        <translation>未找到</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="100" />
+        <source>A test question needs the question and the document that answers it.</source>
+        <translation>测试问题需要填写问题以及回答它的文档。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="114" />
+        <source>Running…</source>
+        <translation>运行中…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="118" />
+        <source>Running… {} of {}</source>
+        <translation>运行中… {} / {}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="124" />
+        <source>Hit rate at {}: {:.0%} ({} of {})</source>
+        <translation>前 {} 命中率：{:.0%}（{} / {}）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="126" />
+        <source>({:+.0%} since the last run)</source>
+        <translation>（较上次 {:+.0%}）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="127" />
+        <source>Now missed: {}</source>
+        <translation>新未找到：{}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/checkup_dialog.py" line="128" />
+        <source>Now found: {}</source>
+        <translation>新找到：{}</translation>
+    </message>
+</context>
+<context>
     <name>DocumentsModel</name>
     <message>
         <location filename="../../desktop/library_view.py" line="48" />
@@ -291,9 +401,24 @@
 <context>
     <name>FollowedFolders</name>
     <message>
-        <location filename="../../desktop/follow.py" line="88" />
+        <location filename="../../desktop/follow.py" line="86" />
+        <source>indexed</source>
+        <translation>已索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/follow.py" line="86" />
+        <source>removed</source>
+        <translation>已移除</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/follow.py" line="86" />
+        <source>failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/follow.py" line="89" />
         <source>{}: {}</source>
-        <translation type="unfinished" />
+        <translation>{}：{}</translation>
     </message>
 </context>
 <context>
@@ -351,17 +476,17 @@
     <message>
         <location filename="../../desktop/library_view.py" line="175" />
         <source>Follow folder…</source>
-        <translation type="unfinished" />
+        <translation>关注文件夹…</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="176" />
         <source>Index a folder and keep up with what is added, changed or deleted in it</source>
-        <translation type="unfinished" />
+        <translation>索引一个文件夹，并跟进其中新增、修改或删除的文件</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="181" />
         <source>Stop following</source>
-        <translation type="unfinished" />
+        <translation>停止关注</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="189" />
@@ -386,12 +511,12 @@
     <message>
         <location filename="../../desktop/library_view.py" line="239" />
         <source>Following: {}</source>
-        <translation type="unfinished" />
+        <translation>正在关注：{}</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="241" />
         <source>last change {}</source>
-        <translation type="unfinished" />
+        <translation>最近变化 {}</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="263" />
@@ -426,7 +551,7 @@
     <message>
         <location filename="../../desktop/library_view.py" line="290" />
         <source>Follow a folder</source>
-        <translation type="unfinished" />
+        <translation>关注文件夹</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="313" />
@@ -482,172 +607,177 @@
         <translation>Archivist 知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="75" />
+        <location filename="../../desktop/main_window.py" line="76" />
         <source>Opening the knowledge base…</source>
         <translation>正在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="84" />
+        <location filename="../../desktop/main_window.py" line="85" />
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="85" />
+        <location filename="../../desktop/main_window.py" line="86" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="86" />
+        <location filename="../../desktop/main_window.py" line="87" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="87" />
+        <location filename="../../desktop/main_window.py" line="88" />
         <source>Settings…</source>
         <translation>设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="88" />
+        <location filename="../../desktop/main_window.py" line="89" />
         <source>Unload the model now</source>
         <translation>立即卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="89" />
+        <location filename="../../desktop/main_window.py" line="90" />
+        <source>Check-up…</source>
+        <translation>检查…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="91" />
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="95" />
+        <location filename="../../desktop/main_window.py" line="97" />
         <source>&amp;Conversation</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="96" />
+        <location filename="../../desktop/main_window.py" line="98" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="97" />
+        <location filename="../../desktop/main_window.py" line="99" />
         <source>Ask a question</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="99" />
+        <location filename="../../desktop/main_window.py" line="101" />
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="100" />
+        <location filename="../../desktop/main_window.py" line="102" />
         <source>Getting started</source>
         <translation>入门</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="101" />
+        <location filename="../../desktop/main_window.py" line="103" />
         <source>About Archivist</source>
         <translation>关于 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="106" />
+        <location filename="../../desktop/main_window.py" line="108" />
         <source>The knowledge base could not be opened</source>
         <translation>无法打开知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="153" />
+        <location filename="../../desktop/main_window.py" line="156" />
         <source>Ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="183" />
+        <location filename="../../desktop/main_window.py" line="186" />
         <source>Cannot read the collection</source>
         <translation>无法读取知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="195" />
+        <location filename="../../desktop/main_window.py" line="198" />
         <source>Already indexing; add these when it finishes.</source>
         <translation>正在索引中；请在完成后再添加。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="208" />
+        <location filename="../../desktop/main_window.py" line="211" />
         <source>{} indexed, {} unchanged, {} failed</source>
         <translation>已索引 {} 个，未变化 {} 个，失败 {} 个</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="211" />
+        <location filename="../../desktop/main_window.py" line="214" />
         <source>Indexing stopped; what was done is kept. </source>
         <translation>索引已停止；已完成的部分会保留。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="219" />
+        <location filename="../../desktop/main_window.py" line="222" />
         <source>Indexing stopped</source>
         <translation>索引已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="225" />
+        <location filename="../../desktop/main_window.py" line="228" />
         <source>Cannot remove</source>
         <translation>无法移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="239" />
+        <location filename="../../desktop/main_window.py" line="242" />
         <source>Cannot change the collection</source>
         <translation>无法修改知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="245" />
+        <location filename="../../desktop/main_window.py" line="248" />
         <source>Still opening the knowledge base…</source>
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="274" />
+        <location filename="../../desktop/main_window.py" line="277" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="276" />
+        <location filename="../../desktop/main_window.py" line="279" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="307" />
+        <location filename="../../desktop/main_window.py" line="310" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="308" />
+        <location filename="../../desktop/main_window.py" line="311" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="347" />
+        <location filename="../../desktop/main_window.py" line="350" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="348" />
+        <location filename="../../desktop/main_window.py" line="351" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="368" />
+        <location filename="../../desktop/main_window.py" line="379" />
         <source>Applying the new settings…</source>
         <translation>正在应用新设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="379" />
+        <location filename="../../desktop/main_window.py" line="390" />
         <source>The answer cache is empty.</source>
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="398" />
+        <location filename="../../desktop/main_window.py" line="409" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="456" />
+        <location filename="../../desktop/main_window.py" line="469" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="456" />
+        <location filename="../../desktop/main_window.py" line="469" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
     </message>
@@ -657,17 +787,17 @@
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="53" />
         <source>{} now searches with {}.</source>
-        <translation type="unfinished" />
+        <translation>{} 现在使用 {} 检索。</translation>
     </message>
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="61" />
         <source>Re-embedding {}: {} of {} passages</source>
-        <translation type="unfinished" />
+        <translation>正在重新嵌入 {}：{} / {} 个段落</translation>
     </message>
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="66" />
         <source>Re-embedding</source>
-        <translation type="unfinished" />
+        <translation>重新嵌入</translation>
     </message>
 </context>
 <context>
@@ -945,57 +1075,62 @@
         <translation>模型：启动中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="25" />
+        <location filename="../../desktop/status_bar.py" line="29" />
+        <source>Search model: {}</source>
+        <translation>检索模型：{}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="34" />
         <source>not loaded</source>
         <translation>未加载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="26" />
+        <location filename="../../desktop/status_bar.py" line="35" />
         <source>loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="27" />
+        <location filename="../../desktop/status_bar.py" line="36" />
         <source>ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="28" />
+        <location filename="../../desktop/status_bar.py" line="37" />
         <source>generating…</source>
         <translation>生成中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="29" />
+        <location filename="../../desktop/status_bar.py" line="38" />
         <source>unloaded after idle</source>
         <translation>空闲后已卸载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="31" />
+        <location filename="../../desktop/status_bar.py" line="25" />
         <source>Model: {} — {}</source>
         <translation>模型：{} — {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="33" />
+        <location filename="../../desktop/status_bar.py" line="42" />
         <source> ({:.0f} MB)</source>
         <translation>（{:.0f} MB）</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="38" />
+        <location filename="../../desktop/status_bar.py" line="46" />
         <source>{}: {} documents, {} chunks</source>
         <translation>{}：{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="42" />
+        <location filename="../../desktop/status_bar.py" line="50" />
         <source>Cache off</source>
         <translation>缓存已关闭</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="44" />
+        <location filename="../../desktop/status_bar.py" line="52" />
         <source>Cache: {} hits</source>
         <translation>缓存命中 {} 次</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="45" />
+        <location filename="../../desktop/status_bar.py" line="53" />
         <source>{} answers served from the cache, {} asked of the model</source>
         <translation>{} 个答案来自缓存，{} 个由模型回答</translation>
     </message>
@@ -1033,6 +1168,11 @@
         <translation>值</translation>
     </message>
     <message>
+        <location filename="../../desktop/structured_view.py" line="107" />
+        <source>Sources</source>
+        <translation>来源</translation>
+    </message>
+    <message>
         <location filename="../../desktop/structured_view.py" line="109" />
         <source>Copy JSON</source>
         <translation>复制 JSON</translation>
@@ -1053,22 +1193,32 @@
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="172" />
+        <location filename="../../desktop/structured_view.py" line="177" />
+        <source>not found in the sources</source>
+        <translation>来源中未找到</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="178" />
+        <source>No retrieved passage contains this value; check it before relying on it.</source>
+        <translation>检索到的段落中都没有这个值；使用前请核实。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/structured_view.py" line="198" />
         <source>Save result</source>
         <translation>保存结果</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="180" />
+        <location filename="../../desktop/structured_view.py" line="206" />
         <source>Extract to</source>
         <translation>提取到</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="180" />
+        <location filename="../../desktop/structured_view.py" line="206" />
         <source>CSV (*.csv);;JSON Lines (*.jsonl)</source>
         <translation>CSV (*.csv);;JSON Lines (*.jsonl)</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="188" />
+        <location filename="../../desktop/structured_view.py" line="214" />
         <source>%v of %m documents</source>
         <translation>%v / %m 个文档</translation>
     </message>
@@ -1108,7 +1258,7 @@
     <message>
         <location filename="../../desktop/welcome.py" line="43" />
         <source>Documents in Chinese or another language? Get multilingual search ({})</source>
-        <translation type="unfinished" />
+        <translation>文档是中文或其他语言？获取多语言检索模型（{}）</translation>
     </message>
     <message>
         <location filename="../../desktop/welcome.py" line="47" />
@@ -1136,24 +1286,26 @@
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="17" />
         <source>The embedding model changed</source>
-        <translation type="unfinished" />
+        <translation>嵌入模型已更改</translation>
     </message>
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="19" />
         <source>{} was indexed with {}; search now uses {}.
 
 Re-embedding reads its passages again with the new model. The old vectors stay in use until it is complete, and you can stop at any time.</source>
-        <translation type="unfinished" />
+        <translation>{} 是用 {} 建立索引的；现在检索使用 {}。
+
+重新嵌入会用新模型重新读取其中的段落。完成之前旧向量仍然可用，您也可以随时停止。</translation>
     </message>
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="22" />
         <source>Re-embed now</source>
-        <translation type="unfinished" />
+        <translation>立即重新嵌入</translation>
     </message>
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="33" />
         <source>Re-embedding {}…</source>
-        <translation type="unfinished" />
+        <translation>正在重新嵌入 {}…</translation>
     </message>
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="33" />
@@ -1163,7 +1315,7 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
     <message>
         <location filename="../../desktop/reembed_dialog.py" line="34" />
         <source>Re-embedding</source>
-        <translation type="unfinished" />
+        <translation>重新嵌入</translation>
     </message>
 </context>
 </TS>
