@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 LLAMA_SRC := .cache/llama.cpp
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test bench clean
+.PHONY: run test bench installer clean
 
 run: $(APP_STAMP)
 	$(BIN)/archivist
@@ -22,6 +22,10 @@ test: $(TEST_STAMP) $(LLAMA_SRC)/.ok
 bench: $(TEST_STAMP)
 	$(PIP) install -c constraints.txt -r bench/requirements.txt
 	$(BIN)/python bench/ingest.py
+
+# The Linux packages (.deb and .tar.gz) in build/packages, with their sizes and the build time.
+installer: $(TEST_STAMP)
+	installers/linux/build.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

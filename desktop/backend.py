@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.ingest_process import ingest_in_child
 from desktop.workers import Job, Workers
 from engine import ModelStatus
 from rag.settings import Settings
@@ -106,7 +107,17 @@ class Backend(QObject):
         return self.workers.start(pool, name, fn)
 
     def ingest(self, paths: Sequence[Path], force: bool = False) -> Job:
+        """Index files. With a store server (the app's own, or a team's) a child process does
+        the work, so that the window never waits on it; otherwise a worker thread."""
         collection = self.collection
+        if self._open_kb is None and self.kb is not None and self.kb.store.location.startswith("http"):
+            settings = self.settings
+
+            def in_child(job: Job) -> Any:
+                self.kb.check_embedder(collection)
+                return ingest_in_child(settings, paths, collection, force, job.report, job.cancel)
+
+            return self.run("ingest", "index", in_child)
         return self.run(
             "ingest", "index",
             lambda job: self.kb.ingest(paths, collection, progress=job.report, cancel=job.cancel, force=force),

@@ -131,6 +131,14 @@ class KnowledgeBase:
         collection.info = info
         return collection, keyword
 
+    def check_embedder(self, collection: str) -> None:
+        """Raise ``EmbedderMismatch`` when ``collection`` exists and was built with another model."""
+        try:
+            stored, _ = self._collection(collection)
+        except CollectionNotFound:
+            return
+        self._check_embedder(stored)
+
     def _check_embedder(self, collection: StoredCollection) -> None:
         if collection.info.embedder != self.embedder.model_id:
             raise EmbedderMismatch(collection.info.name, collection.info.embedder, self.embedder.model_id)

@@ -54,10 +54,15 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
             starter = starter_model_path()
             if starter is None:
                 raise RuntimeError("the starter model is missing from this installation")
+            from rag.chroma_server import LocalChromaServer
+
             state["model"] = LlamaEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME), idle_thread=False)
-            state["kb"] = KnowledgeBase(VectorStore.embedded(folder / "chroma"), Embedder(), folder / "keyword",
+            # The store as the window uses it: a private Chroma server in a child process.
+            state["server"] = server = LocalChromaServer(folder / "chroma")
+            port = server.start()
+            state["kb"] = KnowledgeBase(VectorStore.server("127.0.0.1", port), Embedder(), folder / "keyword",
                                         model=state["model"], cache=AnswerCache(folder / "cache"))
-            return f"store, embedder and {STARTER_NAME} set up"
+            return f"store server on port {port}, embedder and {STARTER_NAME} set up"
 
         def ingest() -> str:
             from resources import resource_path
@@ -103,6 +108,8 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
             check(name, fn)
         if "model" in state:
             state["model"].close()
+        if "server" in state:
+            state["server"].stop()
     ok = all(results)
     print(f"{'OK' if ok else 'FAILED'}: {sum(results)} of {len(results)} checks passed in {time.perf_counter() - started:.1f}s",
           file=out)

@@ -95,6 +95,31 @@ def test_drop_files_see_them_indexed_and_a_failure_explained(qtbot, window: Main
     assert "2 documents" in window.library.summary.text() and "1 could not be indexed" in window.library.summary.text()
 
 
+def test_the_app_as_shipped_indexes_in_a_child_process(qtbot, tmp_path: Path):
+    """No test doubles: the app's own store server and the indexing child process."""
+    backend = Backend(Settings(data_dir=str(tmp_path / "data")))
+    win = MainWindow(backend)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(backend.ready, timeout=120_000):
+        backend.open()
+    assert backend.kb.store.location.startswith("http://127.0.0.1:")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pump.txt").write_text(PUMP)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a real pdf")
+    seen: list[object] = []
+    ingest(qtbot, win, [docs / "pump.txt", docs / "broken.pdf"])
+    assert statuses(win) == {"pump.txt": "Indexed", "broken.pdf": "Failed"}
+    assert "every 200 hours" in backend.kb.search("how often does the pump need oil", backend.collection)[0].text
+    job = backend.ingest([docs], force=True)
+    job.progress.connect(seen.append)
+    with qtbot.waitSignal(job.done, timeout=120_000) as done:
+        pass
+    assert done.args[0].count("indexed") == 1 and seen, "no progress came back from the child"
+    win._poll.stop()
+    backend.shutdown()
+
+
 def test_a_followed_folder_is_kept_in_step(qtbot, window: MainWindow, tmp_path: Path):
     folder = tmp_path / "shared"
     folder.mkdir()

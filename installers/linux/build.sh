@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build Archivist's Linux packages from a checkout: the frozen one-folder bundle, trimmed,
+# then a portable .tar.gz and a .deb made with dpkg-deb. Prints sizes and build time.
+#
+#     installers/linux/build.sh            (make installer runs this; needs the .venv of make test)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=.venv/bin/python
+VERSION=$($PY -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+OUT=build/packages
+BUNDLE=build/dist/Archivist
+started=$(date +%s)
+mib() { du -sm "$1" | cut -f1; }
+
+$PY -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[installer]'
+QT_QPA_PLATFORM=offscreen $PY installers/icons.py
+if [ -z "${REUSE_BUNDLE:-}" ]; then  # REUSE_BUNDLE=1: package the bundle already in build/dist
+    rm -rf build/dist build/work
+    $PY -m PyInstaller --noconfirm --log-level WARN --distpath build/dist --workpath build/work installers/archivist.spec
+fi
+before=$(mib "$BUNDLE")
+
+# Trim what the app never loads: headers and static libraries (torch ships its C++ SDK),
+# torch's test programs (torch_shm_manager stays: importing torch looks for it), type
+# stubs, Qt's own translations beyond the ones we ship, and bytecode caches.
+internal="$BUNDLE/_internal"
+rm -rf "$internal/torch/include" "$internal/torch/share" "$internal/torch/lib/"*.a
+find "$internal/torch/bin" -mindepth 1 ! -name torch_shm_manager -exec rm -rf {} + 2>/dev/null || true
+find "$internal" \( -name '*.pyi' -o -name '*.a' -o -name '__pycache__' -o -name '*.h' -o -name '*.hpp' \) -prune -exec rm -rf {} +
+find "$internal" -path '*PySide6/Qt/translations/*' ! -name 'qtbase_zh_CN.qm' ! -name 'qtbase_en.qm' -delete 2>/dev/null || true
+after=$(mib "$BUNDLE")
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+tar -C build/dist -czf "$OUT/archivist-$VERSION-linux-$ARCH.tar.gz" Archivist
+
+# The .deb: the bundle in /opt, a launcher on the PATH, a menu entry and an icon.
+root=build/deb-root
+rm -rf "$root"
+mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/applications" \
+         "$root/usr/share/icons/hicolor/scalable/apps" "$root/usr/share/icons/hicolor/256x256/apps"
+cp -a "$BUNDLE" "$root/opt/archivist"
+ln -s /opt/archivist/archivist "$root/usr/bin/archivist"
+cp installers/linux/archivist.desktop "$root/usr/share/applications/"
+cp resources/icons/archivist.svg "$root/usr/share/icons/hicolor/scalable/apps/archivist.svg"
+cp installers/linux/archivist.png "$root/usr/share/icons/hicolor/256x256/apps/archivist.png"
+installed=$(du -sk "$root" | cut -f1)
+sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$installed/" installers/linux/control > "$root/DEBIAN/control"
+install -m 755 installers/linux/postinst installers/linux/postrm "$root/DEBIAN/"
+dpkg-deb --build --root-owner-group -Zgzip "$root" "$OUT/archivist_${VERSION}_${ARCH}.deb" >/dev/null
+
+echo "bundle: ${before} MiB as built, ${after} MiB after trimming"
+for f in "$OUT"/*; do echo "package: $(basename "$f") $(mib "$f") MiB"; done
+echo "build time: $(( $(date +%s) - started )) s"

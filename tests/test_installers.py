@@ -1,0 +1,79 @@
+"""What of the packaging can be checked here: the resource helper frozen or not, the Windows
+installer script compiling, the CI workflow's shape, the Linux package's metadata."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTALLERS = ROOT / "installers"
+
+
+def test_resources_are_found_frozen_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from resources import resource_path
+
+    assert resource_path("schemas", "key_facts.json").is_file()
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert resource_path("vocab", "o200k_base.tiktoken") == tmp_path / "resources" / "vocab" / "o200k_base.tiktoken"
+
+
+@pytest.mark.skipif(shutil.which("makensis") is None, reason="NSIS is not installed (tests/setup-system.sh installs it)")
+def test_windows_installer_script_compiles(tmp_path: Path):
+    bundle = tmp_path / "Archivist"
+    (bundle / "_internal").mkdir(parents=True)
+    (bundle / "archivist.exe").write_bytes(b"MZ stand-in for the PyInstaller bundle")
+    (bundle / "_internal" / "base_library.zip").write_bytes(b"PK")
+    out = tmp_path / "Archivist-Setup.exe"
+    result = subprocess.run(
+        ["makensis", "-V2", "-DVERSION=0.1.0", f"-DBUNDLE={bundle}", f"-DOUTFILE={out}", "archivist.nsi"],
+        cwd=INSTALLERS / "windows", capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out.read_bytes()[:2] == b"MZ" and out.stat().st_size > 50_000
+
+
+def test_workflow_builds_and_self_tests_on_every_platform():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "installers.yml").read_text())
+    jobs = workflow["jobs"]
+    assert {job["runs-on"].split("-")[0] for job in jobs.values()} == {"ubuntu", "windows", "macos"}
+    for name, job in jobs.items():
+        commands = " ".join(step.get("run", "") for step in job["steps"])
+        assert "--self-test" in commands, f"{name} never runs the self-test"
+        assert any("upload-artifact" in step.get("uses", "") for step in job["steps"]), name
+    assert "makensis" in " ".join(s.get("run", "") for s in jobs["windows"]["steps"])
+    assert "installers/macos/build.sh" in " ".join(s.get("run", "") for s in jobs["macos"]["steps"])
+
+
+def test_linux_package_files_are_well_formed():
+    control = (INSTALLERS / "linux" / "control").read_text()
+    fields = dict(line.split(": ", 1) for line in control.splitlines() if ": " in line and not line.startswith(" "))
+    assert {"Package", "Version", "Architecture", "Depends", "Description", "Maintainer"} <= set(fields)
+    entry = (INSTALLERS / "linux" / "archivist.desktop").read_text().splitlines()
+    assert entry[0] == "[Desktop Entry]"
+    keys = dict(line.split("=", 1) for line in entry[1:] if "=" in line)
+    assert keys["Exec"].startswith("/opt/archivist/archivist") and keys["Icon"] == "archivist" and keys["Type"] == "Application"
+    for script in ("postinst", "postrm"):
+        assert subprocess.run(["sh", "-n", str(INSTALLERS / "linux" / script)]).returncode == 0
+    for script in ("linux/build.sh", "linux/smoke.sh", "macos/build.sh"):
+        assert subprocess.run(["bash", "-n", str(INSTALLERS / script)]).returncode == 0
+    compile((INSTALLERS / "archivist.spec").read_text(), "archivist.spec", "exec")
+
+
+def test_self_test_passes_without_a_display(tmp_path: Path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "desktop.app", "--self-test"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == [
+        "PASS  vocabulary", "PASS  knowledge base", "PASS  index samples", "PASS  answer a question", "PASS  model load and unload"]
+    assert "store server on port" in lines[1] and "after launch" in lines[3]
+    assert lines[-1].startswith("OK: 5 of 5 checks passed")
