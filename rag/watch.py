@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,13 +131,13 @@ class FolderWatcher:
             if kind == "moved":
                 destination = Path(_text(event.dest_path))
                 if event.is_directory:
-                    self._pending.changed.update(p for p in destination.rglob("*") if p.is_file() and worth_indexing(p))
+                    self._pending.changed.update(_documents_under(destination))
                 elif worth_indexing(destination):
                     self._pending.add(destination)
             elif kind in ("created", "modified", "closed") and not event.is_directory and worth_indexing(source):
                 self._pending.add(source)
             elif kind == "created" and event.is_directory:  # a folder copied in whole
-                self._pending.changed.update(p for p in source.rglob("*") if p.is_file() and worth_indexing(p))
+                self._pending.changed.update(_documents_under(source))
             self._last_event = time.monotonic()
         self._wake.set()
 
@@ -158,6 +158,10 @@ class FolderWatcher:
                     self._on_changes(changes)
                 except Exception:  # noqa: BLE001 - one failed round must not end the watch
                     log.exception("applying folder changes failed")
+
+
+def _documents_under(folder: Path) -> Iterator[Path]:
+    return (p for p in folder.rglob("*") if p.is_file() and worth_indexing(p))
 
 
 def _text(path: str | bytes) -> str:

@@ -85,6 +85,16 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def ole_container(path: Path) -> bool:
+    """Whether an Office file is an OLE container: with a .docx, .xlsx or .pptx name, that
+    is a password-protected document (or an old binary format)."""
+    with path.open("rb") as f:
+        return f.read(8) == _OLE_MAGIC
+
+
 def is_supported(path: Path) -> bool:
     """Whether a loader exists for this file's extension."""
     return path.suffix.lower() in LOADERS

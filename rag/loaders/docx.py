@@ -13,10 +13,7 @@ from docx.text.paragraph import Paragraph
 
 from rag.documents import LoadResult, Section
 from rag.errors import DocumentCorrupt, DocumentEncrypted
-from rag.loaders import tables
-
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
+from rag.loaders import ole_container, tables
 
 def _heading_level(paragraph: Paragraph) -> int | None:
     name = (paragraph.style.name if paragraph.style is not None else "") or ""
@@ -29,9 +26,7 @@ def _heading_level(paragraph: Paragraph) -> int | None:
 
 
 def _open(path: Path) -> docx.document.Document:
-    with path.open("rb") as f:
-        magic = f.read(8)
-    if magic == _OLE_MAGIC:
+    if ole_container(path):
         # An OLE container with a .docx name is a password-protected document (or a .doc).
         raise DocumentEncrypted(path)
     try:

@@ -16,12 +16,11 @@ from pathlib import Path
 
 from rag.documents import LoadResult, Section
 from rag.errors import DocumentCorrupt, DocumentEncrypted
-from rag.loaders import tables
+from rag.loaders import ole_container, tables
 from rag.loaders.text import detect_encoding
 
 # Rows are grouped until a section holds about this many characters.
 _SECTION_CHARS = 600
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def cell_text(value: object) -> str:
@@ -74,9 +73,8 @@ def load_xlsx(path: Path, result: LoadResult) -> Iterator[Section]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
-    with path.open("rb") as f:
-        if f.read(8) == _OLE_MAGIC:
-            raise DocumentEncrypted(path)  # a password-protected workbook is an OLE container
+    if ole_container(path):
+        raise DocumentEncrypted(path)  # a password-protected workbook is an OLE container
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from rag.documents import LoadResult, Section
 from rag.errors import DocumentCorrupt, DocumentEncrypted
-from rag.loaders import tables
+from rag.loaders import ole_container, tables
 
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def _shape_lines(shape) -> Iterator[str]:  # noqa: ANN001 - python-pptx shapes are untyped
@@ -31,9 +30,8 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
 
-    with path.open("rb") as f:
-        if f.read(8) == _OLE_MAGIC:
-            raise DocumentEncrypted(path)
+    if ole_container(path):
+        raise DocumentEncrypted(path)
     try:
         deck = Presentation(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
