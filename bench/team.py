@@ -37,7 +37,7 @@ from rag import offline  # noqa: E402
 offline.enforce()
 
 from corpus import paragraphs  # noqa: E402
-from engine import RemoteEngine  # noqa: E402
+from engine import RemoteEngine, backends  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
 from rag.ask import Answered, AskFailed, AskOptions  # noqa: E402
 from rag.chroma_server import LocalChromaServer, _free_port  # noqa: E402
@@ -58,7 +58,7 @@ def start_inference_server(model: Path, port: int, log: Path) -> subprocess.Pope
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "starter",
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192",
          "--interrupt_requests", "False"],  # queue concurrent questions instead of dropping the running one
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **backends.load().environment()},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

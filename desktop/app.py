@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start Archivist's window (or run the self-test)."""
     args = _arguments(sys.argv[1:] if argv is None else argv)
     from rag import logs, offline
-    from rag.settings import Settings, config_dir, log_dir
+    from rag.settings import Settings, config_dir
 
     offline.enforce()
     if args.chroma_server:  # the frozen app runs its own store server this way
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.load()
     if args.data_dir:
         settings.data_dir = str(args.data_dir)
-    logs.configure(args.data_dir / "logs" if args.data_dir else log_dir())
+    crashes = logs.crash_reports(settings.log_path)  # before this run's own report file opens
+    logs.configure(settings.log_path, process="window")
     first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path
 
     # Indexing and generation run in Python worker threads; hand the interpreter back to
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     backend = Backend(settings)
     window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
     window.show()
+    if crashes:
+        window.report_crashes(crashes)
     QTimer.singleShot(0, backend.open)
     if os.environ.get("ARCHIVIST_REPORT_STARTUP"):  # for bench/desktop.py
         QTimer.singleShot(0, lambda: print("shown", flush=True))

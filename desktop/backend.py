@@ -25,12 +25,11 @@ log = logging.getLogger(__name__)
 def warm_up(kb: Any) -> None:
     """Import and load the heavy parts now, while the window only shows "opening".
 
-    Importing torch or llama.cpp holds Python's lock for long stretches; done later, in the
-    middle of indexing or asking, it would freeze the window each time.
+    Importing torch holds Python's lock for long stretches; done later, in the middle of
+    indexing or asking, it would freeze the window each time. (llama.cpp runs in the engine's
+    own process: nothing of it is imported here.)
     """
     kb.embedder.embed(["warm up"])
-    if kb.model is not None:
-        import llama_cpp  # noqa: F401 - the import itself is the point
 
 
 class Backend(QObject):

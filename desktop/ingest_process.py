@@ -73,10 +73,9 @@ def _child(settings: Settings, paths: list[Path], collection: str, force: bool, 
     from engine.errors import ArchivistError
     from rag import logs, offline
     from rag.composition import open_knowledge_base
-    from rag.settings import log_dir
 
     offline.enforce()
-    logs.configure(settings.data_path / "logs" if settings.data_dir else log_dir())
+    logs.configure(settings.log_path, process="ingest")
     cancel = CancelToken()
 
     def listen() -> None:

@@ -394,10 +394,19 @@ class MainWindow(QMainWindow):
 
         folder = models_dir(self.backend.settings)
         mirror = self.backend.settings.download_mirror
+        if not model.verified and QMessageBox.warning(
+            self, self.tr("Download an unverified file?"),
+            self.tr("No checksum of {} has been published for Archivist to check it against, so Archivist cannot "
+                    "prove that the file you receive is the one its authors released (a damaged transfer is still "
+                    "caught). Download it only from a source you trust. Download anyway?").format(model.title),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+        ) != QMessageBox.StandardButton.Yes:
+            return
 
         def work(job: Any) -> Path:
             for file in model.files:
-                download(file.url, model.folder(folder) / file.name, file.sha256, mirror, job.report, job.cancel)
+                download(file.url, model.folder(folder) / file.name, file.sha256, mirror, job.report, job.cancel,
+                         accept_unverified=not model.verified)
             return model.entry(folder)
 
         job = self.backend.run("io", "download", work)
@@ -406,7 +415,9 @@ class MainWindow(QMainWindow):
         if box is not None:
             job.progress.connect(box.show_progress)
             job.failed.connect(lambda e: box.finished(plain(e)))
-            job.done.connect(lambda _p: box.finished(self.tr("Downloaded and verified. It is used from now on.")))
+            done = (self.tr("Downloaded and verified. It is used from now on.") if model.verified else
+                    self.tr("Downloaded; checked against the server's checksum only. It is used from now on."))
+            job.done.connect(lambda _p: box.finished(done))
         job.done.connect(lambda path: self._downloaded(model, path))
 
     def _downloaded(self, model: Any, path: Path) -> None:
@@ -455,6 +466,17 @@ class MainWindow(QMainWindow):
             else:
                 job = self.backend.run("io", "cache stats", lambda _job: cache.stats())
                 job.done.connect(lambda s: self.status.show_cache(s.hits, s.misses))
+
+    def report_crashes(self, reports: list[Path]) -> None:
+        """Say once that a part of Archivist crashed last time, and where its report is."""
+        folder = reports[-1].parent
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Archivist stopped unexpectedly"), self.tr(
+            "Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. "
+            "The crash report is in {}; please include it if you report the problem."
+        ).format(", ".join(p.stem.split("-")[1] for p in reports), folder), parent=self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+        self.crash_notice = box
 
     def _error(self, title: str, error: object) -> None:
         log.warning("%s: %s", title, error)

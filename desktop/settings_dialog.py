@@ -158,6 +158,14 @@ class SettingsDialog(QDialog):
         self.idle.setSuffix(self.tr(" min"))
         self.idle.setSpecialValueText(self.tr("Never"))
         self.idle.setValue(s.idle_minutes)
+        self.memory_floor = QDoubleSpinBox()
+        self.memory_floor.setRange(0, 256)
+        self.memory_floor.setSingleStep(0.5)
+        self.memory_floor.setSuffix(self.tr(" GB free"))
+        self.memory_floor.setSpecialValueText(self.tr("Never"))
+        self.memory_floor.setValue(s.memory_floor_gb)
+        self.memory_floor.setToolTip(self.tr("Between answers, give the model's memory back when the computer's "
+                                             "available memory falls below this."))
         self.download = DownloadBox(models_dir(s))
 
         model_tab = QWidget()
@@ -168,6 +176,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Reasoning effort"), self.effort)
         form.addRow(self.tr("GPU layers"), self.gpu)
         form.addRow(self.tr("Unload the model after"), self.idle)
+        form.addRow(self.tr("Unload the model below"), self.memory_floor)
         form.addRow(self.download)
 
         self.cache = QCheckBox(self.tr("Remember answers to repeated questions"))
@@ -246,6 +255,7 @@ class SettingsDialog(QDialog):
             reasoning_effort=self.effort.currentData(),
             gpu_layers=self.gpu.value(),
             idle_minutes=self.idle.value(),
+            memory_floor_gb=self.memory_floor.value(),
             cache_enabled=self.cache.isChecked(),
             cache_similar=self.similar.isChecked(),
             embedding_model=self.embedding.text().strip(),

@@ -36,6 +36,7 @@ class StatusBar(QStatusBar):
             ModelState.READY: self.tr("ready"),
             ModelState.GENERATING: self.tr("generating…"),
             ModelState.UNLOADED_IDLE: self.tr("unloaded after idle"),
+            ModelState.UNLOADED_LOW_MEMORY: self.tr("unloaded: memory ran low"),
         }
         text = names[status.state]
         if status.memory_bytes:

@@ -12,6 +12,7 @@ from engine.errors import (
     ContextTooLong,
     DownloadCancelled,
     DownloadError,
+    EngineCrashed,
     EngineError,
     GenerationCancelled,
     GenerationFailed,
@@ -21,6 +22,7 @@ from engine.errors import (
     NotEnoughDisk,
     RemoteError,
     SchemaInvalid,
+    UnverifiedDownload,
 )
 from engine.interface import (
     AnswerDelta,
@@ -39,7 +41,9 @@ from engine.interface import (
     Usage,
     collect,
 )
+from engine.gguf_info import check_adapter
 from engine.llama import LlamaEngine, LlamaSettings
+from engine.process import ProcessEngine
 from engine.remote import RemoteEngine
 from engine.schema import check as check_schema
 from engine.schema import validate as validate_json
@@ -47,8 +51,8 @@ from engine.schema import validate as validate_json
 __all__ = [
     "CATALOG", "STARTER_NAME", "STARTER_NOTE", "AnswerDelta", "ArchivistError", "CancelToken", "CatalogModel",
     "ChatMessage", "ChecksumMismatch", "Collected", "ContextTooLong", "Done", "DownloadCancelled", "DownloadError",
-    "EngineError", "EngineEvent", "Failed", "GenerationCancelled", "GenerationFailed",
+    "EngineCrashed", "EngineError", "EngineEvent", "Failed", "GenerationCancelled", "GenerationFailed",
     "GenerationRequest", "LanguageModel", "LlamaEngine", "LlamaSettings", "Loading", "ModelInvalid", "ModelNotFound",
-    "ModelState", "ModelStatus", "ModelTooLarge", "NotEnoughDisk", "ReasoningDelta", "RemoteEngine", "RemoteError", "SchemaInvalid",
-    "Timings", "Usage", "check_schema", "collect", "starter_model_path", "validate_json",
+    "ModelState", "ModelStatus", "ModelTooLarge", "NotEnoughDisk", "ProcessEngine", "ReasoningDelta", "RemoteEngine", "RemoteError", "SchemaInvalid", "UnverifiedDownload",
+    "Timings", "Usage", "check_adapter", "check_schema", "collect", "starter_model_path", "validate_json",
 ]

@@ -11,7 +11,11 @@ _HF = "https://huggingface.co"
 
 @dataclass(frozen=True, slots=True)
 class CatalogFile:
-    """One file of a model: where it lives and, when known, its pinned sha256."""
+    """One file of a model: where it lives and, when known, its pinned sha256.
+
+    A pin comes from the checksum the model card publishes, never from the file downloaded
+    here; a file without one is downloaded only when the user accepts it unverified.
+    """
 
     url: str
     name: str
@@ -32,6 +36,11 @@ class CatalogModel:
     files: tuple[CatalogFile, ...]
     note: str
     kind: str = "language"
+
+    @property
+    def verified(self) -> bool:
+        """Whether every file has a pinned sha256."""
+        return all(f.sha256 for f in self.files)
 
     @property
     def entry_file(self) -> str:

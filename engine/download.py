@@ -3,8 +3,11 @@
 A transfer writes ``NAME.part`` beside the target, with ``NAME.part.json`` recording the
 address, size and expected sha256; an interrupted download resumes with an HTTP Range
 request. Only a file whose sha256 matches is renamed to ``NAME``, so a partial or corrupt
-file is never mistaken for a model. The expected sha256 is a pinned value, or the one the
-server publishes (the Hugging Face hub sends an LFS file's sha256 as ``X-Linked-ETag``).
+file is never mistaken for a model. The expected sha256 is a pinned value (the catalog's,
+from the model card). Without a pin the download is refused unless the user accepts an
+unverified file explicitly; it is then checked against the sha256 the server publishes
+(the Hugging Face hub sends an LFS file's sha256 as ``X-Linked-ETag``), which catches a
+damaged transfer but not a replaced file.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from engine.cancel import CancelToken
-from engine.errors import ChecksumMismatch, DownloadCancelled, DownloadError, NotEnoughDisk
+from engine.errors import ChecksumMismatch, DownloadCancelled, DownloadError, NotEnoughDisk, UnverifiedDownload
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +87,17 @@ def download(
     cancel: CancelToken | None = None,
     timeout: float = 30.0,
     client: httpx.Client | None = None,
+    accept_unverified: bool = False,
 ) -> Path:
-    """Download ``url`` to ``target``, resuming a previous partial transfer; return ``target``."""
+    """Download ``url`` to ``target``, resuming a previous partial transfer; return ``target``.
+
+    Without a pinned ``sha256`` it raises ``UnverifiedDownload`` before any transfer, unless
+    ``accept_unverified`` says the user accepted that risk.
+    """
     cancel = cancel or CancelToken()
     source = mirrored(url, mirror)
+    if sha256 is None and not accept_unverified:
+        raise UnverifiedDownload(source)
     part = target.with_name(target.name + ".part")
     ledger = target.with_name(target.name + ".part.json")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,22 +11,38 @@ The tree (rag adds its own branch under ArchivistError in ``rag.errors``)::
     │   ├── SchemaInvalid(reason)
     │   ├── GenerationCancelled
     │   ├── GenerationFailed(reason)
+    │   ├── EngineCrashed(exit_code)            the engine process died (segfault, abort, killed)
     │   └── RemoteError(reason)                 inference server: refused, 401, 429, 5xx, time-out
     └── DownloadError(url, reason)
         ├── DownloadCancelled
         ├── ChecksumMismatch(path, expected, actual)
+        ├── UnverifiedDownload(url)             no pinned checksum, and the user did not accept that
         └── NotEnoughDisk(path, needed, free)
 
-Each error's ``str()`` is a plain sentence a user can act on.
+Each error's ``str()`` is a plain sentence a user can act on. Every error pickles with its
+fields intact, so it crosses a process boundary as the same typed error.
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from typing import Any
+
+
+def _rebuild(cls: type[ArchivistError], args: tuple[Any, ...], state: dict[str, Any]) -> ArchivistError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ArchivistError(Exception):
     """Base of every error Archivist raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take their fields, not the message, in __init__: rebuild without calling it.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class EngineError(ArchivistError):
@@ -85,6 +101,21 @@ class GenerationFailed(EngineError):
         super().__init__(f"The model failed: {reason}")
 
 
+class EngineCrashed(EngineError):
+    """The engine's process ended in the middle of a job; ``exit_code`` < 0 is the signal."""
+
+    def __init__(self, exit_code: int | None) -> None:
+        self.exit_code = exit_code
+        if exit_code is not None and exit_code < 0:
+            try:
+                how = f"signal {-exit_code}, {signal.Signals(-exit_code).name}"
+            except ValueError:
+                how = f"signal {-exit_code}"
+        else:
+            how = f"exit code {exit_code}"
+        super().__init__(f"The model stopped unexpectedly ({how}); it will restart for the next question.")
+
+
 class RemoteError(EngineError):
     def __init__(self, reason: str, status: int | None = None) -> None:
         self.reason = reason
@@ -109,6 +140,14 @@ class ChecksumMismatch(DownloadError):
         self.expected = expected
         self.actual = actual
         super().__init__(url, f"the file's sha256 is {actual}, expected {expected}; it was deleted")
+
+
+class UnverifiedDownload(DownloadError):
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            url, "Archivist has no published checksum to check this file against, so it cannot prove the file is the "
+                 "one its authors released. It was not downloaded; accept the warning to download it anyway"
+        )
 
 
 class NotEnoughDisk(DownloadError):

@@ -39,6 +39,8 @@ class GGUFInfo:
     value_length: int
     file_size: int
     chat_template: str | None
+    layer_bytes: int = 0  # the weights of one repeating layer (blk.N), on average
+    other_bytes: int = 0  # the weights outside the layers: embeddings, output
     metadata: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def kv_bytes_per_token(self, kv_type: str = "f16") -> int:
@@ -145,13 +147,18 @@ def read(path: Path | str) -> GGUFInfo:
             kind = cursor.take("<I")
             metadata[key] = cursor.value(kind, keep=True)
         end = 0
+        in_layers = outside = 0
         for _ in range(tensor_count):
-            cursor.string()
+            name = cursor.string()
             dims = [cursor.take("<Q") for _ in range(cursor.take("<I"))]
             kind, offset = cursor.take("<I"), cursor.take("<Q")
             nbytes = _tensor_bytes(kind, dims)
             if nbytes is not None:
                 end = max(end, offset + nbytes)
+                if name.startswith("blk."):
+                    in_layers += nbytes
+                else:
+                    outside += nbytes
         alignment = int(metadata.get("general.alignment", 32))
         data_start = (cursor.pos + alignment - 1) // alignment * alignment
     if data_start + end > size:
@@ -172,17 +179,22 @@ def read(path: Path | str) -> GGUFInfo:
     kv_heads = meta("attention.head_count_kv", heads)
     embedding = meta("embedding_length", 0)
     default_head = embedding // heads if heads else 0
+    layers = meta("block_count", 0)
+    # A split model's header lists the first shard's tensors: scale them to the whole file.
+    scale = total / max(1, in_layers + outside) if in_layers + outside else 0.0
     return GGUFInfo(
         path=path,
         architecture=architecture,
         name=str(metadata.get("general.name", path.stem)),
         context_length=meta("context_length", 4096),
-        layers=meta("block_count", 0),
+        layers=layers,
         kv_heads=kv_heads,
         key_length=meta("attention.key_length", default_head),
         value_length=meta("attention.value_length", default_head),
         file_size=total,
         chat_template=metadata.get("tokenizer.chat_template"),
+        layer_bytes=int(in_layers * scale / layers) if layers else 0,
+        other_bytes=int(outside * scale),
         metadata=metadata,
     )
 
@@ -200,3 +212,11 @@ def _other_shards_size(path: Path, metadata: dict[str, Any]) -> int:
             raise ModelInvalid(path, f"shard {shard.name} is missing beside it")
         total += shard.stat().st_size
     return total
+
+
+def check_adapter(path: Path | str) -> GGUFInfo:
+    """Read a LoRA adapter's header; raise ``ModelInvalid`` unless it is one (as convert_lora_to_gguf.py writes)."""
+    info = read(path)
+    if info.metadata.get("general.type") != "adapter" or info.metadata.get("adapter.type") != "lora":
+        raise ModelInvalid(info.path, "it is a model, not a LoRA adapter (a GGUF written by convert_lora_to_gguf.py)")
+    return info

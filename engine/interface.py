@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from engine.cancel import CancelToken
@@ -39,6 +40,7 @@ class GenerationRequest:
     schema_description: str = ""
     temperature: float | None = None
     seed: int | None = None
+    adapter: Path | None = None  # a LoRA adapter (GGUF) applied to this answer, e.g. a collection's domain adapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class ModelState(enum.Enum):
     READY = "ready"
     GENERATING = "generating"
     UNLOADED_IDLE = "unloaded after idle"
+    UNLOADED_LOW_MEMORY = "unloaded: memory ran low"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,10 @@ class LanguageModel(Protocol):
 
     def add_listener(self, listener: StateListener) -> None:
         """Call ``listener`` (from any thread) whenever the state changes."""
+        ...
+
+    def close(self) -> None:
+        """Unload and stop any timer or process the model keeps; the object is not used again."""
         ...
 
 

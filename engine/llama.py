@@ -8,6 +8,7 @@ All generation goes through one lock: the model is single-threaded.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import logging
 import threading
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine import gguf_info, harmony, hardware, schema
+from engine import backends, gguf_info, harmony, hardware, schema
 from engine.cancel import CancelToken
 from engine.errors import ArchivistError, ContextTooLong, GenerationCancelled, GenerationFailed, ModelInvalid, ModelTooLarge
 from engine.idle import IdleTimer
@@ -75,13 +76,18 @@ class LlamaEngine:
     def __init__(self, settings: LlamaSettings, clock: Callable[[], float] = time.monotonic, idle_thread: bool = True) -> None:
         self.settings = settings
         self.info = gguf_info.read(settings.model_path)
-        self._gpu_layers = hardware.gpu_layers(settings.gpu_layers)
+        self.backends = backends.load()
         self._threads = settings.threads or hardware.cpu_threads()
-        self._n_ctx = plan_context(self.info, settings.context_size, settings.kv_cache_type, self._gpu_layers != 0)
+        self._n_ctx = plan_context(self.info, settings.context_size, settings.kv_cache_type, offloaded=False)
+        self._gpu_layers = hardware.gpu_layers(settings.gpu_layers, self.info, self._n_ctx, settings.kv_cache_type)
         self._format: PromptFormat = HarmonyFormat() if self.info.is_gpt_oss else ChatTemplateFormat(self.info, self._vocabulary)
         self._llm: Llama | None = None
         self._vocab_only: Llama | None = None
         self._eog: frozenset[int] = frozenset()
+        self._abort: Callable[[object], bool] | None = None  # llama.cpp's abort callback, kept alive here
+        self._cancel: CancelToken | None = None  # the running answer's, read by the abort callback
+        self._adapters: dict[Path, object] = {}  # LoRA adapters loaded into the model (llama.cpp handles), by file
+        self._adapter: Path | None = None  # the one applied to the context now
         self._lock = threading.RLock()
         self._state = ModelState.NOT_LOADED
         self._rss_before = 0
@@ -109,14 +115,19 @@ class LlamaEngine:
         return self._format.count(text)
 
     def prompt_tokens(self, request: GenerationRequest) -> int:
-        return len(self._format.render(request))
+        return len(self.render(request))
+
+    def render(self, request: GenerationRequest) -> list[int]:
+        """The prompt's token ids, as the model reads them."""
+        return self._format.render(request)
 
     def add_listener(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 
     def status(self) -> ModelStatus:
         memory = max(0, hardware.resident_memory() - self._rss_before) if self._llm is not None else 0
-        detail = f"{self._n_ctx:,} tokens of context" + (", GPU" if self._gpu_layers else ", CPU")
+        where = f"{self._gpu_layers} layers on the GPU" if self._gpu_layers else "CPU"
+        detail = f"{self._n_ctx:,} tokens of context, {where}; {self.backends.describe()}"
         return ModelStatus(self._state, memory, self.name, self._n_ctx, detail)
 
     def unload(self) -> None:
@@ -155,7 +166,9 @@ class LlamaEngine:
                 load_seconds = self._load()
             llm = self._llm
             assert llm is not None
+            self._apply_adapter(llm, request.adapter)
             self._set_state(ModelState.GENERATING)
+            self._cancel = cancel
             try:
                 run = _Run(llm, self._eog, request, cancel, started + load_seconds)
                 if request.seed is not None:
@@ -165,6 +178,7 @@ class LlamaEngine:
                 else:
                     yield from run.plain(prompt, grammar_text)
             finally:
+                self._cancel = None
                 self._set_state(ModelState.READY)
             data = None
             if request.schema is not None:
@@ -193,9 +207,10 @@ class LlamaEngine:
             if self._llm is not None:
                 return self._llm
             if self._vocab_only is None:
+                backends.load()
                 from llama_cpp import Llama
 
-                _quiet_llama_logs()
+                backends.quiet_logs()
                 try:
                     self._vocab_only = Llama(str(self.settings.model_path), vocab_only=True, verbose=False)
                 except (ValueError, RuntimeError, OSError) as exc:
@@ -220,7 +235,7 @@ class LlamaEngine:
             raise
         import llama_cpp
 
-        _quiet_llama_logs()
+        backends.quiet_logs()
         kv_type = {"q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}.get(self.settings.kv_cache_type)
         self._rss_before = hardware.resident_memory()
         try:
@@ -240,6 +255,15 @@ class LlamaEngine:
             raise ModelInvalid(self.settings.model_path, f"llama.cpp could not load it ({exc})") from exc
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._eog = frozenset(t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t))
+
+        # Stop must not wait for a long prompt: llama.cpp asks this between graph nodes.
+        @llama_cpp.ggml_abort_callback
+        def abort(_data: object) -> bool:
+            cancel = self._cancel
+            return cancel is not None and cancel.cancelled
+
+        self._abort = abort
+        llama_cpp.llama_set_abort_callback(llm.ctx, abort, None)
         self._llm = llm
         self._vocab_only = None
         self._set_state(ModelState.READY)
@@ -247,10 +271,37 @@ class LlamaEngine:
         log.info("loaded %s in %.1fs (context %d, gpu layers %d)", self.settings.model_path.name, seconds, self._n_ctx, self._gpu_layers)
         return seconds
 
+    def _apply_adapter(self, llm: Llama, adapter: Path | None) -> None:
+        """Switch the LoRA adapter on the context; the KV cache was computed without it, so it goes."""
+        if adapter == self._adapter:
+            return
+        import llama_cpp
+
+        if adapter is not None and adapter not in self._adapters:
+            if not adapter.is_file():
+                raise ModelInvalid(adapter, "the collection's adapter file is missing")
+            handle = llama_cpp.llama_adapter_lora_init(llm.model, str(adapter).encode())
+            if not handle:
+                raise ModelInvalid(adapter, f"llama.cpp could not apply it as a LoRA adapter of {self.name}")
+            self._adapters[adapter] = handle
+        if adapter is None:
+            status = llama_cpp.llama_set_adapters_lora(llm.ctx, None, 0, None)
+        else:
+            handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[adapter])
+            scales = (ctypes.c_float * 1)(1.0)
+            status = llama_cpp.llama_set_adapters_lora(llm.ctx, handles, 1, scales)
+        if status != 0:
+            raise GenerationFailed(f"llama.cpp refused the adapter {adapter} (status {status})")
+        llm.reset()
+        self._adapter = adapter
+        log.info("adapter now %s", adapter or "none")
+
     def _release(self, state: ModelState) -> None:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+            self._adapters.clear()  # freed with the model
+            self._adapter = None
             import gc
 
             gc.collect()
@@ -322,6 +373,8 @@ class _Run:
                     self.finish = "length"
                     return
         except (RuntimeError, ValueError) as exc:
+            if self.cancel.cancelled:  # llama.cpp aborted the prompt at our request
+                raise GenerationCancelled() from exc
             raise GenerationFailed(str(exc)) from exc
 
     def plain(self, prompt: list[int], grammar_text: str | None) -> Iterator[EngineEvent]:
@@ -417,25 +470,3 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-_LOG_CALLBACK = None
-
-
-def _quiet_llama_logs() -> None:
-    """Route llama.cpp's own log lines to our logger (at debug) instead of stderr."""
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
-        return
-    import ctypes
-
-    import llama_cpp
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        message = text.decode("utf-8", errors="replace").rstrip()
-        if message:
-            log.log(logging.WARNING if level == 2 and "error" in message.lower() else logging.DEBUG, "llama.cpp: %s", message)
-
-    _LOG_CALLBACK = callback
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))

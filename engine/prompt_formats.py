@@ -3,12 +3,17 @@
 gpt-oss speaks harmony (``engine.harmony``): reasoning and answer arrive on separate
 channels. Every other GGUF is spoken to through its own chat template (ChatML when the
 file carries none), and everything it writes is the answer.
+
+Only a template's own markers become control tokens. Text from documents, questions and
+earlier answers is tokenized as plain text, whatever it holds (``<|im_end|>``, ``<|start|>``):
+a document cannot end a message or open a new one.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -24,6 +29,10 @@ _CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+_PLACEHOLDER = "\ue000archivist-message-{}\ue001"  # what the template sees instead of each message
+_PLACEHOLDERS = re.compile("(\ue000archivist-message-\\d+\ue001)")
 
 
 class TextDecoder:
@@ -93,10 +102,21 @@ class ChatTemplateFormat:
         return f"{request.instructions}\n\nAnswer with one JSON object that matches this JSON Schema:\n{schema}"
 
     def render(self, request: GenerationRequest) -> list[int]:
-        messages = [{"role": "system", "content": self.system_text(request)}]
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        # The template is rendered around placeholders; its own text is tokenized with special
+        # tokens, each message's text without, so message text never turns into markers.
+        texts = [self.system_text(request), *(m.content for m in request.messages)]
+        roles = ["system", *(m.role for m in request.messages)]
+        marks = {_PLACEHOLDER.format(i): text for i, text in enumerate(texts)}
+        messages = [{"role": role, "content": mark} for role, mark in zip(roles, marks)]
         prompt = self._format()(messages=messages).prompt  # type: ignore[attr-defined]
-        return self._vocabulary().tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        vocab = self._vocabulary()
+        tokens: list[int] = []
+        for piece in _PLACEHOLDERS.split(prompt):
+            if piece in marks:
+                tokens += vocab.tokenize(marks[piece].encode("utf-8"), add_bos=False, special=False)
+            elif piece:
+                tokens += vocab.tokenize(piece.encode("utf-8"), add_bos=False, special=True)
+        return tokens
 
     def count(self, text: str) -> int:
         return len(self._vocabulary().tokenize(text.encode("utf-8"), add_bos=False, special=False))

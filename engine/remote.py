@@ -77,6 +77,10 @@ class RemoteEngine:
     def unload(self) -> None:
         """Nothing to free here: the server owns the weights."""
 
+    def close(self) -> None:
+        """Close the HTTP connections to the server."""
+        self._client.close()
+
     def add_listener(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 

@@ -8,6 +8,7 @@ Events: ``Retrieved``, ``ModelLoading``, ``Reasoning``, ``AnswerText``, then exa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -128,6 +129,7 @@ class AskContext:
 
     model: LanguageModel
     collection_id: str
+    adapter: Path | None
     fingerprint: Callable[[], str]
     search: Callable[[str, int, Sequence[Path] | None, np.ndarray | None], list[Passage]]
     document_chunks: Callable[[Path], list[Passage]]
@@ -147,10 +149,12 @@ def answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelTo
 def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken) -> Iterator[AskEvent]:
     started = time.perf_counter()
     model = ctx.model
-    history: list[PromptTurn] = []
+    earlier: list[_EarlierTurn] = []
     if options.conversation:
         conversation = ctx.conversations.get(ctx.collection_id, options.conversation)
-        history = [PromptTurn(t.question, t.answer) for t in conversation.turns]
+        earlier = [_EarlierTurn(t) for t in conversation.turns]
+    next_number = 1 + max((s.number for t in earlier for s in t.sources), default=0)
+    history = [t.prompt for t in earlier]
     cacheable = ctx.cache is not None and options.use_cache and not history
     scope = _scope(ctx, model, options) if cacheable else ""
     vector: np.ndarray | None = None
@@ -175,21 +179,31 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     retrieval_started = time.perf_counter()
     budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
     budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
-    while history and budget < model.context_size // 2:
-        history = history[1:]  # the oldest turns go first when the conversation grows long
+    while earlier and budget < model.context_size // 2:
+        earlier = earlier[1:]  # the oldest turns go first when the conversation grows long
+        history = [t.prompt for t in earlier]
         budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
         budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
-    mode, candidates = _candidates(question, ctx, options, history, budget, question_vector)
+    questions = [t.question for t in earlier]
+    mode, candidates = _candidates(question, ctx, options, questions, budget, question_vector)
     retrieval_seconds = time.perf_counter() - retrieval_started
 
     packing_started = time.perf_counter()
-    sources = pack(candidates, model.count_tokens, budget)
+    # Sources the conversation already holds are not sent again: they keep their numbers.
+    earlier_sources = [s for t in earlier for s in t.sources]
+    sent_chunks = {chunk for s in earlier_sources for chunk in s.chunk_ids}
+    fresh = [c for c in candidates if not sent_chunks.issuperset(c.chunk_ids)]
+    retrieved_chunks = {chunk for c in candidates for chunk in c.chunk_ids}
+    reused = [s for s in earlier_sources if retrieved_chunks.intersection(s.chunk_ids)]
+    sources = pack(fresh, model.count_tokens, budget, first=next_number)
     request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
     while sources and model.prompt_tokens(request) + answer_tokens > model.context_size:
         sources = sources[:-1]  # tokens at the joins can tip it over: never exceed the context
         request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
     packing_seconds = time.perf_counter() - packing_started
-    yield Retrieved(sources, mode)
+    request = dataclasses.replace(request, adapter=ctx.adapter)
+    shown = reused + sources
+    yield Retrieved(shown, mode)
 
     for event in model.stream(request, cancel):
         if isinstance(event, Loading):
@@ -203,18 +217,19 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             return
         elif isinstance(event, Done):
             data, field_sources = event.data, []
+            citable = earlier_sources + sources  # earlier turns' sources keep their numbers
             if options.schema is not None:
-                data, field_sources, dropped = split(event.data, options.schema.schema, sources)
+                data, field_sources, dropped = split(event.data, options.schema.schema, citable)
                 text = json.dumps(data, ensure_ascii=False, indent=2)
                 citations = list({c.number: c for f in field_sources for c in f.citations}.values())
             else:
-                text, citations, dropped = resolve(event.text, sources)
+                text, citations, dropped = resolve(event.text, citable)
             timings = StageTimings(
                 cache_seconds, retrieval_seconds, packing_seconds, event.timings.load, event.timings.first_token,
                 event.timings.total, time.perf_counter() - started,
             )
             result = AnswerResult(
-                question, text, citations, sources, dropped, data, event.reasoning, mode, event.usage, timings,
+                question, text, citations, shown, dropped, data, event.reasoning, mode, event.usage, timings,
                 conversation=options.conversation, field_sources=field_sources,
             )
             if cacheable and event.finish == "stop":
@@ -222,13 +237,24 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             if options.conversation:
                 ctx.conversations.append(
                     ctx.collection_id, options.conversation,
-                    Turn(question, text, [_citation_dict(c) for c in citations], data, mode),
+                    Turn(question, text, [_citation_dict(c) for c in citations], data, mode,
+                         sent=request.messages[-1].content, reply=event.text,
+                         sources=[_source_dict(s) for s in sources]),
                 )
             yield Answered(result)
 
 
+class _EarlierTurn:
+    """A stored turn as the prompt needs it: what was sent and replied, and the sources it added."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.question = turn.question
+        self.prompt = PromptTurn(turn.sent or turn.question, turn.reply or turn.answer)
+        self.sources = [_source(s) for s in turn.sources]
+
+
 def _candidates(
-    question: str, ctx: AskContext, options: AskOptions, history: Sequence[PromptTurn], budget: int,
+    question: str, ctx: AskContext, options: AskOptions, earlier_questions: Sequence[str], budget: int,
     question_vector: Callable[[], np.ndarray],
 ) -> tuple[str, list[Source]]:
     """Whole documents when the selected files fit the budget; retrieved passages otherwise."""
@@ -239,9 +265,9 @@ def _candidates(
             return WHOLE, whole
     query = question
     vector = None
-    if history:
+    if earlier_questions:
         # A follow-up ("and the filter?") is searched with the questions before it.
-        query = " ".join([t.question for t in history[-2:]] + [question])
+        query = " ".join([*earlier_questions[-2:], question])
     else:
         vector = question_vector()
     passages = ctx.search(query, options.passages, options.paths, vector)
@@ -251,7 +277,7 @@ def _candidates(
 def _scope(ctx: AskContext, model: LanguageModel, options: AskOptions) -> str:
     schema = json.dumps(options.schema.schema, sort_keys=True) if options.schema else ""
     paths = sorted(path_to_text(p) for p in options.paths) if options.paths else []
-    parts = [ctx.fingerprint(), model.name, str(model.context_size), options.effort, str(options.passages),
+    parts = [ctx.fingerprint(), model.name, str(ctx.adapter or ""), str(model.context_size), options.effort, str(options.passages),
              hashlib.sha256(schema.encode()).hexdigest()[:16], json.dumps(paths)]
     return "|".join(parts)
 
@@ -289,12 +315,16 @@ def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_ques
     citations = [_citation(c) for c in payload["citations"]]
     field_sources = [FieldSource(f["field"], [_citation(c) for c in f["citations"]], f["supported"])
                      for f in payload.get("field_sources", [])]
-    sources = [Source(**{**s, "path": text_to_path(s["path"]), "chunk_ids": tuple(s["chunk_ids"])}) for s in payload["sources"]]
+    sources = [_source(s) for s in payload["sources"]]
     return AnswerResult(
         question, payload["answer"], citations, sources, payload["dropped"], payload["data"], payload["reasoning"],
         payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
         cached_question=cached_question, field_sources=field_sources,
     )
+
+
+def _source(data: dict[str, Any]) -> Source:
+    return Source(**{**data, "path": text_to_path(data["path"]), "chunk_ids": tuple(data["chunk_ids"])})
 
 
 def _citation(data: dict[str, Any]) -> Citation:

@@ -17,7 +17,8 @@ from engine.cancel import CancelToken
 from engine.errors import ArchivistError
 from rag import logs
 from rag.documents import display_path
-from rag.settings import Settings, log_dir
+from rag.errors import CollectionNotFound
+from rag.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -62,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
 
     command("reembed", "rebuild a collection's vectors with the embedding model now set (after changing it)")
 
+    adapter = command("adapter", "answer from a collection with a LoRA adapter made for the model (law, medicine...)")
+    adapter.add_argument("file", type=Path, nargs="?", help="the adapter (GGUF); without it, show the one in use")
+    adapter.add_argument("--none", action="store_true", help="answer without an adapter again")
+
     remove = command("remove", "forget files or folders (the files on disk are not touched)")
     remove.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
@@ -89,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.load()
     if args.data_dir:
         settings.data_dir = str(args.data_dir)
-    logs.configure(log_dir() if not args.data_dir else args.data_dir / "logs", verbose=args.verbose)
+    logs.configure(settings.log_path, verbose=args.verbose, process="cli")
     collection = getattr(args, "collection", None) or settings.collection
     try:
         from rag.composition import open_cache, open_knowledge_base
@@ -113,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _checkup(kb, collection, args)
         if args.command == "reembed":
             return _reembed(kb, collection)
+        if args.command == "adapter":
+            return _adapter(kb, collection, args.file, args.none)
         if args.command == "sync":
             return _sync(kb, args.folder, collection, args.watch, args.rescan)
     except ArchivistError as exc:
@@ -339,6 +346,17 @@ def _status(kb, collection: str | None) -> int:
             "pending": "unfinished; run ingest again to finish it",
         }.get(record.status, "")
         print(f"  {record.status:8} {display_path(record.path)}  {detail}", file=out)
+    return EXIT_OK
+
+
+def _adapter(kb, collection: str, file: Path | None, none: bool) -> int:
+    if none or file is not None:
+        info = kb.set_adapter(collection, None if none else file)
+    else:
+        info = next((c for c in kb.collections() if c.name == collection), None)
+        if info is None:
+            raise CollectionNotFound(collection)
+    print(f"{info.name}: {'answers with the adapter ' + info.adapter if info.adapter else 'no adapter'}")
     return EXIT_OK
 
 

@@ -6,7 +6,7 @@ import atexit
 import hashlib
 from pathlib import Path
 
-from engine import LanguageModel, LlamaEngine, LlamaSettings, ModelNotFound, RemoteEngine
+from engine import LanguageModel, LlamaSettings, ModelNotFound, ProcessEngine, RemoteEngine
 from engine.catalog import LANGUAGE_MODELS, STARTER_NAME, installed_model, starter_model_path
 from rag.answer_cache import AnswerCache
 from rag.chroma_server import LocalChromaServer, running_server
@@ -62,17 +62,19 @@ def find_model(settings: Settings) -> tuple[Path, str]:
 
 
 def open_model(settings: Settings) -> LanguageModel:
-    """The language model the settings name: a team's inference server, else a local GGUF
-    (loading is lazy: nothing is read but the header)."""
+    """The language model the settings name: a team's inference server, else a local GGUF run
+    by llama.cpp in an engine process of its own (started on first use; only the header is read now)."""
     if settings.remote_base_url:
         return RemoteEngine(settings.remote_base_url, settings.remote_model, settings.remote_api_key,
                             context=settings.context_size)
     path, label = find_model(settings)
-    return LlamaEngine(
+    return ProcessEngine(
         LlamaSettings(
             path, context_size=settings.context_size, gpu_layers=settings.gpu_layers,
             kv_cache_type=settings.kv_cache_type, idle_seconds=settings.idle_minutes * 60, label=label,
-        )
+        ),
+        log_dir=settings.log_path,
+        memory_floor=int(settings.memory_floor_gb * 2**30),
     )
 
 

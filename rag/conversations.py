@@ -20,7 +20,12 @@ class ConversationNotFound(KnowledgeBaseError):
 
 @dataclass
 class Turn:
-    """One question and its answer, with the citations shown for it."""
+    """One question and its answer, with the citations shown for it.
+
+    ``sent`` and ``reply`` are the user message and the model's answer exactly as they went
+    through the model, and ``sources`` the sources first sent in this turn: a follow-up
+    repeats them verbatim, so that the engine reuses its cache.
+    """
 
     question: str
     answer: str
@@ -28,6 +33,9 @@ class Turn:
     data: Any = None
     mode: str = "retrieval"
     created: float = field(default_factory=time.time)
+    sent: str = ""
+    reply: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

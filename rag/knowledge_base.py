@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import CancelToken, LanguageModel
+from engine import CancelToken, LanguageModel, check_adapter
 from rag.answer_cache import AnswerCache
 from rag.checkup import Checkup
 from rag.ask import AskContext, AskEvent, AskOptions, answer
@@ -87,6 +87,19 @@ class KnowledgeBase:
     def rename_collection(self, name: str, new_name: str) -> CollectionInfo:
         """Rename a knowledge base."""
         info = self.store.rename(name, new_name)
+        self._open.pop(info.id, None)
+        self._names.clear()
+        return info
+
+    def set_adapter(self, name: str, adapter: Path | None) -> CollectionInfo:
+        """Make answers from ``name`` use a LoRA adapter (a GGUF file made for the model), or none.
+
+        For fields where the base model is weak (law, medicine); the file is checked now, and
+        applied by the engine when a question is asked of this collection.
+        """
+        if adapter is not None:
+            check_adapter(adapter)
+        info = self.store.set_adapter(name, str(adapter.absolute()) if adapter else "")
         self._open.pop(info.id, None)
         self._names.clear()
         return info
@@ -252,6 +265,7 @@ class KnowledgeBase:
         context = AskContext(
             model=self.model,
             collection_id=stored.info.id,
+            adapter=Path(stored.info.adapter) if stored.info.adapter else None,
             fingerprint=lambda: f"{stored.info.id}:{stored.generation()}",
             search=lambda q, limit, paths, vector: self.search(q, collection, limit, paths, query_vector=vector),
             document_chunks=lambda path: self.document_passages(path, collection),

@@ -1,4 +1,4 @@
-"""Logging to a rotating file in the user's log folder (and to stderr when asked)."""
+"""Logging to a rotating file in the user's log folder (and to stderr when asked), and crash reports beside it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ import logging.handlers
 import warnings
 from pathlib import Path
 
+from engine import crash_log
 
-def configure(log_dir: Path, verbose: bool = False) -> Path:
-    """Send Archivist's log records to ``log_dir/archivist.log`` (rotated at 2 MB, 5 kept)."""
+
+def crash_reports(log_dir: Path) -> list[Path]:
+    """Crash reports no one has been told of yet, moved to ``log_dir/crashes/``."""
+    return crash_log.collect(log_dir)
+
+
+def configure(log_dir: Path, verbose: bool = False, process: str = "") -> Path:
+    """Send Archivist's log records to ``log_dir/archivist.log`` (rotated at 2 MB, 5 kept), and
+    this ``process``'s fatal tracebacks (native ones too) to ``log_dir/crash-<process>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    if process:
+        crash_log.enable(log_dir, process)
     file = log_dir / "archivist.log"
     root = logging.getLogger()
     root.setLevel(logging.INFO)

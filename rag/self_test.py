@@ -44,7 +44,7 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
             return f"o200k_base sha256 {digest[:12]}…, harmony encoding loads offline"
 
         def knowledge_base() -> str:
-            from engine import LlamaEngine, LlamaSettings
+            from engine import LlamaSettings, ProcessEngine
             from engine.catalog import STARTER_NAME, starter_model_path
             from rag.answer_cache import AnswerCache
             from rag.embedding import Embedder
@@ -56,13 +56,15 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
                 raise RuntimeError("the starter model is missing from this installation")
             from rag.chroma_server import LocalChromaServer
 
-            state["model"] = LlamaEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME), idle_thread=False)
+            # The model as the app runs it: llama.cpp in an engine process of its own.
+            state["model"] = model = ProcessEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME),
+                                                   watch_thread=False)
             # The store as the window uses it: a private Chroma server in a child process.
             state["server"] = server = LocalChromaServer(folder / "chroma")
             port = server.start()
             state["kb"] = KnowledgeBase(VectorStore.server("127.0.0.1", port), Embedder(), folder / "keyword",
                                         model=state["model"], cache=AnswerCache(folder / "cache"))
-            return f"store server on port {port}, embedder and {STARTER_NAME} set up"
+            return f"store server on port {port}, embedder and {STARTER_NAME} set up; {model.facts().backends}"
 
         def ingest() -> str:
             from resources import resource_path

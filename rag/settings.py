@@ -65,6 +65,8 @@ class Settings:
     gpu_layers: int = -1
     kv_cache_type: str = "f16"
     idle_minutes: float = 10.0
+    # Between answers the model is unloaded when the system's available memory falls below this (0: never).
+    memory_floor_gb: float = 1.0
     download_mirror: str = ""
 
     cache_enabled: bool = True
@@ -87,6 +89,11 @@ class Settings:
     def data_path(self) -> Path:
         """The data folder in effect."""
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    @property
+    def log_path(self) -> Path:
+        """The log folder in effect (inside a chosen data folder, else the user's log folder)."""
+        return self.data_path / "logs" if self.data_dir else log_dir()
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:

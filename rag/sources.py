@@ -8,6 +8,7 @@ own tokens, wrapper included.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,9 +74,13 @@ def merge(passages: Sequence[Passage]) -> list[Source]:
     return unique
 
 
+# Anything in a document that reads as our own <source>/<sources> tags, in any case or spacing.
+_TAG = re.compile(r"<(?=\s*/?\s*sources?\b)", re.IGNORECASE)
+
+
 def render(source: Source) -> str:
-    """A source as the model sees it: delimited, labelled, its text quoted as data."""
-    text = source.text.replace("</source>", "</ source>")
+    """A source as the model sees it: delimited, labelled, its text quoted as data (it cannot close the tag)."""
+    text = _TAG.sub("&lt;", source.text)
     return f'<source id="{source.number}" from="{_attr(source.label)}">\n{text.strip()}\n</source>'
 
 
@@ -83,12 +88,12 @@ def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def pack(candidates: Sequence[Source], count_tokens: Callable[[str], int], budget: int) -> list[Source]:
-    """Number candidates [1]..[n] in order and keep those that fit in ``budget`` tokens."""
+def pack(candidates: Sequence[Source], count_tokens: Callable[[str], int], budget: int, first: int = 1) -> list[Source]:
+    """Number candidates ``first``, ``first + 1``... in order and keep those that fit in ``budget`` tokens."""
     packed: list[Source] = []
     used = 0
     for source in candidates:
-        numbered = replace(source, number=len(packed) + 1)
+        numbered = replace(source, number=first + len(packed))
         cost = count_tokens(render(numbered)) + 1
         if used + cost > budget:
             continue  # a smaller source further down may still fit

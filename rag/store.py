@@ -80,6 +80,7 @@ class CollectionInfo:
     embedder: str
     dimension: int
     created: float
+    adapter: str = ""  # a LoRA adapter (GGUF) the model applies when answering from this collection
 
 
 @dataclass(slots=True)
@@ -237,7 +238,15 @@ class VectorStore:
             metadata = dict(collection.metadata or {})
             metadata["name"] = new_name
             collection.modify(metadata=metadata)
-        return CollectionInfo(info.id, new_name, info.embedder, info.dimension, info.created)
+        return CollectionInfo(info.id, new_name, info.embedder, info.dimension, info.created, info.adapter)
+
+    def set_adapter(self, name: str, adapter: str) -> CollectionInfo:
+        """Name the LoRA adapter answers from this knowledge base use ("" for none)."""
+        info = self.find(name)
+        with translate_errors(f"changing the adapter of collection {name!r}"):
+            collection = self._client.get_collection(info.id, embedding_function=None)
+            collection.modify(metadata={**(collection.metadata or {}), "adapter": adapter})
+        return CollectionInfo(info.id, info.name, info.embedder, info.dimension, info.created, adapter)
 
     def delete(self, name: str) -> None:
         """Delete a knowledge base with its chunks and manifest."""
@@ -257,7 +266,7 @@ class VectorStore:
             with contextlib.suppress(Exception):  # a stale one from a cancelled or crashed run
                 self._client.delete_collection(name)
             metadata = {"kind": _KIND + _NEXT, "name": info.name, "embedder": embedder, "dimension": dimension,
-                        "created": info.created}
+                        "created": info.created, "adapter": info.adapter}
             chunks = self._client.create_collection(
                 name, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
@@ -281,6 +290,7 @@ class VectorStore:
             embedder=str(meta.get("embedder", "")),
             dimension=int(meta.get("dimension", 0)),
             created=float(meta.get("created", 0.0)),
+            adapter=str(meta.get("adapter", "")),
         )
 
 
@@ -311,7 +321,7 @@ class Rebuild:
             self._chunks.modify(name=cid, metadata={**self._metadata, "kind": _KIND})
             self._client.delete_collection(cid + _OLD)
         return CollectionInfo(cid, self._info.name, str(self._metadata["embedder"]), int(self._metadata["dimension"]),
-                              self._info.created)
+                              self._info.created, self._info.adapter)
 
     def abandon(self) -> None:
         """Drop the half-built collection; the old one was never touched."""

@@ -67,6 +67,17 @@ def tiny_gpt_oss() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_adapter(tiny_gpt_oss: Path) -> Path:
+    """A LoRA adapter for the tiny gpt-oss, made by llama.cpp's convert_lora_to_gguf.py."""
+    from fixtures.tiny_gpt_oss import build_adapter
+
+    path = tiny_gpt_oss.with_name(tiny_gpt_oss.stem + "-lora.gguf")
+    if not path.exists():
+        build_adapter(path, ROOT / ".cache" / "llama.cpp")
+    return path
+
+
+@pytest.fixture(scope="session")
 def starter_engine(starter_model: Path):
     """The starter model, loaded once per run (each test's knowledge base shares it)."""
     from engine import LlamaEngine, LlamaSettings

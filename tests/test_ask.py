@@ -186,6 +186,14 @@ def test_follow_up_sees_the_conversation(asking_kb: KnowledgeBase, docs: Path):
     follow = answered(events).result
     assert events[0].sources[0].path.name == "pump.txt"  # "and how often?" alone would not find it
     assert follow.cached is None and follow.usage.prompt > first.usage.prompt
+    # The follow-up extends the first prompt: all the model read for the first turn is reused,
+    # and a source already in the conversation is not sent again (it keeps its number).
+    assert follow.usage.cached >= first.usage.prompt
+    numbers = {s.chunk_ids: s.number for s in first.sources}
+    assert any(s.chunk_ids in numbers for s in follow.sources)
+    for source in follow.sources:
+        assert source.number == numbers.get(source.chunk_ids, source.number) and (
+            source.chunk_ids in numbers or source.number > max(numbers.values()))
     (stored,) = asking_kb.list_conversations("Docs")
     assert [t.question for t in stored.turns] == ["What does the pump in hall 3 need?", "And how often?"]
     assert stored.title == "What does the pump in hall 3 need?"

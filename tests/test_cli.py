@@ -97,3 +97,42 @@ def test_checkup_saves_questions_runs_them_and_compares(capsys, corpus: Path):
     assert "now found:  Who owns the bakery?" in out
     code, out, _ = run(capsys, "checkup", "-c", "Manuals", "--list")
     assert code == 0 and out.count("#") == 3
+
+
+@pytest.mark.parametrize("how", ["SIGSEGV", "SIGKILL"])
+def test_a_crashed_engine_ends_the_answer_with_a_plain_message(corpus: Path, tmp_path: Path, how: str):
+    import os
+    import signal
+    import threading
+
+    import psutil
+
+    env = dict(os.environ, ARCHIVIST_DATA_DIR=str(tmp_path / "data"))
+    cli = [sys.executable, "-m", "rag.cli"]
+    subprocess.run([*cli, "ingest", str(corpus), "-c", "Manuals"], env=env, check=True, capture_output=True)
+    ask = subprocess.Popen([*cli, "ask", "Write a long essay on how the pump is oiled.", "-c", "Manuals", "--no-cache"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = ask.stdout.read(1)  # the answer has started streaming
+    engine = [p for p in psutil.Process(ask.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    assert first and len(engine) == 1, (first, engine)
+    os.kill(engine[0].pid, getattr(signal, how))
+    drain = threading.Thread(target=ask.stdout.read)
+    drain.start()
+    err = ask.stderr.read().decode()
+    assert ask.wait(60) == 1
+    drain.join()
+    number = getattr(signal, how).value
+    assert f"archivist-cli: The model stopped unexpectedly (signal {number}" in err
+    assert "Traceback" not in err
+
+
+def test_a_collection_names_its_adapter(capsys, corpus: Path, tmp_path: Path):
+    run(capsys, "ingest", str(corpus), "-c", "Manuals")
+    code, out, _ = run(capsys, "adapter", "-c", "Manuals")
+    assert code == 0 and out == "Manuals: no adapter\n"
+    model = tmp_path / "not-an-adapter.gguf"
+    model.write_bytes(b"nonsense")
+    code, _, err = run(capsys, "adapter", str(model), "-c", "Manuals")
+    assert code == 1 and "not a GGUF model file" in err
+    code, _, err = run(capsys, "adapter", "-c", "Nope")
+    assert code == 1 and "no collection named 'Nope'" in err

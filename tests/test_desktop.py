@@ -305,3 +305,51 @@ def test_checkup_page_runs_the_saved_questions(qtbot, window: MainWindow, tmp_pa
     qtbot.waitUntil(lambda: "since the last run" in page.result.text(), timeout=30_000)
     assert page.result.text() == "Hit rate at 5: 100% (2 of 2) (+33% since the last run)"
     page.reject()
+
+
+@pytest.mark.parametrize("how", ["SIGSEGV", "SIGKILL"])
+def test_a_crashed_engine_costs_one_answer_not_the_window(qtbot, tmp_path: Path, how: str):
+    """The app as shipped: llama.cpp in its engine process, killed in the middle of an answer."""
+    import signal
+
+    import psutil
+
+    backend = Backend(Settings(data_dir=str(tmp_path / "data"), idle_minutes=10))
+    win = MainWindow(backend)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(backend.ready, timeout=120_000):
+        backend.open()
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, win, [tmp_path / "pump.txt"])
+    win.chat.question.setPlainText("Write a very long essay about pumps, oil and maintenance.")
+    qtbot.keyClick(win.chat.question, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(win.chat.turns and win.chat.turns[-1].answer), timeout=60_000)
+    engine = backend.kb.model
+    assert engine.pid is not None and engine.pid in [p.pid for p in psutil.Process().children(recursive=True)]
+    os.kill(engine.pid, getattr(signal, how))
+    qtbot.waitUntil(lambda: not win.chat.busy, timeout=30_000)
+    error = win.chat.turns[-1].error
+    assert f"The model stopped unexpectedly (signal {getattr(signal, how).value}" in error
+    assert "restart for the next question" in error
+    ask(qtbot, win, "How often does the pump need oil?")
+    assert win.chat.turns[-1].answer.strip() and not win.chat.turns[-1].error
+    assert len(win.chat.turns) == 2  # the conversation kept the failed turn and went on
+    win._poll.stop()
+    backend.shutdown()
+
+
+def test_a_crash_is_reported_once_at_the_next_start(qtbot, tmp_path: Path):
+    from rag import logs
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "crash-engine.log").write_text("Fatal Python error: Segmentation fault\n")
+    reports = logs.crash_reports(folder)
+    assert [p.parent.name for p in reports] == ["crashes"] and logs.crash_reports(folder) == []
+    win = MainWindow(Backend(Settings(data_dir=str(tmp_path / "data"))))
+    qtbot.addWidget(win)
+    win.report_crashes(reports)
+    assert "stopped unexpectedly last time (engine)" in win.crash_notice.text()
+    assert str(folder / "crashes") in win.crash_notice.text()
+    win.crash_notice.close()
+    win._poll.stop()

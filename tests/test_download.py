@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import CancelToken, ChecksumMismatch, DownloadCancelled, DownloadError, NotEnoughDisk
+from engine import CancelToken, ChecksumMismatch, DownloadCancelled, DownloadError, NotEnoughDisk, UnverifiedDownload
 from engine.download import DownloadProgress, download, mirrored
 
 PAYLOAD = os.urandom(3 * 2**20 + 12345)
@@ -83,10 +83,14 @@ def server() -> Iterator[tuple[str, Behaviour]]:
     httpd.shutdown()
 
 
-def test_download_verified_by_published_checksum(server, tmp_path: Path):
-    base, _ = server
+def test_unverified_download_is_refused_unless_accepted(server, tmp_path: Path):
+    base, behaviour = server
+    with pytest.raises(UnverifiedDownload, match="no published checksum"):
+        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf")
+    assert not list(tmp_path.iterdir()) and not behaviour.ranges_seen  # refused before any transfer
     seen: list[DownloadProgress] = []
-    target = download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", progress=seen.append)
+    # Accepted: still checked against the sha256 the server publishes.
+    target = download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", progress=seen.append, accept_unverified=True)
     assert target.read_bytes() == PAYLOAD
     assert seen[-1].done == seen[-1].total == len(PAYLOAD) and seen[-1].rate > 0
     assert not list(tmp_path.glob("*.part*"))
@@ -96,11 +100,11 @@ def test_cut_transfer_resumes_with_a_range_request(server, tmp_path: Path):
     base, behaviour = server
     behaviour.cut_after = 1_000_000
     with pytest.raises(DownloadError, match="try again to resume"):
-        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", timeout=5)
+        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", SHA, timeout=5)
     part = tmp_path / "model.gguf.part"
     assert part.exists() and 0 < part.stat().st_size < len(PAYLOAD)
     assert not (tmp_path / "model.gguf").exists()  # a partial file is never taken for the model
-    download(f"{base}/hub/model.gguf", tmp_path / "model.gguf")
+    download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", SHA)
     assert (tmp_path / "model.gguf").read_bytes() == PAYLOAD
     assert behaviour.ranges_seen[-1] == f"bytes={part_size_hint(behaviour)}-"
 
@@ -113,7 +117,7 @@ def test_corrupted_download_is_rejected_and_removed(server, tmp_path: Path):
     base, behaviour = server
     behaviour.corrupt = True
     with pytest.raises(ChecksumMismatch, match=SHA):
-        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf")
+        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", accept_unverified=True)
     assert not (tmp_path / "model.gguf").exists() and not (tmp_path / "model.gguf.part").exists()
 
 
@@ -132,9 +136,9 @@ def test_cancel_keeps_the_part_for_later(server, tmp_path: Path):
             cancel.cancel()
 
     with pytest.raises(DownloadCancelled):
-        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", progress=stop_early, cancel=cancel)
+        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", SHA, progress=stop_early, cancel=cancel)
     assert (tmp_path / "model.gguf.part").exists()
-    download(f"{base}/hub/model.gguf", tmp_path / "model.gguf")
+    download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", SHA)
     assert hashlib.sha256((tmp_path / "model.gguf").read_bytes()).hexdigest() == SHA
 
 
@@ -148,16 +152,16 @@ def test_not_enough_disk_is_refused_before_writing(server, tmp_path: Path, monke
     monkeypatch.setattr(download_module.shutil, "disk_usage", lambda _p: usage._replace(free=1024))
     base, _ = server
     with pytest.raises(NotEnoughDisk, match="GiB is free"):
-        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf")
+        download(f"{base}/hub/model.gguf", tmp_path / "model.gguf", SHA)
     assert not (tmp_path / "model.gguf.part").exists() or (tmp_path / "model.gguf.part").stat().st_size == 0
 
 
 def test_errors_are_plain(server, tmp_path: Path):
     base, _ = server
     with pytest.raises(DownloadError, match="404"):
-        download(f"{base}/missing.gguf", tmp_path / "x.gguf")
+        download(f"{base}/missing.gguf", tmp_path / "x.gguf", accept_unverified=True)
     with pytest.raises(DownloadError, match="connection failed"):
-        download("http://127.0.0.1:9/model.gguf", tmp_path / "y.gguf", timeout=2)
+        download("http://127.0.0.1:9/model.gguf", tmp_path / "y.gguf", timeout=2, accept_unverified=True)
 
 
 def test_mirror_keeps_the_path():

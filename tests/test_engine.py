@@ -260,3 +260,57 @@ def _header_only_gguf(path: Path, arch: str, layers: int = 2, kv_heads: int = 2,
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def test_gpu_offload_takes_what_the_free_gpu_memory_holds(tiny_gpt_oss: Path):
+    import dataclasses
+
+    from engine import gguf_info
+    from engine.hardware import plan_gpu_layers
+
+    tiny = gguf_info.read(tiny_gpt_oss)
+    assert tiny.layers == 2 and tiny.layer_bytes > 0 and tiny.other_bytes > 2 * 201088 * 64  # embeddings and output
+    per_layer = tiny.layer_bytes + tiny.kv_bytes_per_token("f16") * 4096 // tiny.layers
+    reserve = 768 << 20
+    assert plan_gpu_layers(tiny, None, 4096, "f16") == 0  # no GPU backend
+    assert plan_gpu_layers(tiny, 80 << 30, 4096, "f16") == tiny.layers + 1  # all of it, output layer too
+    assert plan_gpu_layers(tiny, reserve + tiny.other_bytes + per_layer + per_layer // 2, 4096, "f16") == 1
+    assert plan_gpu_layers(tiny, reserve + tiny.other_bytes - 1, 4096, "f16") == 0
+    # gpt-oss-20b's shape (24 layers, 8 KV heads of 64) on a stated 8 GiB card, 16k context:
+    # each layer is 450 MiB of weights + 32 MiB of KV cache; 1.1 GiB outside the layers.
+    big = dataclasses.replace(tiny, layers=24, kv_heads=8, key_length=64, value_length=64,
+                              layer_bytes=450 << 20, other_bytes=int(1.1 * 2**30))
+    assert big.kv_bytes_per_token("f16") * 16384 // 24 == 32 << 20
+    assert plan_gpu_layers(big, 8 << 30, 16384, "f16") == (8192 - 768 - 1126) // (450 + 32) == 13
+    assert plan_gpu_layers(big, 24 << 30, 16384, "f16") == 25
+
+
+def test_a_lora_adapter_changes_the_answer_and_can_be_taken_off(tiny_gpt_oss: Path, tiny_adapter: Path, tmp_path: Path):
+    from engine import check_adapter
+
+    assert check_adapter(tiny_adapter).architecture == "gpt-oss"
+    with pytest.raises(ModelInvalid, match="not a LoRA adapter"):
+        check_adapter(tiny_gpt_oss)
+    engine = LlamaEngine(LlamaSettings(tiny_gpt_oss, context_size=2048), idle_thread=False)
+    ask = GenerationRequest("Answer.", [ChatMessage("user", "Say something.")], max_tokens=24, temperature=0.0, seed=3)
+
+    def tokens(request: GenerationRequest) -> str:
+        result = collect(engine.stream(request))
+        assert result.done is not None, result.failed
+        return result.done.reasoning + "|" + result.done.text
+
+    try:
+        plain = tokens(ask)
+        adapted = tokens(dataclasses_replace(ask, adapter=tiny_adapter))
+        assert adapted != plain
+        assert tokens(ask) == plain  # taken off again: the base model's own answer
+        missing = collect(engine.stream(dataclasses_replace(ask, adapter=tmp_path / "gone.gguf")))
+        assert missing.failed is not None and "adapter file is missing" in str(missing.failed.error)
+    finally:
+        engine.close()
+
+
+def dataclasses_replace(request: GenerationRequest, **changes: object) -> GenerationRequest:
+    import dataclasses
+
+    return dataclasses.replace(request, **changes)  # type: ignore[arg-type]

@@ -48,6 +48,13 @@ def test_workflow_builds_and_self_tests_on_every_platform():
         assert any("upload-artifact" in step.get("uses", "") for step in job["steps"]), name
     assert "makensis" in " ".join(s.get("run", "") for s in jobs["windows"]["steps"])
     assert "installers/macos/build.sh" in " ".join(s.get("run", "") for s in jobs["macos"]["steps"])
+    # llama.cpp for every CPU, not the runner's: the flags the Makefile uses for Linux too.
+    flags = workflow["env"]["LLAMA_CMAKE_ARGS"]
+    makefile = (ROOT / "Makefile").read_text()
+    for flag in ("-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON"):
+        assert flag in flags and flag in makefile, flag
+    for name in ("windows", "macos"):
+        assert 'CMAKE_ARGS="$LLAMA_CMAKE_ARGS' in " ".join(s.get("run", "") for s in jobs[name]["steps"]), name
 
 
 def test_linux_package_files_are_well_formed():
@@ -76,4 +83,5 @@ def test_self_test_passes_without_a_display(tmp_path: Path):
     assert [line.split(":")[0] for line in lines[:-1]] == [
         "PASS  vocabulary", "PASS  knowledge base", "PASS  index samples", "PASS  answer a question", "PASS  model load and unload"]
     assert "store server on port" in lines[1] and "after launch" in lines[3]
+    assert "llama.cpp CPU variant" in lines[1] and "sapphirerapids" not in lines[1].split("skipped")[0]
     assert lines[-1].startswith("OK: 5 of 5 checks passed")

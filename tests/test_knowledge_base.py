@@ -201,3 +201,26 @@ def test_the_embedding_model_unloads_when_idle_and_comes_back():
         assert float(first @ again) > 0.9999
     finally:
         embedder.idle.stop()
+
+
+def test_a_collection_answers_with_its_domain_adapter(tmp_path: Path, corpus: Path, embedder, tiny_gpt_oss: Path,
+                                                     tiny_adapter: Path):
+    from engine import LlamaEngine, LlamaSettings, ModelInvalid
+    from rag.ask import Answered, AskOptions
+
+    model = LlamaEngine(LlamaSettings(tiny_gpt_oss, context_size=4096), idle_thread=False)
+    kb = KnowledgeBase(VectorStore.embedded(tmp_path / "chroma"), embedder, tmp_path / "keyword", model=model)
+    kb.ingest([corpus], "Medicine")
+    kb.create_collection("Plain")
+    with pytest.raises(ModelInvalid, match="not a LoRA adapter"):
+        kb.set_adapter("Medicine", tiny_gpt_oss)
+    assert kb.set_adapter("Medicine", tiny_adapter).adapter == str(tiny_adapter.absolute())
+    assert {c.name: c.adapter for c in kb.collections()} == {"Medicine": str(tiny_adapter.absolute()), "Plain": ""}
+    options = AskOptions(answer_tokens=16, use_cache=False)
+    try:
+        assert isinstance(list(kb.ask("What is it?", "Medicine", options))[-1], Answered)
+        assert model._adapter == tiny_adapter.absolute()  # applied by llama.cpp for this collection's answers
+        assert isinstance(list(kb.ask("What is it?", "Plain", options))[-1], Answered)
+        assert model._adapter is None  # and taken off for the other
+    finally:
+        model.close()

@@ -22,6 +22,7 @@ from engine import AnswerDelta, CancelToken, ChatMessage, Done, Failed, Generati
 from engine import RemoteError, collect
 from rag.ask import Answered, AskFailed, AskOptions, Retrieved
 from rag.chroma_server import _free_port
+from engine import backends
 from rag.composition import open_knowledge_base
 from rag.errors import StoreUnavailable
 from rag.knowledge_base import KnowledgeBase
@@ -85,7 +86,7 @@ def inference_server(starter_model: Path, tmp_path_factory: pytest.TempPathFacto
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(starter_model), "--model_alias", "starter",
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--api_key", KEY],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **backends.load().environment()},
     )
     url = f"http://127.0.0.1:{port}/v1"
     _wait_for(f"{url}/models", process, {"Authorization": f"Bearer {KEY}"})

@@ -20,6 +20,9 @@ if [ -z "${REUSE_BUNDLE:-}" ]; then  # REUSE_BUNDLE=1: package the bundle alread
     $PY -m PyInstaller --noconfirm --log-level WARN --distpath build/dist --workpath build/work installers/archivist.spec
 fi
 before=$(mib "$BUNDLE")
+# The bundle must carry llama.cpp's CPU variants: built for one CPU it crashes on another.
+variants=$(find "$BUNDLE" -name 'libggml-cpu-*' | wc -l)
+[ "$variants" -ge 10 ] || { echo "the bundle holds $variants llama.cpp CPU variants; rebuild with the Makefile's flags" >&2; exit 1; }
 
 # Trim what the app never loads: headers and static libraries (torch ships its C++ SDK),
 # torch's test programs (torch_shm_manager stays: importing torch looks for it), type

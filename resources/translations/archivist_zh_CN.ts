@@ -767,17 +767,42 @@
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="409" />
+        <location filename="../../desktop/main_window.py" line="398" />
+        <source>Download an unverified file?</source>
+        <translation>下载未经校验的文件？</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="399" />
+        <source>No checksum of {} has been published for Archivist to check it against, so Archivist cannot prove that the file you receive is the one its authors released (a damaged transfer is still caught). Download it only from a source you trust. Download anyway?</source>
+        <translation>{} 没有可供 Archivist 核对的已发布校验值，因此无法证明您收到的文件就是作者发布的文件（传输损坏仍会被发现）。请只从您信任的来源下载。仍要下载吗？</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="418" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="469" />
+        <location filename="../../desktop/main_window.py" line="419" />
+        <source>Downloaded; checked against the server's checksum only. It is used from now on.</source>
+        <translation>已下载；仅按服务器提供的校验值核对。从现在起使用该模型。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="473" />
+        <source>Archivist stopped unexpectedly</source>
+        <translation>Archivist 意外停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="474" />
+        <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
+        <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="491" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="469" />
+        <location filename="../../desktop/main_window.py" line="491" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
     </message>
@@ -905,146 +930,162 @@
     </message>
     <message>
         <location filename="../../desktop/settings_dialog.py" line="159" />
+        <location filename="../../desktop/settings_dialog.py" line="165" />
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="165" />
+        <location filename="../../desktop/settings_dialog.py" line="164" />
+        <source> GB free</source>
+        <translation> GB 可用</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <source>Between answers, give the model's memory back when the computer's available memory falls below this.</source>
+        <translation>在两次回答之间，当电脑的可用内存低于此值时释放模型占用的内存。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="173" />
         <source>Model file</source>
         <translation>模型文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="166" />
+        <location filename="../../desktop/settings_dialog.py" line="174" />
         <source>Models folder</source>
         <translation>模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <location filename="../../desktop/settings_dialog.py" line="175" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（token）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="168" />
+        <location filename="../../desktop/settings_dialog.py" line="176" />
         <source>Reasoning effort</source>
         <translation>推理强度</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="169" />
+        <location filename="../../desktop/settings_dialog.py" line="177" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="170" />
+        <location filename="../../desktop/settings_dialog.py" line="178" />
         <source>Unload the model after</source>
         <translation>空闲多久后卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="173" />
+        <location filename="../../desktop/settings_dialog.py" line="179" />
+        <source>Unload the model below</source>
+        <translation>可用内存低于此值时卸载模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="182" />
         <source>Remember answers to repeated questions</source>
         <translation>记住重复问题的答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="175" />
+        <location filename="../../desktop/settings_dialog.py" line="184" />
         <source>Also for questions worded differently (marked as such)</source>
         <translation>措辞不同的问题也适用（会加以标注）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="177" />
+        <location filename="../../desktop/settings_dialog.py" line="186" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="180" />
+        <location filename="../../desktop/settings_dialog.py" line="189" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="188" />
+        <location filename="../../desktop/settings_dialog.py" line="197" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="189" />
+        <location filename="../../desktop/settings_dialog.py" line="198" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="192" />
+        <location filename="../../desktop/settings_dialog.py" line="201" />
         <source>Empty: this computer</source>
         <translation>留空：本机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="196" />
+        <location filename="../../desktop/settings_dialog.py" line="205" />
         <source>TLS</source>
         <translation>TLS 加密</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="208" />
+        <location filename="../../desktop/settings_dialog.py" line="217" />
         <source>&lt;b&gt;Shared Chroma server&lt;/b&gt;</source>
         <translation>&lt;b&gt;共享 Chroma 服务器&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="209" />
+        <location filename="../../desktop/settings_dialog.py" line="218" />
         <source>Host</source>
         <translation>主机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="210" />
+        <location filename="../../desktop/settings_dialog.py" line="219" />
         <source>Port</source>
         <translation>端口</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="212" />
+        <location filename="../../desktop/settings_dialog.py" line="221" />
         <source>Token</source>
         <translation>令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="213" />
+        <location filename="../../desktop/settings_dialog.py" line="222" />
         <source>&lt;b&gt;Inference server (OpenAI-compatible)&lt;/b&gt;</source>
         <translation>&lt;b&gt;推理服务器（兼容 OpenAI）&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="214" />
+        <location filename="../../desktop/settings_dialog.py" line="223" />
         <source>Address</source>
         <translation>地址</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="215" />
+        <location filename="../../desktop/settings_dialog.py" line="224" />
         <source>API key</source>
         <translation>API 密钥</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="216" />
+        <location filename="../../desktop/settings_dialog.py" line="225" />
         <source>Model name</source>
         <translation>模型名称</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="219" />
+        <location filename="../../desktop/settings_dialog.py" line="228" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="220" />
+        <location filename="../../desktop/settings_dialog.py" line="229" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="221" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="230" />
+        <location filename="../../desktop/settings_dialog.py" line="239" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="230" />
+        <location filename="../../desktop/settings_dialog.py" line="239" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="235" />
+        <location filename="../../desktop/settings_dialog.py" line="244" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>
@@ -1110,27 +1151,32 @@
         <translation>模型：{} — {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="42" />
+        <location filename="../../desktop/status_bar.py" line="39" />
+        <source>unloaded: memory ran low</source>
+        <translation>内存不足，已卸载</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/status_bar.py" line="43" />
         <source> ({:.0f} MB)</source>
         <translation>（{:.0f} MB）</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="46" />
+        <location filename="../../desktop/status_bar.py" line="47" />
         <source>{}: {} documents, {} chunks</source>
         <translation>{}：{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="50" />
+        <location filename="../../desktop/status_bar.py" line="51" />
         <source>Cache off</source>
         <translation>缓存已关闭</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="52" />
+        <location filename="../../desktop/status_bar.py" line="53" />
         <source>Cache: {} hits</source>
         <translation>缓存命中 {} 次</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="53" />
+        <location filename="../../desktop/status_bar.py" line="54" />
         <source>{} answers served from the cache, {} asked of the model</source>
         <translation>{} 个答案来自缓存，{} 个由模型回答</translation>
     </message>

@@ -168,6 +168,19 @@ ZH_CN = {
     "ready": "就绪",
     "generating…": "生成中…",
     "unloaded after idle": "空闲后已卸载",
+    "unloaded: memory ran low": "内存不足，已卸载",
+    " GB free": " GB 可用",
+    "Unload the model below": "可用内存低于此值时卸载模型",
+    "Between answers, give the model's memory back when the computer's available memory falls below this.":
+        "在两次回答之间，当电脑的可用内存低于此值时释放模型占用的内存。",
+    "Download an unverified file?": "下载未经校验的文件？",
+    "No checksum of {} has been published for Archivist to check it against, so Archivist cannot prove that the file you receive is the one its authors released (a damaged transfer is still caught). Download it only from a source you trust. Download anyway?":
+        "{} 没有可供 Archivist 核对的已发布校验值，因此无法证明您收到的文件就是作者发布的文件（传输损坏仍会被发现）。请只从您信任的来源下载。仍要下载吗？",
+    "Downloaded; checked against the server's checksum only. It is used from now on.":
+        "已下载；仅按服务器提供的校验值核对。从现在起使用该模型。",
+    "Archivist stopped unexpectedly": "Archivist 意外停止",
+    "Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.":
+        "上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。",
     "Model: {} — {}": "模型：{} — {}",
     " ({:.0f} MB)": "（{:.0f} MB）",
     "{}: {} documents, {} chunks": "{}：{} 个文档，{} 个片段",
