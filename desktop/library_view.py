@@ -123,6 +123,7 @@ class LibraryPanel(QWidget):
     cancel_ingest = Signal()
     create_collection = Signal(str)
     rename_collection = Signal(str, str)
+    set_adapter = Signal(str, object)  # collection, Path of a LoRA adapter or None
     delete_collection = Signal(str)
     follow_folder = Signal(object)
     unfollow_folder = Signal(object)
@@ -140,6 +141,8 @@ class LibraryPanel(QWidget):
         menu.addAction(self.tr("New collection…"), self._new)
         menu.addAction(self.tr("Rename collection…"), self._rename)
         menu.addAction(self.tr("Delete collection…"), self._delete)
+        menu.addSeparator()
+        menu.addAction(self.tr("Domain adapter…"), self._adapter)
         manage.setMenu(menu)
 
         self.model = DocumentsModel()
@@ -331,6 +334,24 @@ class LibraryPanel(QWidget):
         name, ok = QInputDialog.getText(self, self.tr("Rename collection"), self.tr("New name:"), text=current)
         if ok and name.strip() and name.strip() != current:
             self.rename_collection.emit(current, name.strip())
+
+    def _adapter(self) -> None:
+        current = self.collections.currentText()
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Domain adapter"), self.tr(
+            "A LoRA adapter (a GGUF file made for the model in use) can improve answers in a field where the model "
+            "is weak, such as law or medicine. Answers from “{}” use it; other collections do not."
+        ).format(current), parent=self)
+        choose = box.addButton(self.tr("Choose a file…"), QMessageBox.ButtonRole.AcceptRole)
+        remove = box.addButton(self.tr("Use none"), QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is remove:
+            self.set_adapter.emit(current, None)
+        elif box.clickedButton() is choose:
+            path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a LoRA adapter"), "",
+                                                  self.tr("GGUF adapters (*.gguf)"))
+            if path:
+                self.set_adapter.emit(current, Path(path))
 
     def _delete(self) -> None:
         current = self.collections.currentText()

@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         lib.create_collection.connect(lambda name: self._collection_op(lambda kb: kb.create_collection(name), name))
         lib.rename_collection.connect(lambda old, new: self._collection_op(lambda kb: kb.rename_collection(old, new), new))
         lib.delete_collection.connect(lambda name: self._collection_op(lambda kb: kb.delete_collection(name), None))
+        lib.set_adapter.connect(lambda name, path: self._collection_op(lambda kb: kb.set_adapter(name, path), name))
         c = self.chat
         c.ask.connect(self.ask)
         c.stop.connect(lambda: self.ask_job and self.ask_job.stop())

@@ -159,6 +159,7 @@ class ProcessEngine:
             self._send(child, "stream", request)
             forget = cancel.watch(lambda: self._send(child, "cancel", None))
             cancelled_at: float | None = None
+            finished = False
             try:
                 while True:
                     if cancel.cancelled and cancelled_at is None:
@@ -167,6 +168,7 @@ class ProcessEngine:
                         log.warning("the engine did not stop within %.0fs of Stop; ending it", _STOP_GRACE)
                         child.kill()
                         self._end(ModelState.NOT_LOADED, "")
+                        finished = True
                         yield Failed(GenerationCancelled())
                         return
                     try:
@@ -174,20 +176,35 @@ class ProcessEngine:
                     except TimeoutError:
                         continue
                     except EOFError:
+                        finished = True
                         yield Failed(self._crashed(child))
                         return
-                    if kind == "error":
-                        yield Failed(value)
-                        return
-                    event: EngineEvent = value
+                    event: EngineEvent = Failed(value) if kind == "error" else value
+                    finished = isinstance(event, Done | Failed)
                     self._follow(event)
                     yield event
-                    if isinstance(event, Done | Failed):
+                    if finished:
                         return
             finally:
                 forget()
+                if not finished:  # the caller stopped reading: end the answer, so that the next starts clean
+                    self._abandon(child)
                 if self._state in (ModelState.LOADING, ModelState.GENERATING):
                     self._set_state(ModelState.READY if self._loaded else ModelState.NOT_LOADED)
+
+    def _abandon(self, child: _Child) -> None:
+        """Stop the child's answer and read what is left of it; end the child if it does not stop."""
+        self._send(child, "cancel", None)
+        deadline = time.monotonic() + _STOP_GRACE
+        while time.monotonic() < deadline:
+            try:
+                kind, value = child.receive(max(0.0, deadline - time.monotonic()))
+            except (EOFError, TimeoutError):
+                break
+            if kind == "error" or isinstance(value, Done | Failed):
+                return
+        child.kill()
+        self._end(ModelState.NOT_LOADED, "")
 
     # -- the child's life -----------------------------------------------------------------
 

@@ -353,3 +353,11 @@ def test_a_crash_is_reported_once_at_the_next_start(qtbot, tmp_path: Path):
     assert str(folder / "crashes") in win.crash_notice.text()
     win.crash_notice.close()
     win._poll.stop()
+
+
+def test_a_collection_gets_a_domain_adapter(qtbot, window: MainWindow, tiny_adapter: Path):
+    kb = window.backend.kb
+    window.library.set_adapter.emit("Documents", tiny_adapter)
+    qtbot.waitUntil(lambda: kb.collections()[0].adapter == str(tiny_adapter.absolute()), timeout=10_000)
+    window.library.set_adapter.emit("Documents", None)
+    qtbot.waitUntil(lambda: kb.collections()[0].adapter == "", timeout=10_000)

@@ -147,3 +147,14 @@ def test_a_missing_or_broken_model_is_refused_before_any_process(tmp_path: Path)
     (tmp_path / "bad.gguf").write_bytes(b"GGUF" + b"\0" * 10)
     with pytest.raises(ModelInvalid):
         ProcessEngine(LlamaSettings(tmp_path / "bad.gguf"), watch_thread=False)
+
+
+def test_an_answer_left_unread_does_not_leak_into_the_next(engine: ProcessEngine):
+    for event in engine.stream(GenerationRequest("Answer at length.", [ChatMessage("user", "Tell a long story.")],
+                                                 max_tokens=300)):
+        if isinstance(event, AnswerDelta):
+            break  # the caller walks away in the middle
+    pid = engine.pid
+    result = collect(engine.stream(QUESTION))
+    assert result.done is not None and result.done.usage.completion <= QUESTION.max_tokens
+    assert engine.pid == pid  # stopped and drained, not restarted

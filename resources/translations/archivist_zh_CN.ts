@@ -424,172 +424,207 @@
 <context>
     <name>LibraryPanel</name>
     <message>
-        <location filename="../../desktop/library_view.py" line="133" />
+        <location filename="../../desktop/library_view.py" line="134" />
         <source>Collection</source>
         <translation>知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="137" />
+        <location filename="../../desktop/library_view.py" line="138" />
         <source>New, rename or delete a collection</source>
         <translation>新建、重命名或删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="140" />
+        <location filename="../../desktop/library_view.py" line="141" />
         <source>New collection…</source>
         <translation>新建知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="141" />
+        <location filename="../../desktop/library_view.py" line="142" />
         <source>Rename collection…</source>
         <translation>重命名知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="142" />
+        <location filename="../../desktop/library_view.py" line="143" />
         <source>Delete collection…</source>
         <translation>删除知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="162" />
+        <location filename="../../desktop/library_view.py" line="145" />
+        <source>Domain adapter…</source>
+        <translation>领域适配器…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="165" />
         <source>Drop files or folders here, or use “Add files”.</source>
         <translation>将文件或文件夹拖到这里，或使用“添加文件”。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="166" />
+        <location filename="../../desktop/library_view.py" line="169" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="168" />
+        <location filename="../../desktop/library_view.py" line="171" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="170" />
+        <location filename="../../desktop/library_view.py" line="173" />
         <source>Remove</source>
         <translation>移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="172" />
+        <location filename="../../desktop/library_view.py" line="175" />
         <source>Re-index</source>
         <translation>重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="175" />
+        <location filename="../../desktop/library_view.py" line="178" />
         <source>Follow folder…</source>
         <translation>关注文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="176" />
+        <location filename="../../desktop/library_view.py" line="179" />
         <source>Index a folder and keep up with what is added, changed or deleted in it</source>
         <translation>索引一个文件夹，并跟进其中新增、修改或删除的文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="181" />
+        <location filename="../../desktop/library_view.py" line="184" />
         <source>Stop following</source>
         <translation>停止关注</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="189" />
+        <location filename="../../desktop/library_view.py" line="192" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="194" />
+        <location filename="../../desktop/library_view.py" line="197" />
         <source>Collection:</source>
         <translation>知识库：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="230" />
+        <location filename="../../desktop/library_view.py" line="233" />
         <source>{} documents, {} chunks</source>
         <translation>{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="232" />
+        <location filename="../../desktop/library_view.py" line="235" />
         <source>, {} could not be indexed</source>
         <translation>，{} 个无法索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="239" />
+        <location filename="../../desktop/library_view.py" line="242" />
         <source>Following: {}</source>
         <translation>正在关注：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="241" />
+        <location filename="../../desktop/library_view.py" line="244" />
         <source>last change {}</source>
         <translation>最近变化 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="263" />
+        <location filename="../../desktop/library_view.py" line="266" />
         <source>Indexing {} of {} files: {}</source>
         <translation>正在索引第 {} 个文件（共 {} 个）：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="267" />
+        <location filename="../../desktop/library_view.py" line="270" />
         <source>Indexing {}%</source>
         <translation>正在索引 {}%</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="272" />
+        <location filename="../../desktop/library_view.py" line="275" />
         <source>Queued</source>
         <translation>排队中</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="279" />
+        <location filename="../../desktop/library_view.py" line="282" />
         <source>Add files</source>
         <translation>添加文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="279" />
+        <location filename="../../desktop/library_view.py" line="282" />
         <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)</source>
         <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="285" />
+        <location filename="../../desktop/library_view.py" line="288" />
         <source>Add folder</source>
         <translation>添加文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="290" />
+        <location filename="../../desktop/library_view.py" line="293" />
         <source>Follow a folder</source>
         <translation>关注文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="313" />
+        <location filename="../../desktop/library_view.py" line="316" />
         <source>Retry / re-index</source>
         <translation>重试 / 重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="315" />
+        <location filename="../../desktop/library_view.py" line="318" />
         <source>Remove from the collection</source>
         <translation>从知识库中移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="325" />
+        <location filename="../../desktop/library_view.py" line="328" />
         <source>New collection</source>
         <translation>新建知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="325" />
+        <location filename="../../desktop/library_view.py" line="328" />
         <source>Name of the new collection:</source>
         <translation>新知识库的名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="331" />
+        <location filename="../../desktop/library_view.py" line="334" />
         <source>Rename collection</source>
         <translation>重命名知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="331" />
+        <location filename="../../desktop/library_view.py" line="334" />
         <source>New name:</source>
         <translation>新名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="339" />
+        <location filename="../../desktop/library_view.py" line="340" />
+        <source>Domain adapter</source>
+        <translation>领域适配器</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="341" />
+        <source>A LoRA adapter (a GGUF file made for the model in use) can improve answers in a field where the model is weak, such as law or medicine. Answers from “{}” use it; other collections do not.</source>
+        <translation>LoRA 适配器（为当前模型制作的 GGUF 文件）可以改进模型在薄弱领域（如法律或医学）的回答。来自“{}”的回答会使用它，其他集合不会。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="344" />
+        <source>Choose a file…</source>
+        <translation>选择文件…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="345" />
+        <source>Use none</source>
+        <translation>不使用</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="351" />
+        <source>Choose a LoRA adapter</source>
+        <translation>选择 LoRA 适配器</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="352" />
+        <source>GGUF adapters (*.gguf)</source>
+        <translation>GGUF 适配器 (*.gguf)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="360" />
         <source>Delete collection</source>
         <translation>删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="340" />
+        <location filename="../../desktop/library_view.py" line="361" />
         <source>Delete the collection “{}” and everything indexed in it? The files on disk are not touched.</source>
         <translation>删除知识库“{}”及其中的全部索引？磁盘上的文件不受影响。</translation>
     </message>
@@ -682,127 +717,127 @@
         <translation>无法打开知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="156" />
+        <location filename="../../desktop/main_window.py" line="157" />
         <source>Ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="186" />
+        <location filename="../../desktop/main_window.py" line="187" />
         <source>Cannot read the collection</source>
         <translation>无法读取知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="198" />
+        <location filename="../../desktop/main_window.py" line="199" />
         <source>Already indexing; add these when it finishes.</source>
         <translation>正在索引中；请在完成后再添加。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="211" />
+        <location filename="../../desktop/main_window.py" line="212" />
         <source>{} indexed, {} unchanged, {} failed</source>
         <translation>已索引 {} 个，未变化 {} 个，失败 {} 个</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="214" />
+        <location filename="../../desktop/main_window.py" line="215" />
         <source>Indexing stopped; what was done is kept. </source>
         <translation>索引已停止；已完成的部分会保留。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="222" />
+        <location filename="../../desktop/main_window.py" line="223" />
         <source>Indexing stopped</source>
         <translation>索引已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="228" />
+        <location filename="../../desktop/main_window.py" line="229" />
         <source>Cannot remove</source>
         <translation>无法移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="242" />
+        <location filename="../../desktop/main_window.py" line="243" />
         <source>Cannot change the collection</source>
         <translation>无法修改知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="248" />
+        <location filename="../../desktop/main_window.py" line="249" />
         <source>Still opening the knowledge base…</source>
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="277" />
+        <location filename="../../desktop/main_window.py" line="278" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="279" />
+        <location filename="../../desktop/main_window.py" line="280" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="310" />
+        <location filename="../../desktop/main_window.py" line="311" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="311" />
+        <location filename="../../desktop/main_window.py" line="312" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="350" />
+        <location filename="../../desktop/main_window.py" line="351" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="351" />
+        <location filename="../../desktop/main_window.py" line="352" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="379" />
+        <location filename="../../desktop/main_window.py" line="380" />
         <source>Applying the new settings…</source>
         <translation>正在应用新设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="390" />
+        <location filename="../../desktop/main_window.py" line="391" />
         <source>The answer cache is empty.</source>
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="398" />
+        <location filename="../../desktop/main_window.py" line="399" />
         <source>Download an unverified file?</source>
         <translation>下载未经校验的文件？</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="399" />
+        <location filename="../../desktop/main_window.py" line="400" />
         <source>No checksum of {} has been published for Archivist to check it against, so Archivist cannot prove that the file you receive is the one its authors released (a damaged transfer is still caught). Download it only from a source you trust. Download anyway?</source>
         <translation>{} 没有可供 Archivist 核对的已发布校验值，因此无法证明您收到的文件就是作者发布的文件（传输损坏仍会被发现）。请只从您信任的来源下载。仍要下载吗？</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="418" />
+        <location filename="../../desktop/main_window.py" line="419" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="419" />
+        <location filename="../../desktop/main_window.py" line="420" />
         <source>Downloaded; checked against the server's checksum only. It is used from now on.</source>
         <translation>已下载；仅按服务器提供的校验值核对。从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="473" />
+        <location filename="../../desktop/main_window.py" line="474" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="474" />
+        <location filename="../../desktop/main_window.py" line="475" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="491" />
+        <location filename="../../desktop/main_window.py" line="492" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="491" />
+        <location filename="../../desktop/main_window.py" line="492" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
     </message>

@@ -169,6 +169,14 @@ ZH_CN = {
     "generating…": "生成中…",
     "unloaded after idle": "空闲后已卸载",
     "unloaded: memory ran low": "内存不足，已卸载",
+    "Domain adapter…": "领域适配器…",
+    "Domain adapter": "领域适配器",
+    "A LoRA adapter (a GGUF file made for the model in use) can improve answers in a field where the model is weak, such as law or medicine. Answers from “{}” use it; other collections do not.":
+        "LoRA 适配器（为当前模型制作的 GGUF 文件）可以改进模型在薄弱领域（如法律或医学）的回答。来自“{}”的回答会使用它，其他集合不会。",
+    "Choose a file…": "选择文件…",
+    "Use none": "不使用",
+    "Choose a LoRA adapter": "选择 LoRA 适配器",
+    "GGUF adapters (*.gguf)": "GGUF 适配器 (*.gguf)",
     " GB free": " GB 可用",
     "Unload the model below": "可用内存低于此值时卸载模型",
     "Between answers, give the model's memory back when the computer's available memory falls below this.":
