@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import platform
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -121,13 +120,12 @@ def choose_variant(
 
 
 def library_folders() -> list[Path]:
-    """Where the llama.cpp libraries lie: beside libllama, and where ggml installs backends."""
+    """Where the llama.cpp libraries lie: beside libllama (our build puts them there), or in the
+    ``bin/`` that a default llama-cpp-python build installs beside its package."""
     import llama_cpp
 
     package = Path(llama_cpp.__file__).parent
-    folders = [package / "lib", package.parent / "bin", Path(sys.prefix) / "bin"]
-    if getattr(sys, "frozen", False):
-        folders.insert(0, Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "llama_cpp" / "lib")
+    folders = [package / "lib", package.parent / "bin"]
     return [f for f in folders if f.is_dir()]
 
 

@@ -21,6 +21,7 @@ from engine import (
     GenerationCancelled,
     GenerationRequest,
     LlamaSettings,
+    Loading,
     ModelInvalid,
     ModelNotFound,
     ModelState,
@@ -42,13 +43,13 @@ def engine(starter_model: Path, tmp_path: Path):
     model.close()
 
 
-def _kill_mid_answer(engine: ProcessEngine, how: signal.Signals) -> list[object]:
-    """Ask, and send ``how`` to the engine process once the first words arrive."""
+def _kill(engine: ProcessEngine, how: signal.Signals, when: type) -> list[object]:
+    """Ask, and send ``how`` to the engine process at the first event of type ``when``."""
     events = []
     for event in engine.stream(GenerationRequest("Answer at length.", [ChatMessage("user", "Tell a long story.")],
                                                  max_tokens=400)):
         events.append(event)
-        if isinstance(event, AnswerDelta) and len(events) == 3:
+        if isinstance(event, when) and sum(isinstance(e, when) for e in events) == 1:
             os.kill(engine.pid, how)  # type: ignore[arg-type]
     return events
 
@@ -63,10 +64,13 @@ def test_answers_through_the_engine_process(engine: ProcessEngine):
 
 
 @pytest.mark.parametrize("how", [signal.SIGSEGV, signal.SIGKILL])
-def test_a_crash_ends_one_answer_and_the_next_question_restarts_it(engine: ProcessEngine, how: signal.Signals, tmp_path: Path):
-    collect(engine.stream(QUESTION))
+@pytest.mark.parametrize("when", [Loading, AnswerDelta], ids=["loading", "answering"])
+def test_a_crash_ends_one_answer_and_the_next_question_restarts_it(engine: ProcessEngine, how: signal.Signals,
+                                                                   when: type, tmp_path: Path):
+    if when is AnswerDelta:
+        collect(engine.stream(QUESTION))
     crashed_pid = engine.pid
-    events = _kill_mid_answer(engine, how)
+    events = _kill(engine, how, when)
     failed = events[-1]
     assert isinstance(failed, Failed) and isinstance(failed.error, EngineCrashed)
     assert f"signal {how.value}" in str(failed.error) and "restart for the next question" in str(failed.error)
