@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QLibraryInfo, QLocale, QTimer, QTranslator
+from PySide6.QtCore import QLibraryInfo, QLocale, Qt, QTimer, QTranslator
 from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 APP_NAME = "Archivist"
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
     window.show()
     if crashes:
-        window.report_crashes(crashes)
+        window.crash_notice = crash_notice(window, crashes)
     QTimer.singleShot(0, backend.open)
     if os.environ.get("ARCHIVIST_REPORT_STARTUP"):  # for bench/desktop.py
         QTimer.singleShot(0, lambda: print("shown", flush=True))
@@ -114,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
         _screenshot_when_ready(window, backend, args.screenshot)
     logging.getLogger(__name__).info("window shown")
     return app.exec()
+
+
+def crash_notice(window: QWidget, reports: list[Path]) -> QMessageBox:
+    """Say once, without blocking, that a part of Archivist crashed last time, and where its report is."""
+    box = QMessageBox(QMessageBox.Icon.Warning, window.tr("Archivist stopped unexpectedly"), window.tr(
+        "Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. "
+        "The crash report is in {}; please include it if you report the problem."
+    ).format(", ".join(p.stem.split("-")[1] for p in reports), reports[-1].parent), parent=window)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.open()
+    return box
 
 
 def _no_gpt_oss(settings: object) -> bool:

@@ -395,17 +395,9 @@ class MainWindow(QMainWindow):
 
         folder = models_dir(self.backend.settings)
         mirror = self.backend.settings.download_mirror
-        if not model.verified and QMessageBox.warning(
-            self, self.tr("Download an unverified file?"),
-            self.tr("No checksum of {} has been published for Archivist to check it against, so Archivist cannot "
-                    "prove that the file you receive is the one its authors released (a damaged transfer is still "
-                    "caught). Download it only from a source you trust. Download anyway?").format(model.title),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
-        ) != QMessageBox.StandardButton.Yes:
-            return
 
         def work(job: Any) -> Path:
-            for file in model.files:
+            for file in model.files:  # an unverified model was accepted as such in the download box
                 download(file.url, model.folder(folder) / file.name, file.sha256, mirror, job.report, job.cancel,
                          accept_unverified=not model.verified)
             return model.entry(folder)
@@ -467,17 +459,6 @@ class MainWindow(QMainWindow):
             else:
                 job = self.backend.run("io", "cache stats", lambda _job: cache.stats())
                 job.done.connect(lambda s: self.status.show_cache(s.hits, s.misses))
-
-    def report_crashes(self, reports: list[Path]) -> None:
-        """Say once that a part of Archivist crashed last time, and where its report is."""
-        folder = reports[-1].parent
-        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Archivist stopped unexpectedly"), self.tr(
-            "Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. "
-            "The crash report is in {}; please include it if you report the problem."
-        ).format(", ".join(p.stem.split("-")[1] for p in reports), folder), parent=self)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        box.open()
-        self.crash_notice = box
 
     def _error(self, title: str, error: object) -> None:
         log.warning("%s: %s", title, error)

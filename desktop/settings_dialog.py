@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -68,7 +69,7 @@ class DownloadBox(QGroupBox):
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.button = QPushButton(self.tr("Download"))
-        self.button.clicked.connect(lambda: self.start.emit(self.model()))
+        self.button.clicked.connect(self._start)
         self.stop = QPushButton(self.tr("Cancel"))
         self.stop.clicked.connect(self.cancel.emit)
         self.stop.hide()
@@ -105,6 +106,18 @@ class DownloadBox(QGroupBox):
             text += " " + self.tr("Not enough free space.")
         self.info.setText(text)
         self.button.setEnabled(not have and free >= model.approx_bytes)
+
+    def _start(self) -> None:
+        model = self.model()
+        if not model.verified and QMessageBox.warning(
+            self, self.tr("Download an unverified file?"),
+            self.tr("No checksum of {} has been published for Archivist to check it against, so Archivist cannot "
+                    "prove that the file you receive is the one its authors released (a damaged transfer is still "
+                    "caught). Download it only from a source you trust. Download anyway?").format(model.title),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+        ) != QMessageBox.StandardButton.Yes:
+            return
+        self.start.emit(model)
 
     def show_progress(self, progress: Any) -> None:
         self.bar.show()

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,24 +229,22 @@ class VectorStore:
 
     def rename(self, name: str, new_name: str) -> CollectionInfo:
         """Give a knowledge base another name; its contents stay."""
-        info = self.find(name)
         new_name = new_name.strip()
         if new_name != name and any(c.name == new_name for c in self.collections()):
             raise CollectionExists(new_name)
-        with translate_errors(f"renaming collection {name!r}"):
-            collection = self._client.get_collection(info.id, embedding_function=None)
-            metadata = dict(collection.metadata or {})
-            metadata["name"] = new_name
-            collection.modify(metadata=metadata)
-        return CollectionInfo(info.id, new_name, info.embedder, info.dimension, info.created, info.adapter)
+        return self._update(name, f"renaming collection {name!r}", {"name": new_name})
 
     def set_adapter(self, name: str, adapter: str) -> CollectionInfo:
         """Name the LoRA adapter answers from this knowledge base use ("" for none)."""
+        return self._update(name, f"changing the adapter of collection {name!r}", {"adapter": adapter})
+
+    def _update(self, name: str, doing: str, changes: dict[str, str]) -> CollectionInfo:
+        """Change fields of a knowledge base's metadata (and of its ``CollectionInfo``)."""
         info = self.find(name)
-        with translate_errors(f"changing the adapter of collection {name!r}"):
+        with translate_errors(doing):
             collection = self._client.get_collection(info.id, embedding_function=None)
-            collection.modify(metadata={**(collection.metadata or {}), "adapter": adapter})
-        return CollectionInfo(info.id, info.name, info.embedder, info.dimension, info.created, adapter)
+            collection.modify(metadata={**(collection.metadata or {}), **changes})
+        return replace(info, **changes)
 
     def delete(self, name: str) -> None:
         """Delete a knowledge base with its chunks and manifest."""

@@ -16,7 +16,7 @@ from PySide6.QtCore import QLocale, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
-from desktop.app import install_translations
+from desktop.app import crash_notice, install_translations
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
 from rag.settings import Settings
@@ -348,10 +348,10 @@ def test_a_crash_is_reported_once_at_the_next_start(qtbot, tmp_path: Path):
     assert [p.parent.name for p in reports] == ["crashes"] and logs.crash_reports(folder) == []
     win = MainWindow(Backend(Settings(data_dir=str(tmp_path / "data"))))
     qtbot.addWidget(win)
-    win.report_crashes(reports)
-    assert "stopped unexpectedly last time (engine)" in win.crash_notice.text()
-    assert str(folder / "crashes") in win.crash_notice.text()
-    win.crash_notice.close()
+    notice = crash_notice(win, reports)
+    assert "stopped unexpectedly last time (engine)" in notice.text()
+    assert str(folder / "crashes") in notice.text()
+    notice.close()
     win._poll.stop()
 
 
@@ -361,3 +361,21 @@ def test_a_collection_gets_a_domain_adapter(qtbot, window: MainWindow, tiny_adap
     qtbot.waitUntil(lambda: kb.collections()[0].adapter == str(tiny_adapter.absolute()), timeout=10_000)
     window.library.set_adapter.emit("Documents", None)
     qtbot.waitUntil(lambda: kb.collections()[0].adapter == "", timeout=10_000)
+
+
+def test_an_unverified_download_starts_only_once_accepted(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop.settings_dialog import DownloadBox
+
+    box = DownloadBox(tmp_path / "models")
+    qtbot.addWidget(box)
+    box.select("gpt-oss-20b")
+    assert not box.model().verified  # no checksum is pinned for it (see engine/catalog.py)
+    started: list[object] = []
+    box.start.connect(started.append)
+    asked: list[str] = []
+    for answer in (QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes):
+        monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, *_rest, a=answer: asked.append(title) or a)
+        box._start()
+    assert asked == ["Download an unverified file?"] * 2 and started == [box.model()]

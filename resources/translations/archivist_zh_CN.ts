@@ -363,37 +363,47 @@
 <context>
     <name>DownloadBox</name>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="62" />
+        <location filename="../../desktop/settings_dialog.py" line="63" />
         <source>Get a model</source>
         <translation>获取模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="70" />
+        <location filename="../../desktop/settings_dialog.py" line="71" />
         <source>Download</source>
         <translation>下载</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="72" />
+        <location filename="../../desktop/settings_dialog.py" line="73" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="101" />
+        <location filename="../../desktop/settings_dialog.py" line="102" />
         <source>{}. Download size {}; {} free on this disk.</source>
         <translation>{}。下载大小 {}；此磁盘剩余 {}。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="103" />
+        <location filename="../../desktop/settings_dialog.py" line="104" />
         <source>Already downloaded.</source>
         <translation>已下载。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="105" />
+        <location filename="../../desktop/settings_dialog.py" line="106" />
         <source>Not enough free space.</source>
         <translation>磁盘空间不足。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="116" />
+        <location filename="../../desktop/settings_dialog.py" line="113" />
+        <source>Download an unverified file?</source>
+        <translation>下载未经校验的文件？</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="114" />
+        <source>No checksum of {} has been published for Archivist to check it against, so Archivist cannot prove that the file you receive is the one its authors released (a damaged transfer is still caught). Download it only from a source you trust. Download anyway?</source>
+        <translation>{} 没有可供 Archivist 核对的已发布校验值，因此无法证明您收到的文件就是作者发布的文件（传输损坏仍会被发现）。请只从您信任的来源下载。仍要下载吗？</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="129" />
         <source>{} of {}, {}/s, {} left</source>
         <translation>{} / {}，{}/秒，剩余 {}</translation>
     </message>
@@ -802,42 +812,22 @@
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="399" />
-        <source>Download an unverified file?</source>
-        <translation>下载未经校验的文件？</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="400" />
-        <source>No checksum of {} has been published for Archivist to check it against, so Archivist cannot prove that the file you receive is the one its authors released (a damaged transfer is still caught). Download it only from a source you trust. Download anyway?</source>
-        <translation>{} 没有可供 Archivist 核对的已发布校验值，因此无法证明您收到的文件就是作者发布的文件（传输损坏仍会被发现）。请只从您信任的来源下载。仍要下载吗？</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="419" />
+        <location filename="../../desktop/main_window.py" line="411" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="420" />
+        <location filename="../../desktop/main_window.py" line="412" />
         <source>Downloaded; checked against the server's checksum only. It is used from now on.</source>
         <translation>已下载；仅按服务器提供的校验值核对。从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="474" />
-        <source>Archivist stopped unexpectedly</source>
-        <translation>Archivist 意外停止</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="475" />
-        <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
-        <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="492" />
+        <location filename="../../desktop/main_window.py" line="473" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="492" />
+        <location filename="../../desktop/main_window.py" line="473" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
     </message>
@@ -914,213 +904,213 @@
 <context>
     <name>SettingsDialog</name>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="49" />
+        <location filename="../../desktop/settings_dialog.py" line="50" />
         <source>Browse…</source>
         <translation>浏览…</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="134" />
+        <location filename="../../desktop/settings_dialog.py" line="147" />
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="140" />
+        <location filename="../../desktop/settings_dialog.py" line="153" />
         <source>Automatic: gpt-oss if downloaded, else the starter model</source>
         <translation>自动：已下载则用 gpt-oss，否则用入门模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="142" />
+        <location filename="../../desktop/settings_dialog.py" line="155" />
         <source>A folder an administrator filled with models (optional)</source>
         <translation>管理员放置模型的文件夹（可选）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="146" />
+        <location filename="../../desktop/settings_dialog.py" line="159" />
         <source>Automatic (what memory allows)</source>
         <translation>自动（视可用内存而定）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="149" />
+        <location filename="../../desktop/settings_dialog.py" line="162" />
         <source>Low (fast)</source>
         <translation>低（快）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="149" />
+        <location filename="../../desktop/settings_dialog.py" line="162" />
         <source>Medium</source>
         <translation>中</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="149" />
+        <location filename="../../desktop/settings_dialog.py" line="162" />
         <source>High (thorough)</source>
         <translation>高（细致）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="154" />
+        <location filename="../../desktop/settings_dialog.py" line="167" />
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="158" />
+        <location filename="../../desktop/settings_dialog.py" line="171" />
         <source> min</source>
         <translation> 分钟</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="159" />
-        <location filename="../../desktop/settings_dialog.py" line="165" />
+        <location filename="../../desktop/settings_dialog.py" line="172" />
+        <location filename="../../desktop/settings_dialog.py" line="178" />
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="164" />
+        <location filename="../../desktop/settings_dialog.py" line="177" />
         <source> GB free</source>
         <translation> GB 可用</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <location filename="../../desktop/settings_dialog.py" line="180" />
         <source>Between answers, give the model's memory back when the computer's available memory falls below this.</source>
         <translation>在两次回答之间，当电脑的可用内存低于此值时释放模型占用的内存。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="173" />
+        <location filename="../../desktop/settings_dialog.py" line="186" />
         <source>Model file</source>
         <translation>模型文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="174" />
+        <location filename="../../desktop/settings_dialog.py" line="187" />
         <source>Models folder</source>
         <translation>模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="175" />
+        <location filename="../../desktop/settings_dialog.py" line="188" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（token）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="176" />
+        <location filename="../../desktop/settings_dialog.py" line="189" />
         <source>Reasoning effort</source>
         <translation>推理强度</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="177" />
+        <location filename="../../desktop/settings_dialog.py" line="190" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="178" />
+        <location filename="../../desktop/settings_dialog.py" line="191" />
         <source>Unload the model after</source>
         <translation>空闲多久后卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="179" />
+        <location filename="../../desktop/settings_dialog.py" line="192" />
         <source>Unload the model below</source>
         <translation>可用内存低于此值时卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="182" />
+        <location filename="../../desktop/settings_dialog.py" line="195" />
         <source>Remember answers to repeated questions</source>
         <translation>记住重复问题的答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="184" />
+        <location filename="../../desktop/settings_dialog.py" line="197" />
         <source>Also for questions worded differently (marked as such)</source>
         <translation>措辞不同的问题也适用（会加以标注）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="186" />
+        <location filename="../../desktop/settings_dialog.py" line="199" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="189" />
+        <location filename="../../desktop/settings_dialog.py" line="202" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="197" />
+        <location filename="../../desktop/settings_dialog.py" line="210" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="198" />
+        <location filename="../../desktop/settings_dialog.py" line="211" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="201" />
+        <location filename="../../desktop/settings_dialog.py" line="214" />
         <source>Empty: this computer</source>
         <translation>留空：本机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="205" />
+        <location filename="../../desktop/settings_dialog.py" line="218" />
         <source>TLS</source>
         <translation>TLS 加密</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="217" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>&lt;b&gt;Shared Chroma server&lt;/b&gt;</source>
         <translation>&lt;b&gt;共享 Chroma 服务器&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="218" />
+        <location filename="../../desktop/settings_dialog.py" line="231" />
         <source>Host</source>
         <translation>主机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="219" />
+        <location filename="../../desktop/settings_dialog.py" line="232" />
         <source>Port</source>
         <translation>端口</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="221" />
+        <location filename="../../desktop/settings_dialog.py" line="234" />
         <source>Token</source>
         <translation>令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="222" />
+        <location filename="../../desktop/settings_dialog.py" line="235" />
         <source>&lt;b&gt;Inference server (OpenAI-compatible)&lt;/b&gt;</source>
         <translation>&lt;b&gt;推理服务器（兼容 OpenAI）&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="223" />
+        <location filename="../../desktop/settings_dialog.py" line="236" />
         <source>Address</source>
         <translation>地址</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="224" />
+        <location filename="../../desktop/settings_dialog.py" line="237" />
         <source>API key</source>
         <translation>API 密钥</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="225" />
+        <location filename="../../desktop/settings_dialog.py" line="238" />
         <source>Model name</source>
         <translation>模型名称</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="228" />
+        <location filename="../../desktop/settings_dialog.py" line="241" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="229" />
+        <location filename="../../desktop/settings_dialog.py" line="242" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="230" />
+        <location filename="../../desktop/settings_dialog.py" line="243" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="239" />
+        <location filename="../../desktop/settings_dialog.py" line="252" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="239" />
+        <location filename="../../desktop/settings_dialog.py" line="252" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="244" />
+        <location filename="../../desktop/settings_dialog.py" line="257" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>
@@ -1397,6 +1387,19 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
         <location filename="../../desktop/reembed_dialog.py" line="34" />
         <source>Re-embedding</source>
         <translation>重新嵌入</translation>
+    </message>
+</context>
+<context>
+    <name>window</name>
+    <message>
+        <location filename="../../desktop/app.py" line="121" />
+        <source>Archivist stopped unexpectedly</source>
+        <translation>Archivist 意外停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/app.py" line="122" />
+        <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
+        <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>
 </context>
 </TS>
