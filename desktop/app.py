@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
     window.show()
     if crashes:
-        window.crash_notice = crash_notice(window, crashes)
+        crash_notice(window, crashes)  # the window, its parent, keeps it
     QTimer.singleShot(0, backend.open)
     if os.environ.get("ARCHIVIST_REPORT_STARTUP"):  # for bench/desktop.py
         QTimer.singleShot(0, lambda: print("shown", flush=True))
