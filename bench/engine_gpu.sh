@@ -15,9 +15,10 @@ build-and-model)
   setsid nohup python3 tests/fixtures/tiny_gpt_oss.py /tmp/bench-gpt-oss.gguf .cache/llama.cpp bench \
     >/tmp/model.log 2>&1 < /dev/null &
   mkdir -p /tmp/src && tar -xzf .gpu/llama_cpp_python-*.tar.gz -C /tmp/src
-  CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF" \
+  # The CPU part as everywhere (every variant, chosen at start), the CUDA backend beside it.
+  CMAKE_ARGS="$(sed -n 's/^LLAMA_CMAKE_ARGS := //p' Makefile) -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF" \
   CMAKE_BUILD_PARALLEL_LEVEL=16 python3 -m pip install -q --no-deps --no-build-isolation --target /tmp/site /tmp/src/llama_cpp_python-*
-  python3 -c "import llama_cpp; print('llama.cpp GPU offload:', llama_cpp.llama_supports_gpu_offload())"
+  python3 -c "from engine import backends; print(backends.load().describe(), 'free GPU bytes:', backends.gpu_free_memory())"
   ;;
 bench)
   while ! [ -s /tmp/bench-gpt-oss.gguf ]; do sleep 5; tail -1 /tmp/model.log; done
