@@ -12,6 +12,7 @@ folder, so ``archivist-cli`` run meanwhile uses it too instead of opening the fo
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -112,6 +113,7 @@ class LocalChromaServer:
 
 def serve(path: str, port: str) -> None:
     """Run Chroma's server in this process until the parent process goes away."""
+    faulthandler.enable()  # a native crash's traceback goes to stderr, which is the folder's server.log
     parent = os.getppid()
 
     def watch_parent() -> None:
