@@ -181,7 +181,7 @@ def read(path: Path | str) -> GGUFInfo:
     default_head = embedding // heads if heads else 0
     layers = meta("block_count", 0)
     # A split model's header lists the first shard's tensors: scale them to the whole file.
-    scale = total / max(1, in_layers + outside) if in_layers + outside else 0.0
+    scale = total / (in_layers + outside) if in_layers + outside else 0.0
     return GGUFInfo(
         path=path,
         architecture=architecture,

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import logging.handlers
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -379,8 +380,6 @@ def serve(connection: Connection, settings: LlamaSettings, log_dir: Path | None)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.INFO)
-    import os
-
     from engine import backends
     from engine.llama import LlamaEngine
 
