@@ -158,8 +158,8 @@ def support_rate(embedder: Embedder, documents: int = 6) -> None:
 def multilingual_folder(given: str | None) -> Path | None:
     """The multilingual embedding model: the folder given, or where Settings downloads it."""
     from engine.catalog import CATALOG, installed_model
-    from rag.composition import models_dir
-    from rag.settings import Settings
+    from rag.app.composition import models_dir
+    from rag.app.settings import Settings
 
     if given:
         return Path(given)

@@ -40,7 +40,7 @@ from corpus import paragraphs  # noqa: E402
 from engine import RemoteEngine, backends  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
 from rag.ask import Answered, AskFailed, AskOptions  # noqa: E402
-from rag.chroma_server import LocalChromaServer, _free_port  # noqa: E402
+from rag.app.chroma_server import LocalChromaServer, _free_port  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.store import VectorStore  # noqa: E402

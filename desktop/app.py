@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QLibraryInfo, QLocale, Qt, QTimer, QTranslator
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+if TYPE_CHECKING:
+    from desktop.backend import Backend
+    from rag.app import Settings
 
 APP_NAME = "Archivist"
 
@@ -63,30 +69,23 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Start Archivist's window (or run the self-test)."""
+    multiprocessing.freeze_support()  # the frozen app's own processes (knowledge base, engine) start through main
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    from rag import logs, offline
-    from rag.settings import Settings, config_dir
+    from rag.app import Settings, config_dir, configure_logs, crash_reports, enforce_offline, run_self_test, serve_store
 
-    offline.enforce()
+    enforce_offline()
     if args.chroma_server:  # the frozen app runs its own store server this way
-        from rag.chroma_server import serve
-
-        serve(*args.chroma_server)
+        serve_store(*args.chroma_server)
         return 0
     if args.self_test:
-        from rag.self_test import run
-
-        return run(args.data_dir)
+        return run_self_test(args.data_dir)
     settings = Settings.load()
     if args.data_dir:
         settings.data_dir = str(args.data_dir)
-    crashes = logs.crash_reports(settings.log_path)  # before this run's own report file opens
-    logs.configure(settings.log_path, process="window")
+    crashes = crash_reports(settings.log_path)  # before this run's own report file opens
+    configure_logs(settings.log_path, process="window")
     first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path
 
-    # Indexing and generation run in Python worker threads; hand the interpreter back to
-    # the window every 2 ms rather than every 5 so that the event loop never waits long.
-    sys.setswitchinterval(0.002)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     QTimer.singleShot(0, backend.open)
     if os.environ.get("ARCHIVIST_REPORT_STARTUP"):  # for bench/desktop.py
         QTimer.singleShot(0, lambda: print("shown", flush=True))
-        backend.ready.connect(lambda: print("ready", flush=True))
+        backend.ready.connect(lambda: _report_searchable(backend))
     if args.screenshot:
         _screenshot_when_ready(window, backend, args.screenshot)
     logging.getLogger(__name__).info("window shown")
@@ -127,15 +126,22 @@ def crash_notice(window: QWidget, reports: list[Path]) -> QMessageBox:
     return box
 
 
-def _no_gpt_oss(settings: object) -> bool:
-    from rag.composition import find_model
+def _report_searchable(backend: Backend) -> None:
+    """Print when a first search returns, then this process's memory (for bench/desktop.py)."""
+    import psutil
+
+    job = backend.call("io", "first search", lambda kb, _job: kb.search("pump", backend.collection))
+    job.done.connect(lambda _r: print(f"searchable\nrss {psutil.Process().memory_info().rss}", flush=True))
+
+
+def _no_gpt_oss(settings: Settings) -> bool:
+    from rag import STARTER_NAME, ArchivistError
+    from rag.app import find_model
 
     try:
-        _path, label = find_model(settings)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - no model at all is also "first run"
+        _path, label = find_model(settings)
+    except ArchivistError:  # no model at all is also "first run"
         return True
-    from engine.catalog import STARTER_NAME
-
     return label == STARTER_NAME
 
 

@@ -1,150 +1,142 @@
-"""The window's single door to the knowledge base: every call runs as a background job.
+"""The window's one door to the knowledge base, which runs in a process of its own.
 
-The backend opens the knowledge base (Chroma, the embedder, the model) on a worker after
-the window is up, so the window appears before the heavy imports; views talk to it only
-through jobs and signals. It holds no business logic of its own.
+The backend starts the knowledge-base process, reaches it through a ``KnowledgeBaseClient``,
+and runs every call as a background job, so the window never waits. What changes there
+arrives as signals: the model's state, a change anyone made to the library (this window,
+``archivist-cli``, a followed folder, a teammate), the process stopping and starting again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.ingest_process import ingest_in_child
 from desktop.workers import Job, Workers
-from engine import ModelStatus
-from rag.settings import Settings
+from rag import KnowledgeBaseClient, ModelStatus, ServiceStopped
+from rag.app import KnowledgeBaseProcess, Settings
 
 log = logging.getLogger(__name__)
 
-
-def warm_up(kb: Any) -> None:
-    """Import and load the heavy parts now, while the window only shows "opening".
-
-    Importing torch holds Python's lock for long stretches; done later, in the middle of
-    indexing or asking, it would freeze the window each time. (llama.cpp runs in the engine's
-    own process: nothing of it is imported here.)
-    """
-    kb.embedder.embed(["warm up"])
+T = TypeVar("T")
+_POLL_MS = 2000  # how often the window looks for changes other clients made
 
 
 class Backend(QObject):
-    """Owns the knowledge base and the settings; runs everything on ``Workers``."""
+    """Owns the knowledge-base process and the settings; runs calls on ``Workers``."""
 
     ready = Signal()
     failed = Signal(object)
+    stopped = Signal(object)  # the knowledge-base process died (a ServiceStopped); it restarts by itself
     model_status = Signal(object)
-    collections_changed = Signal()
+    changed = Signal()  # something shown changed: refresh the library and the conversations
+    polled = Signal()  # a poll went by: a moment to refresh what changes by itself (idle unloads, cache counts)
+    _notice = Signal(object)  # from the pipe's thread to the window's
 
-    def __init__(
-        self, settings: Settings, workers: Workers | None = None, open_kb: Callable[[Settings], Any] | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, workers: Workers | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.workers = workers or Workers()
-        self.kb: Any = None
+        self.process = KnowledgeBaseProcess(settings)
+        self.process.add_listener(self._notice.emit)
+        self._notice.connect(self._on_notice)
+        self.kb: KnowledgeBaseClient | None = None
         self.collection = settings.collection
-        self._open_kb = open_kb
+        self._revision = ""
+        self._polling = False
+        self._poll = QTimer(self)
+        self._poll.setInterval(_POLL_MS)
+        self._poll.timeout.connect(self._look_for_changes)
 
     # -- life cycle -------------------------------------------------------------------------
 
     def open(self) -> Job:
-        """Build the knowledge base in the background; ``ready`` or ``failed`` follows."""
+        """Start the knowledge-base process; ``ready`` or ``failed`` follows."""
+        self.process.start()
+        client = KnowledgeBaseClient(self.process)
 
-        def build(job: Job) -> Any:
-            if self._open_kb is not None:
-                kb = self._open_kb(self.settings)
-            else:
-                from rag.composition import open_knowledge_base
-
-                kb = open_knowledge_base(self.settings, out_of_process=True)
-            if kb.model is not None:
-                kb.model.add_listener(self.model_status.emit)
-            names = [c.name for c in kb.collections()]
+        def first_look(_job: Job) -> str:
+            names = [c.name for c in client.collections()]
             if self.collection not in names:
                 if names:
-                    self.collection = names[0]
-                else:
-                    kb.create_collection(self.collection)
-            warm_up(kb)
-            return kb
+                    return names[0]
+                client.create_collection(self.collection)
+            return self.collection
 
-        job = self.workers.start("io", "open knowledge base", build)
-        job.done.connect(self._opened)
+        job = self.workers.start("io", "open knowledge base", first_look)
+        job.done.connect(lambda collection: self._opened(client, collection))
         job.failed.connect(self.failed.emit)
         return job
 
-    def _opened(self, kb: Any) -> None:
-        self.kb = kb
+    def _opened(self, client: KnowledgeBaseClient, collection: str) -> None:
+        self.kb = client
+        self.collection = collection
+        self._revision = ""
+        self._poll.start()
         self.ready.emit()
-        if kb.model is not None:
-            self.model_status.emit(kb.model.status())
+        self.call("io", "model status", lambda kb, _job: kb.model_status()).done.connect(
+            lambda status: status is not None and self.model_status.emit(status))
 
     def reopen(self, settings: Settings) -> Job:
-        """Apply new settings: close the current knowledge base and open one from them."""
-        old = self.kb
+        """Apply new settings: end the knowledge-base process (off the window's thread: it may take
+        seconds to close its store and model) and start one with them."""
+        self._poll.stop()
         self.kb = None
-        if old is not None and old.model is not None:
-            self.workers.start("model", "unload model", lambda _job: old.model.close())
         self.settings = settings
         self.collection = settings.collection
-        return self.open()
+        job = self.workers.start("io", "close the knowledge base", lambda _job: self.process.close())
+        job.done.connect(lambda _r: (setattr(self.process, "settings", settings), self.open()))
+        return job
 
     def shutdown(self) -> None:
+        self._poll.stop()
         self.workers.shutdown()
-        if self.kb is not None and self.kb.model is not None:
-            self.kb.model.close()
+        self.kb = None
+        self.process.close()
+
+    def _on_notice(self, notice: object) -> None:
+        if isinstance(notice, ModelStatus):
+            self.model_status.emit(notice)
+        elif isinstance(notice, ServiceStopped) and self.kb is not None:
+            # (Had it died while opening, the open job would say so: no restarting in a loop.)
+            self._poll.stop()
+            self.kb = None
+            self.stopped.emit(notice)
+            self.process.close()
+            self.open()
 
     # -- calls --------------------------------------------------------------------------------
 
-    def run(self, pool: str, name: str, fn: Callable[[Job], Any]) -> Job:
-        """Run ``fn(job)`` once the knowledge base is open."""
-        return self.workers.start(pool, name, fn)
+    def call(self, pool: str, name: str, fn: Callable[[KnowledgeBaseClient, Job], T]) -> Job:
+        """Run ``fn(kb, job)`` on ``pool`` ("model", "ingest" or "io"); the job's signals report back."""
+        kb = self.kb
 
-    def ingest(self, paths: Sequence[Path], force: bool = False) -> Job:
-        """Index files. With a store server (the app's own, or a team's) a child process does
-        the work, so that the window never waits on it; otherwise a worker thread."""
+        def work(job: Job) -> T:
+            if kb is None:
+                raise ServiceStopped(None)
+            return fn(kb, job)
+
+        return self.workers.start(pool, name, work)
+
+    def changed_now(self) -> None:
+        """Look for changes at once (after this window changed something)."""
+        self._look_for_changes()
+
+    def _look_for_changes(self) -> None:
+        if self._polling or self.kb is None:
+            return
+        self.polled.emit()
+        self._polling = True
         collection = self.collection
-        if self._open_kb is None and self.kb is not None and self.kb.store.location.startswith("http"):
-            settings = self.settings
+        job = self.call("io", "revision", lambda kb, _job: kb.revision(collection))
 
-            def in_child(job: Job) -> Any:
-                self.kb.check_embedder(collection)
-                return ingest_in_child(settings, paths, collection, force, job.report, job.cancel)
+        def compare(revision: str) -> None:
+            self._polling = False
+            if revision != self._revision:
+                self._revision = revision
+                self.changed.emit()
 
-            return self.run("ingest", "index", in_child)
-        return self.run(
-            "ingest", "index",
-            lambda job: self.kb.ingest(paths, collection, progress=job.report, cancel=job.cancel, force=force),
-        )
-
-    def remove(self, paths: Sequence[Path]) -> Job:
-        collection = self.collection
-        return self.run("ingest", "remove", lambda _job: self.kb.remove(paths, collection))
-
-    def status(self) -> Job:
-        collection = self.collection
-        return self.run("io", "status", lambda _job: self.kb.status(collection))
-
-    def ask(self, question: str, options: Any) -> Job:
-        collection = self.collection
-
-        def work(job: Job) -> Any:
-            last = None
-            for event in self.kb.ask(question, collection, options, job.cancel):
-                job.emit(event)
-                last = event
-            return last
-
-        return self.run("model", "ask", work)
-
-    def model_now(self) -> ModelStatus | None:
-        """The model's state right now (cheap: no job)."""
-        return self.kb.model.status() if self.kb is not None and self.kb.model is not None else None
-
-    def unload_model(self) -> Job:
-        return self.run("model", "unload", lambda _job: self.kb.model.unload())
+        job.done.connect(compare)
+        job.failed.connect(lambda _error: setattr(self, "_polling", False))

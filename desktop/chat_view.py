@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.structured_view import StructuredPanel
+from rag import AnswerResult, Citation, Source, link_marks
 
-_MARK = re.compile(r"\[(\d+)\]")
 
 
 @dataclass
@@ -37,12 +36,12 @@ class ShownTurn:
     question: str
     answer: str = ""
     reasoning: str = ""
-    citations: list[Any] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
     cached: str | None = None
     cached_question: str = ""
     mode: str = ""
     error: str = ""
-    sources: list[Any] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     data: Any = None
 
 
@@ -229,7 +228,7 @@ class ChatPanel(QWidget):
         self.turns[-1].answer += text
         self._dirty = True
 
-    def finish(self, result: Any) -> None:
+    def finish(self, result: AnswerResult) -> None:
         turn = self.turns[-1]
         turn.answer = result.answer if result.data is None else turn.answer
         turn.citations = result.citations
@@ -274,12 +273,12 @@ class ChatPanel(QWidget):
         for index, turn in enumerate(self.turns):
             parts.append(f"**{you}:** {_escape(turn.question)}\n")
             answer = turn.answer if turn.data is None else self.tr("(structured answer below)")
-            linked = _MARK.sub(lambda m, i=index: f"[\\[{m.group(1)}\\]](cite:{i}/{m.group(1)})", answer)
+            linked = link_marks(answer, lambda n, i=index: f"[\\[{n}\\]](cite:{i}/{n})")
             parts.append(linked or ("…" if self.busy and index == len(self.turns) - 1 else ""))
             if turn.error:
                 parts.append(f"\n*{_escape(turn.error)}*")
             if turn.citations:
-                links = " · ".join(f"[{c.number}: {_escape(_where(c))}](cite:{index}/{c.number})" for c in turn.citations)
+                links = " · ".join(f"[{c.number}: {_escape(c.label)}](cite:{index}/{c.number})" for c in turn.citations)
                 parts.append(f"\n<small>{sources}: {links}</small>")
             parts.append("\n\n---\n")
         return "\n".join(parts)
@@ -322,10 +321,6 @@ class ChatPanel(QWidget):
     def _toggle_reasoning(self, shown: bool) -> None:
         self.reasoning.setVisible(shown)
         self.reasoning_toggle.setText(self.tr("Reasoning ▾") if shown else self.tr("Reasoning ▸"))
-
-
-def _where(citation: Any) -> str:
-    return f"{citation.path.name}, p. {citation.page}" if citation.page is not None else citation.path.name
 
 
 def _escape(text: str) -> str:

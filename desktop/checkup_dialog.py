@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.backend import Backend
-from rag.checkup import TOP, CheckQuestion
+from desktop.workers import Job
+from rag import TOP, CheckQuestion, KnowledgeBaseClient, CheckupReport, CheckupState, CollectionStatus, StepProgress
 
 
 class CheckupDialog(QDialog):
@@ -32,7 +32,7 @@ class CheckupDialog(QDialog):
         super().__init__(parent)
         self.backend = backend
         self.collection = backend.collection
-        self.checkup = backend.kb.checkup(self.collection)
+        self.state = CheckupState([], None)
         self.setWindowTitle(self.tr("Check-up of {}").format(self.collection))
         self.resize(820, 520)
         intro = QLabel(self.tr(
@@ -78,48 +78,65 @@ class CheckupDialog(QDialog):
         layout.addLayout(row)
         layout.addWidget(self.result)
         layout.addWidget(close)
-        self.job: Any = None
+        self.job: Job | None = None
         self._fill()
-        status = backend.status()
-        status.done.connect(lambda s: self.document.addItems(sorted(r.path.name for r in s.files if r.status == "indexed")))
+        collection = self.collection
+        backend.call("io", "check-up", lambda kb, _job: kb.checkup(collection)).done.connect(self._set_state)
+        backend.call("io", "status", lambda kb, _job: kb.status(collection)).done.connect(self._documents)
+
+    def _documents(self, status: CollectionStatus) -> None:
+        self.document.addItems(sorted(r.path.name for r in status.files if r.status == "indexed"))
+
+    def _set_state(self, state: CheckupState) -> None:
+        self.state = state
+        self._fill()
 
     def _fill(self) -> None:
-        last = self.checkup.runs[-1] if self.checkup.runs else None
-        self.table.setRowCount(len(self.checkup.questions))
-        for row, q in enumerate(self.checkup.questions):
+        last = self.state.last
+        self.table.setRowCount(len(self.state.questions))
+        for row, q in enumerate(self.state.questions):
             rank = last.ranks.get(q.question) if last else None
             shown = "" if last is None or q.question not in last.ranks else (
                 self.tr("found at {}").format(rank) if rank and rank <= TOP else self.tr("missed"))
             for column, text in enumerate((q.question, q.document, q.passage, shown)):
                 self.table.setItem(row, column, QTableWidgetItem(text))
-        self.run_button.setEnabled(bool(self.checkup.questions))
+        self.run_button.setEnabled(bool(self.state.questions))
 
     def add_question(self) -> None:
         question, document = self.question.text().strip(), self.document.currentText().strip()
         if not question or not document:
             self.result.setText(self.tr("A test question needs the question and the document that answers it."))
             return
-        self.checkup.add(CheckQuestion(question, document, self.passage.text().strip()))
+        check, collection = CheckQuestion(question, document, self.passage.text().strip()), self.collection
+        self.backend.call("io", "check-up", lambda kb, _job: kb.add_check(collection, check)).done.connect(self._set_state)
         self.question.clear()
         self.passage.clear()
-        self._fill()
 
     def remove_selected(self) -> None:
-        for index in sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True):
-            self.checkup.remove(self.checkup.questions[index].question)
-        self._fill()
+        chosen = [self.state.questions[i].question for i in sorted({i.row() for i in self.table.selectedIndexes()})]
+        collection = self.collection
+
+        def remove(kb: KnowledgeBaseClient, _job: Job) -> CheckupState:
+            state = self.state
+            for question in chosen:
+                state = kb.remove_check(collection, question)
+            return state
+
+        self.backend.call("io", "check-up", remove).done.connect(self._set_state)
 
     def run(self) -> None:
         self.run_button.setEnabled(False)
         self.result.setText(self.tr("Running…"))
         collection = self.collection
-        self.job = self.backend.run("io", "check-up", lambda job: self.checkup.run(
-            self.backend.kb, collection, lambda done, total: job.report((done, total))))
-        self.job.progress.connect(lambda p: self.result.setText(self.tr("Running… {} of {}").format(*p)))
+        self.job = self.backend.call("io", "check-up", lambda kb, job: kb.run_checkup(collection, job.report))
+        self.job.progress.connect(self._progress)
         self.job.done.connect(self._shown)
         self.job.failed.connect(lambda error: (self.result.setText(str(error)), self.run_button.setEnabled(True)))
 
-    def _shown(self, report: Any) -> None:
+    def _progress(self, step: StepProgress) -> None:
+        self.result.setText(self.tr("Running… {} of {}").format(step.done, step.total))
+
+    def _shown(self, report: CheckupReport) -> None:
         found = len(report.run.ranks) - len(report.run.missed())
         lines = [self.tr("Hit rate at {}: {:.0%} ({} of {})").format(TOP, report.run.hit_rate, found, len(report.run.ranks))]
         if report.previous is not None:
@@ -127,4 +144,5 @@ class CheckupDialog(QDialog):
         lines += [self.tr("Now missed: {}").format(q) for q in report.newly_missed]
         lines += [self.tr("Now found: {}").format(q) for q in report.newly_found]
         self.result.setText("\n".join(lines))
-        self._fill()
+        collection = self.collection
+        self.backend.call("io", "check-up", lambda kb, _job: kb.checkup(collection)).done.connect(self._set_state)

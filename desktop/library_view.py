@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rag.documents import display_path
+from rag import CollectionStatus, FileRecord, IngestProgress, display_path
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -38,10 +38,10 @@ class DocumentsModel(QAbstractTableModel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.records: list[Any] = []
+        self.records: list[FileRecord] = []
         self.live: dict[Path, str] = {}
 
-    def set_records(self, records: list[Any]) -> None:
+    def set_records(self, records: list[FileRecord]) -> None:
         self.beginResetModel()
         self.records = records
         known = {r.path for r in records}
@@ -58,7 +58,7 @@ class DocumentsModel(QAbstractTableModel):
         self.live.clear()
         self.endResetModel()
 
-    def rows(self) -> list[tuple[Path, Any]]:
+    def rows(self) -> list[tuple[Path, FileRecord | None]]:
         known = {r.path: r for r in self.records}
         extra = [(p, None) for p in self.live if p not in known]
         return [(r.path, r) for r in self.records] + extra
@@ -74,7 +74,7 @@ class DocumentsModel(QAbstractTableModel):
             return (self.tr("Document"), self.tr("Status"), self.tr("Pages"), self.tr("Chunks"), self.tr("Details"))[section]
         return None
 
-    def status_text(self, path: Path, record: Any) -> str:
+    def status_text(self, path: Path, record: FileRecord | None) -> str:
         if path in self.live:
             return self.live[path]
         return {"indexed": self.tr("Indexed"), "failed": self.tr("Failed"), "pending": self.tr("Unfinished")}.get(
@@ -226,7 +226,7 @@ class LibraryPanel(QWidget):
         self.collections.setCurrentText(current)
         self.collections.blockSignals(False)
 
-    def set_status(self, status: Any) -> None:
+    def set_status(self, status: CollectionStatus) -> None:
         self.model.set_records(status.files)
         self.empty.setVisible(not status.files and not self.model.live)
         failed = status.count("failed")
@@ -257,7 +257,7 @@ class LibraryPanel(QWidget):
         if not busy:
             self.progress.setValue(0)
 
-    def show_progress(self, state: Any) -> None:
+    def show_progress(self, state: IngestProgress) -> None:
         self.set_ingesting(True)
         self.progress.setMaximum(max(1, state.bytes_total))
         self.progress.setValue(state.bytes_done)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from desktop.backend import Backend
-from rag.errors import EmbedderMismatch
+from desktop.workers import Job
+from rag import EmbedderMismatch, StepProgress
 
 
 def offer_reembed(parent: QWidget, backend: Backend, error: EmbedderMismatch, finished: Callable[[], None]) -> None:
@@ -39,14 +39,14 @@ class ReembedProgress(QProgressDialog):
         self.backend = backend
         self.collection = collection
         self.finished_callback = finished
-        self.job: Any = None
+        self.job: Job | None = None
         self.outcome = ""
 
     def start(self) -> None:
         collection = self.collection
-        self.job = self.backend.run(
+        self.job = self.backend.call(
             "ingest", "re-embed",
-            lambda job: self.backend.kb.reembed(collection, lambda done, total: job.report((done, total)), job.cancel),
+            lambda kb, job: kb.reembed(collection, job.report, job.cancel),
         )
         self.canceled.connect(self.job.stop)
         self.job.progress.connect(self._progress)
@@ -54,8 +54,8 @@ class ReembedProgress(QProgressDialog):
         self.job.failed.connect(lambda error: self._end(str(error)))
         self.show()
 
-    def _progress(self, value: tuple[int, int]) -> None:
-        done, total = value
+    def _progress(self, step: StepProgress) -> None:
+        done, total = step.done, step.total
         self.setMaximum(max(1, total))
         self.setValue(done)
         self.setLabelText(self.tr("Re-embedding {}: {} of {} passages").format(self.collection, done, total))

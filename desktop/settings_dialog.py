@@ -29,9 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.catalog import CATALOG, CatalogModel, installed_model
-from rag.composition import models_dir
-from rag.settings import Settings
+from rag import CATALOG, CatalogModel, DownloadProgress, installed_model
+from rag.app import Settings, models_dir
 
 
 def human_bytes(n: float) -> str:
@@ -119,7 +118,7 @@ class DownloadBox(QGroupBox):
             return
         self.start.emit(model)
 
-    def show_progress(self, progress: Any) -> None:
+    def show_progress(self, progress: DownloadProgress) -> None:
         self.bar.show()
         self.stop.show()
         self.button.setEnabled(False)

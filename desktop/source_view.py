@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QPointF, Qt, QUrl
 from PySide6.QtGui import QDesktopServices
@@ -12,7 +11,7 @@ from PySide6.QtPdf import QPdfDocument, QPdfSearchModel
 from PySide6.QtPdfWidgets import QPdfView
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget
 
-from rag.documents import display_path
+from rag import Source, display_path
 
 
 class SourcePanel(QWidget):
@@ -49,14 +48,14 @@ class SourcePanel(QWidget):
         self.path: Path | None = None
         self.page: int | None = None
 
-    def show_citation(self, citation: Any) -> None:
+    def show_citation(self, citation: Source) -> None:
         """Show a citation (or a source): file and page, the passage highlighted, the PDF page."""
         self.path, self.page = Path(citation.path), citation.page
         where = self.tr("page {}").format(citation.page) if citation.page is not None else ""
-        heading = f" — {citation.heading}" if getattr(citation, "heading", None) else ""
+        heading = f" — {citation.heading}" if citation.heading else ""
         self.title.setText(f"[{citation.number}] <b>{html.escape(self.path.name)}</b> {where}{html.escape(heading)}"
                            f"<br><small>{html.escape(display_path(self.path))}</small>")
-        text = getattr(citation, "text", "") or citation.snippet
+        text = citation.text
         self.passage.setHtml(
             f"<p style='white-space: pre-wrap'><span style='background-color: #fff3a8; color: #000'>{html.escape(text.strip())}</span></p>"
         )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from engine import ModelState
+from rag import ModelState, ModelStatus
 
 
 class StatusBar(QStatusBar):
@@ -21,15 +20,15 @@ class StatusBar(QStatusBar):
         for label in (self.collection, self.cache, self.embedder, self.model):
             self.addPermanentWidget(label)
 
-    def show_model(self, status: Any) -> None:
+    def show_model(self, status: ModelStatus) -> None:
         self.model.setText(self.tr("Model: {} — {}").format(status.name, self._state(status)))
         self.model.setToolTip(status.detail)
 
-    def show_embedder(self, status: Any) -> None:
+    def show_embedder(self, status: ModelStatus) -> None:
         self.embedder.setText(self.tr("Search model: {}").format(self._state(status)))
         self.embedder.setToolTip(status.name)
 
-    def _state(self, status: Any) -> str:
+    def _state(self, status: ModelStatus) -> str:
         names = {
             ModelState.NOT_LOADED: self.tr("not loaded"),
             ModelState.LOADING: self.tr("loading…"),

@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine import SchemaInvalid
-from rag.schemas import NamedSchema, parse, shipped
+from rag import FieldSource, NamedSchema, SchemaInvalid
+from rag import parse_schema as parse
+from rag import shipped_schemas as shipped
 
 _CUSTOM = "__custom__"
 # The shipped schemas' titles, so that they are translated too.
@@ -155,7 +156,7 @@ class StructuredPanel(QWidget):
         name = self.picker.currentData()
         return self.custom if name == _CUSTOM else self.schemas.get(name)
 
-    def show_result(self, data: Any, field_sources: list[Any] = ()) -> None:
+    def show_result(self, data: Any, field_sources: list[FieldSource] = ()) -> None:
         """Show the object; each top-level field says which sources it came from (a click
         shows the passage), or that none of the sources holds its value."""
         self.data = data

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from desktop.settings_dialog import human_bytes
-from engine.catalog import CATALOG
+from rag import CATALOG
 
 
 class WelcomePage(QWidget):

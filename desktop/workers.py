@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
 
-from engine import ArchivistError, CancelToken
+from rag import ArchivistError, CancelToken
 
 log = logging.getLogger(__name__)
 

@@ -106,14 +106,17 @@ class EngineCrashed(EngineError):
 
     def __init__(self, exit_code: int | None) -> None:
         self.exit_code = exit_code
-        if exit_code is not None and exit_code < 0:
-            try:
-                how = f"signal {-exit_code}, {signal.Signals(-exit_code).name}"
-            except ValueError:
-                how = f"signal {-exit_code}"
-        else:
-            how = f"exit code {exit_code}"
-        super().__init__(f"The model stopped unexpectedly ({how}); it will restart for the next question.")
+        super().__init__(f"The model stopped unexpectedly ({describe_exit(exit_code)}); it will restart for the next question.")
+
+
+def describe_exit(exit_code: int | None) -> str:
+    """How a process ended, in words: ``signal 11, SIGSEGV`` or ``exit code 1``."""
+    if exit_code is not None and exit_code < 0:
+        try:
+            return f"signal {-exit_code}, {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"signal {-exit_code}"
+    return f"exit code {exit_code}"
 
 
 class RemoteError(EngineError):

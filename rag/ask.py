@@ -2,8 +2,8 @@
 
 cache -> retrieve (or whole documents) -> pack sources into the context budget -> prompt ->
 the engine streams reasoning and answer -> citations mapped back -> cache and conversation.
-Events: ``Retrieved``, ``ModelLoading``, ``Reasoning``, ``AnswerText``, then exactly one
-``Answered`` or ``AskFailed``.
+Events: ``Retrieved``, then the engine's own ``Loading``, ``ReasoningDelta`` and
+``AnswerDelta``, then exactly one ``Answered`` or ``AskFailed``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from engine import (
     Usage,
 )
 from rag.answer_cache import AnswerCache
-from rag.citations import Citation, resolve
+from rag.citations import Citation, citation_from_dict, resolve
 from rag.conversations import ConversationStore, Turn
 from rag.documents import Passage, path_to_text, text_to_path
 from rag.field_sources import FieldSource, split
@@ -91,36 +91,27 @@ class AnswerResult:
 
 @dataclass(frozen=True, slots=True)
 class Retrieved:
+    """The sources the answer will be made from, and how they were chosen."""
+
     sources: list[Source]
     mode: str
 
 
 @dataclass(frozen=True, slots=True)
-class ModelLoading:
-    model: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reasoning:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerText:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class Answered:
+    """The answer is complete, with its citations."""
+
     result: AnswerResult
 
 
 @dataclass(frozen=True, slots=True)
 class AskFailed:
+    """No answer; ``error`` says why in plain words."""
+
     error: ArchivistError
 
 
-AskEvent = Retrieved | ModelLoading | Reasoning | AnswerText | Answered | AskFailed
+AskEvent = Retrieved | Loading | ReasoningDelta | AnswerDelta | Answered | AskFailed
 
 
 @dataclass
@@ -170,7 +161,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
         if hit is not None:
             result = _from_payload(hit.payload, question, hit.kind, hit.question, time.perf_counter() - started)
             yield Retrieved(result.sources, result.mode)
-            yield AnswerText(result.answer)
+            yield AnswerDelta(result.answer)
             yield Answered(result)
             return
     cache_seconds = time.perf_counter() - started
@@ -206,12 +197,8 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     yield Retrieved(shown, mode)
 
     for event in model.stream(request, cancel):
-        if isinstance(event, Loading):
-            yield ModelLoading(event.model)
-        elif isinstance(event, ReasoningDelta):
-            yield Reasoning(event.text)
-        elif isinstance(event, AnswerDelta):
-            yield AnswerText(event.text)
+        if isinstance(event, (Loading, ReasoningDelta, AnswerDelta)):
+            yield event
         elif isinstance(event, Failed):
             yield AskFailed(event.error)
             return
@@ -327,5 +314,4 @@ def _source(data: dict[str, Any]) -> Source:
     return Source(**{**data, "path": text_to_path(data["path"]), "chunk_ids": tuple(data["chunk_ids"])})
 
 
-def _citation(data: dict[str, Any]) -> Citation:
-    return Citation(**{**data, "path": text_to_path(data["path"])})
+_citation = citation_from_dict

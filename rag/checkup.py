@@ -91,6 +91,14 @@ class CheckupReport:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class CheckupState:
+    """The saved questions of a collection and its last run (None before the first)."""
+
+    questions: list[CheckQuestion]
+    last: CheckRun | None
+
+
 class Checkup:
     """The saved questions and runs of one collection."""
 
@@ -99,6 +107,9 @@ class Checkup:
         data = self._read()
         self.questions = [CheckQuestion(**q) for q in data.get("questions", [])]
         self.runs = [CheckRun(**r) for r in data.get("runs", [])]
+
+    def state(self) -> CheckupState:
+        return CheckupState(list(self.questions), self.runs[-1] if self.runs else None)
 
     def add(self, question: CheckQuestion) -> None:
         self.questions = [q for q in self.questions if q.question != question.question] + [question]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
+from rag.documents import text_to_path
 from rag.sources import Source
 
 _MARK = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
@@ -14,17 +15,10 @@ _SNIPPET = 280
 
 
 @dataclass(frozen=True, slots=True)
-class Citation:
-    """One source the answer cites: where it is, and the passage it stands for."""
+class Citation(Source):
+    """A source the answer cites, with a short snippet of it to show beside the answer."""
 
-    number: int
-    path: Path
-    page: int | None
-    heading: str | None
-    start: int
-    end: int
-    snippet: str
-    text: str
+    snippet: str = ""
 
 
 def _numbers(inside: str) -> list[int]:
@@ -71,4 +65,15 @@ def citation_for(source: Source) -> Citation:
     """The citation of one source, with its snippet."""
     text = " ".join(source.text.split())
     snippet = text if len(text) <= _SNIPPET else text[:_SNIPPET].rsplit(" ", 1)[0] + " …"
-    return Citation(source.number, source.path, source.page, source.heading, source.start, source.end, snippet, source.text)
+    return Citation(**{f.name: getattr(source, f.name) for f in fields(Source)}, snippet=snippet)
+
+
+def citation_from_dict(data: dict[str, Any]) -> Citation:
+    """A citation saved in a conversation or the answer cache, read back (turns saved before 0.3 kept no score)."""
+    data = {"score": 0.0, **data, "path": text_to_path(data["path"])}
+    return Citation(**{**data, "chunk_ids": tuple(data.get("chunk_ids", ()))})
+
+
+def link_marks(answer: str, link: Callable[[int], str]) -> str:
+    """The answer with each ``[n]`` mark replaced by ``link(n)`` (the window makes them clickable)."""
+    return _MARK.sub(lambda m: "".join(link(n) for n in _numbers(m.group(1))), answer)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.citations import Citation, citation_from_dict
 from rag.errors import KnowledgeBaseError
 
 
@@ -36,6 +37,10 @@ class Turn:
     sent: str = ""
     reply: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+
+    def cited(self) -> list[Citation]:
+        """The citations shown for this turn."""
+        return [citation_from_dict(c) for c in self.citations]
 
 
 @dataclass

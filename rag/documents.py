@@ -61,12 +61,17 @@ class Passage:
     @property
     def location(self) -> str:
         """Where the passage sits, for people: ``report.pdf, page 3``."""
-        parts = [self.path.name]
-        if self.page is not None:
-            parts.append(f"page {self.page}")
-        if self.heading:
-            parts.append(f"§ {self.heading}")
-        return ", ".join(parts)
+        return place(self.path, self.page, self.heading)
+
+
+def place(path: Path, page: int | None, heading: str | None) -> str:
+    """The one way a passage's place is written: ``report.pdf, page 3, section Costs``."""
+    parts = [path.name]
+    if page is not None:
+        parts.append(f"page {page}")
+    if heading:
+        parts.append(f"section {heading}")
+    return ", ".join(parts)
 
 
 def path_to_text(path: Path) -> str:

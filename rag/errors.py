@@ -11,6 +11,8 @@
         ├── StoreUnavailable(reason)     Chroma down, disk full, data folder unreadable
         ├── IngestCancelled
         ├── ReembedCancelled             the old vectors stay in use
+        ├── ServiceError(reason)         the knowledge-base service failed (a bug; details in its log)
+        ├── ServiceStopped(exit_code)    the knowledge-base process died; it is restarted
         └── DocumentError(path, reason)  one file that cannot be indexed
             ├── DocumentEncrypted
             ├── DocumentEmpty
@@ -18,6 +20,7 @@
             ├── DocumentUnsupported
             └── DocumentUnreadable
 
+Each error crosses every transport (pickle, and ``rag.codec``'s JSON) with its fields.
 A ``DocumentError`` never stops a batch: ingestion records it against the file and goes on.
 """
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import ArchivistError
+from engine.errors import ArchivistError, describe_exit
 
 
 class KnowledgeBaseError(ArchivistError):
@@ -75,6 +78,21 @@ class IngestCancelled(KnowledgeBaseError):
 class ReembedCancelled(KnowledgeBaseError):
     def __init__(self, collection: str) -> None:
         super().__init__(f"Re-embedding {collection!r} was stopped; it keeps its old vectors.")
+
+
+class ServiceError(KnowledgeBaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The knowledge base failed: {reason}. Details are in the log file.")
+
+
+class ServiceStopped(KnowledgeBaseError):
+    def __init__(self, exit_code: int | None) -> None:
+        self.exit_code = exit_code
+        super().__init__(
+            f"The knowledge-base process stopped unexpectedly ({describe_exit(exit_code)}); it is being restarted. "
+            "Everything already indexed is kept; work that was running must be started again."
+        )
 
 
 class DocumentError(KnowledgeBaseError):

@@ -1,4 +1,10 @@
-"""The one facade the CLI and the desktop talk to: collections, ingest, remove, search."""
+"""The one facade every client talks to: collections, documents, search, answers and the rest.
+
+The CLI and the tests hold a ``KnowledgeBase`` in their own process; the window and a team's
+desktops reach one through ``rag.service`` (a pipe or HTTP) with the same methods, the same
+messages and the same errors. Progress arrives through one ``progress`` callback taking one
+message, Stop through a ``CancelToken``.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +17,35 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import CancelToken, LanguageModel, check_adapter
-from rag.answer_cache import AnswerCache
-from rag.checkup import Checkup
+from engine import CATALOG, CancelToken, LanguageModel, ModelStatus, check_adapter
+from engine.download import DownloadProgress, download
+from rag.answer_cache import AnswerCache, CacheStats
+from rag.checkup import Checkup, CheckQuestion, CheckupReport, CheckupState
 from rag.ask import AskContext, AskEvent, AskOptions, answer
 from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
+from rag.extract import ExtractionProgress, extract, write_csv, write_jsonl
+from rag.following import Followed, FollowedFolders
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
 from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.keyword import KeywordIndex
+from rag.schemas import NamedSchema
+from rag.watch import Changes, apply_changes
 from rag.retrieval import SearchMode, search, to_passage
 from rag.store import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
 
 log = logging.getLogger(__name__)
 
 _NAME_TTL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepProgress:
+    """``done`` of ``total`` steps (chunks re-embedded, check-up questions searched)."""
+
+    done: int
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +78,7 @@ class KnowledgeBase:
         cache: AnswerCache | None = None,
         conversations: ConversationStore | None = None,
         checkups: Path | None = None,
+        following: Path | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -73,6 +93,8 @@ class KnowledgeBase:
         self._open: dict[str, tuple[StoredCollection, KeywordIndex]] = {}
         self._names: dict[str, tuple[CollectionInfo, float]] = {}
         self._lock = threading.Lock()
+        self._indexing = threading.Lock()  # one indexing route: drops, followed folders, re-embedding
+        self.following = FollowedFolders(following or keyword_dir.parent / "followed.json", self._apply_followed)
 
     # -- collections ------------------------------------------------------------------------
 
@@ -89,6 +111,7 @@ class KnowledgeBase:
         info = self.store.rename(name, new_name)
         self._open.pop(info.id, None)
         self._names.clear()
+        self.following.rename(name, new_name)
         return info
 
     def set_adapter(self, name: str, adapter: Path | None) -> CollectionInfo:
@@ -113,6 +136,7 @@ class KnowledgeBase:
         if opened:
             opened[1].close()
         self.store.delete(name)
+        self.following.forget(name)
         for suffix in ("", "-wal", "-shm"):
             (self.keyword_dir / f"{info.id}.sqlite{suffix}").unlink(missing_ok=True)
 
@@ -169,16 +193,18 @@ class KnowledgeBase:
         """Index files and folders into ``collection`` (created if new); see ``Ingestor.run``."""
         stored, keyword = self._collection(collection, create=True)
         self._check_embedder(stored)
-        self._sync_keyword(stored, keyword)
-        report = Ingestor(stored, keyword, self.embedder, self.chunking).run(paths, progress, cancel, force)
-        keyword.set_generation(stored.generation())
+        with self._indexing:
+            self._sync_keyword(stored, keyword)
+            report = Ingestor(stored, keyword, self.embedder, self.chunking).run(paths, progress, cancel, force)
+            keyword.set_generation(stored.generation())
         return report
 
     def remove(self, paths: Iterable[Path], collection: str) -> list[FileOutcome]:
         """Forget files, or every file under a folder; the files on disk are not touched."""
         stored, keyword = self._collection(collection)
-        outcomes = Ingestor(stored, keyword, self.embedder, self.chunking).remove(paths)
-        keyword.set_generation(stored.generation())
+        with self._indexing:
+            outcomes = Ingestor(stored, keyword, self.embedder, self.chunking).remove(paths)
+            keyword.set_generation(stored.generation())
         return outcomes
 
     def status(self, collection: str) -> CollectionStatus:
@@ -193,15 +219,21 @@ class KnowledgeBase:
         return f"{stored.info.id}:{stored.generation()}"
 
     def reembed(
-        self, collection: str, progress: Callable[[int, int], None] | None = None, cancel: CancelToken | None = None,
+        self, collection: str, progress: Callable[[StepProgress], None] | None = None, cancel: CancelToken | None = None,
         batch: int = 256,
     ) -> CollectionInfo:
         """Rebuild ``collection``'s vectors with this knowledge base's embedding model.
 
         The new vectors go into a hidden collection; the old ones stay (and stay usable with
         the old model) until every chunk is done, then the two are swapped. Stopped or
-        failed, the hidden one is dropped and nothing is lost. ``progress(done, total)``.
+        failed, the hidden one is dropped and nothing is lost.
         """
+        with self._indexing:
+            return self._reembed(collection, progress, cancel, batch)
+
+    def _reembed(
+        self, collection: str, progress: Callable[[StepProgress], None] | None, cancel: CancelToken | None, batch: int,
+    ) -> CollectionInfo:
         stored, _ = self._collection(collection)
         if stored.pending_keys():
             raise KnowledgeBaseError(f"{collection!r} has files being indexed; let that finish before re-embedding.")
@@ -215,7 +247,7 @@ class KnowledgeBase:
                 rebuild.write(chunks, self.embedder.embed([c.text for c in chunks]))
                 done += len(chunks)
                 if progress is not None:
-                    progress(done, total)
+                    progress(StepProgress(done, total))
             info = rebuild.finish()
         except BaseException:
             rebuild.abandon()
@@ -275,17 +307,136 @@ class KnowledgeBase:
         )
         return answer(question, context, options, cancel)
 
+    def extract(
+        self, collection: str, schema: NamedSchema, out: Path, progress: Callable[[ExtractionProgress], None] | None = None,
+        cancel: CancelToken | None = None, effort: str = "low",
+    ) -> int:
+        """Extract one ``schema`` object per indexed document into ``out`` (.jsonl, else CSV); rows written."""
+        rows = extract(self, collection, schema, progress, cancel, effort)
+        return (write_jsonl if out.suffix.lower() == ".jsonl" else write_csv)(rows, out)
+
     # -- check-up ---------------------------------------------------------------------------
 
-    def checkup(self, collection: str) -> Checkup:
-        """The saved test questions and runs of ``collection``."""
-        return Checkup(self.checkups_dir, self._find(collection).id)
+    def checkup(self, collection: str) -> CheckupState:
+        """The saved test questions of ``collection`` and its last run."""
+        return Checkup(self.checkups_dir, self._find(collection).id).state()
+
+    def add_check(self, collection: str, question: CheckQuestion) -> CheckupState:
+        checkup = Checkup(self.checkups_dir, self._find(collection).id)
+        checkup.add(question)
+        return checkup.state()
+
+    def remove_check(self, collection: str, question: str) -> CheckupState:
+        checkup = Checkup(self.checkups_dir, self._find(collection).id)
+        checkup.remove(question)
+        return checkup.state()
+
+    def run_checkup(self, collection: str, progress: Callable[[StepProgress], None] | None = None) -> CheckupReport:
+        """Search every saved question as asking does; the run, with the one before it."""
+        checkup = Checkup(self.checkups_dir, self._find(collection).id)
+        return checkup.run(self, collection, progress and (lambda done, total: progress(StepProgress(done, total))))
+
+    # -- followed folders -------------------------------------------------------------------
+
+    def followed(self, collection: str) -> Followed:
+        """The folders ``collection`` follows, and what their last changes did."""
+        return self.following.get(collection)
+
+    def follow(self, collection: str, folder: Path) -> Followed:
+        """Index ``folder`` now and keep ``collection`` in step with it from now on."""
+        return self.following.follow(collection, folder)
+
+    def unfollow(self, collection: str, folder: Path) -> Followed:
+        """Stop following ``folder``; what was indexed from it stays."""
+        return self.following.unfollow(collection, folder)
+
+    def _apply_followed(self, collection: str, changes: Changes | None, folders: Sequence[Path]) -> list[FileOutcome]:
+        if changes is None:
+            return self.ingest(folders, collection).outcomes
+        return apply_changes(self, collection, changes)
+
+    # -- model, embedder, cache -------------------------------------------------------------
+
+    def model_status(self) -> ModelStatus | None:
+        """Where the language model stands, or None when none is set up."""
+        return self.model.status() if self.model is not None else None
+
+    def embedder_status(self) -> ModelStatus:
+        return self.embedder.status()
+
+    def add_listener(self, listener: Callable[[ModelStatus], None]) -> None:
+        """Call ``listener`` with the model's status whenever it changes (loading, ready, unloaded)."""
+        if self.model is not None:
+            self.model.add_listener(listener)
+
+    def unload_model(self) -> None:
+        """Give the language model's memory back now; it loads again for the next question."""
+        if self.model is not None:
+            self.model.unload()
+
+    def cache_stats(self) -> CacheStats | None:
+        """Hits and misses of the answer cache, or None when it is off."""
+        return self.cache.stats() if self.cache is not None else None
+
+    def clear_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.clear()
+
+    def download_model(
+        self, key: str, folder: Path, mirror: str = "", accept_unverified: bool = False,
+        progress: Callable[[DownloadProgress], None] | None = None, cancel: CancelToken | None = None,
+    ) -> Path:
+        """Download the catalog model ``key`` into ``folder``; the path to use it from.
+
+        A model with no pinned checksum downloads only with ``accept_unverified`` (the user said yes).
+        """
+        model = next((m for m in CATALOG if m.key == key), None)
+        if model is None:
+            raise KnowledgeBaseError(f"There is no model {key!r} in the catalog.")
+        for file in model.files:
+            download(file.url, model.folder(folder) / file.name, file.sha256, mirror, progress, cancel,
+                     accept_unverified=accept_unverified)
+        return model.entry(folder)
+
+    def revision(self, collection: str) -> str:
+        """Changes whenever something a view shows changes, whoever changed it: the collections,
+        ``collection``'s files, its conversations, its followed folders."""
+        names = ",".join(sorted(c.name for c in self.collections()))
+        try:
+            info = self._find(collection)
+            files = self.fingerprint(collection)
+        except CollectionNotFound:
+            return names
+        folder = self.conversations.folder / info.id
+        talks = max((p.stat().st_mtime_ns for p in folder.glob("*.json")), default=0) if folder.is_dir() else 0
+        follow = self.following.get(collection)
+        return f"{names}|{files}|{talks}|{len(list(folder.glob('*.json'))) if folder.is_dir() else 0}|{follow.changed_at}"
+
+    def start(self) -> None:
+        """Start the background work a long-running knowledge base does: following folders."""
+        self.following.start()
+
+    def close(self) -> None:
+        """Stop following folders, end the model's process, close the cache, the indexes and the store."""
+        self.following.stop()
+        if self.model is not None:
+            self.model.close()
+        if self.cache is not None:
+            self.cache.close()
+        with self._lock:
+            opened, self._open = list(self._open.values()), {}
+        for _, keyword in opened:
+            keyword.close()
+        self.store.close()
 
     # -- conversations ----------------------------------------------------------------------
 
     def list_conversations(self, collection: str) -> list[Conversation]:
         """The collection's conversations, most recent first."""
         return self.conversations.list(self._find(collection).id)
+
+    def get_conversation(self, collection: str, conversation_id: str) -> Conversation:
+        return self.conversations.get(self._find(collection).id, conversation_id)
 
     def new_conversation(self, collection: str, title: str = "") -> Conversation:
         return self.conversations.create(self._find(collection).id, title)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rag.documents import Passage, display_path
+from rag.documents import Passage, display_path, place
 
 _GAP = 2  # characters between two passages that still count as touching
 
@@ -34,13 +34,8 @@ class Source:
 
     @property
     def label(self) -> str:
-        """``report.pdf, page 3`` for people (and for the model)."""
-        parts = [self.path.name]
-        if self.page is not None:
-            parts.append(f"page {self.page}")
-        if self.heading:
-            parts.append(f"section {self.heading}")
-        return ", ".join(parts)
+        """``report.pdf, page 3, section Costs`` for people (and for the model)."""
+        return place(self.path, self.page, self.heading)
 
 
 def merge(passages: Sequence[Passage]) -> list[Source]:

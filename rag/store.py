@@ -12,11 +12,9 @@ import contextlib
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,8 @@ import numpy as np
 
 from rag import offline
 from rag.documents import Chunk, text_to_path
-from rag.errors import CollectionExists, CollectionNotFound, StoreUnavailable
+from rag.errors import CollectionExists, CollectionNotFound
+from rag.store_errors import translate_errors
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -41,34 +40,6 @@ _WRITE_BATCH = 16
 _GENERATION_ID = "__generation__"
 _GENERATION_STATUS = "generation"
 PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
-
-
-@contextmanager
-def translate_errors(action: str) -> Iterator[None]:
-    """Turn Chroma, SQLite, network and disk errors into ``StoreUnavailable``, in one place."""
-    from chromadb.errors import ChromaError
-
-    try:
-        yield
-    except (CollectionNotFound, CollectionExists):
-        raise
-    except (ChromaError, sqlite3.Error, OSError) as exc:
-        raise StoreUnavailable(f"{action} failed: {_plain(exc)}") from exc
-    except Exception as exc:
-        # httpx, the Rust core's bindings and friends raise their own types; name them plainly.
-        if type(exc).__module__.split(".")[0] in {"httpx", "httpcore", "chromadb", "chromadb_rust_bindings"}:
-            raise StoreUnavailable(f"{action} failed: {_plain(exc)}") from exc
-        raise
-
-
-def _plain(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    lowered = text.lower()
-    if "disk is full" in lowered or "no space left" in lowered:
-        return "the disk is full; free some space and try again"
-    if "connect" in lowered and ("refused" in lowered or "error" in lowered):
-        return f"cannot reach the Chroma server ({text})"
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +113,21 @@ class StoredChunk:
 class VectorStore:
     """The knowledge bases of one Chroma: embedded in a folder, or a server shared by a team."""
 
-    def __init__(self, client: ClientAPI, location: str) -> None:
+    def __init__(self, client: ClientAPI, location: str, owns_connections: bool = False) -> None:
         self._client = client
         self.location = location
+        self._owns_connections = owns_connections
         with translate_errors("asking Chroma its batch size"):
             self.max_batch = max(1, min(client.get_max_batch_size(), 4096))
+
+    def close(self) -> None:
+        """Release a server client's sockets (an embedded client's system is shared by its folder's other clients)."""
+        if self._owns_connections:
+            self._client.close()
+            # Chroma 1.5's close() stops its system but leaves the HTTP session's sockets open.
+            session = getattr(getattr(self._client, "_server", None), "_session", None)
+            if session is not None:
+                session.close()
 
     @classmethod
     def embedded(cls, path: Path) -> VectorStore:
@@ -172,7 +153,7 @@ class VectorStore:
             client = chromadb.HttpClient(
                 host=host, port=port, ssl=ssl, headers=headers, settings=Settings(anonymized_telemetry=False)
             )
-        return cls(client, f"{'https' if ssl else 'http'}://{host}:{port}")
+        return cls(client, f"{'https' if ssl else 'http'}://{host}:{port}", owns_connections=True)
 
     def collections(self) -> list[CollectionInfo]:
         """Every knowledge base in this store, by name."""

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from engine import ContextTooLong
-from rag.ask import WHOLE, RETRIEVAL, AnswerText, Answered, AskFailed, AskOptions, ModelLoading, Retrieved
+from engine import AnswerDelta as AnswerText, Loading as ModelLoading
+from rag.ask import WHOLE, RETRIEVAL, Answered, AskFailed, AskOptions, Retrieved
 from rag.extract import extract, write_csv, write_jsonl
 from rag.knowledge_base import KnowledgeBase
 from rag.prompting import INSTRUCTIONS, build_request

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -11,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import psutil
 import pytest
 from PySide6.QtCore import QLocale, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 from desktop.app import crash_notice, install_translations
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
-from rag.settings import Settings
+from rag.app.settings import Settings
 from samples import PROSE, make_pdf
 
 PUMP = "The pump in hall 3 needs oil every 200 hours. Its filter is replaced every spring."
@@ -31,26 +30,28 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def window(qtbot, settings: Settings, embedder, starter_engine):
-    from rag.answer_cache import AnswerCache
-    from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
-
-    def open_kb(s: Settings) -> KnowledgeBase:
-        data = s.data_path
-        return KnowledgeBase(VectorStore.embedded(data / "chroma"), embedder, data / "keyword",
-                             model=starter_engine, cache=AnswerCache(data / "cache"))
-
-    backend = Backend(settings, open_kb=open_kb)
+def window(qtbot, settings: Settings):
+    """The window as shipped: its own knowledge-base process (store server, embedder, engine process)."""
+    backend = Backend(settings)
     win = MainWindow(backend)
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignal(backend.ready, timeout=60_000):
+    with qtbot.waitSignal(backend.ready, timeout=120_000):
         backend.open()
     qtbot.waitUntil(lambda: win.library.collections.count() == 1, timeout=10_000)
     yield win
-    win._poll.stop()
-    backend.workers.shutdown()
+    backend.shutdown()
+
+
+def children(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def engine_pid(backend: Backend) -> int:
+    """The engine's process, under the knowledge-base process (multiprocessing's spawn)."""
+    spawned = [p for p in children(backend.process.pid) if "spawn_main" in " ".join(p.cmdline())]
+    assert len(spawned) == 1, [p.cmdline() for p in spawned]
+    return spawned[0].pid
 
 
 def drop(win: MainWindow, paths: list[Path]) -> None:
@@ -77,7 +78,7 @@ def ingest(qtbot, win: MainWindow, paths: list[Path]) -> None:
 def ask(qtbot, win: MainWindow, question: str) -> None:
     win.chat.question.setPlainText(question)
     qtbot.keyClick(win.chat.question, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: not win.chat.busy, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.chat.busy and win.asking.ask_job is None, timeout=120_000)
 
 
 def test_drop_files_see_them_indexed_and_a_failure_explained(qtbot, window: MainWindow, tmp_path: Path):
@@ -95,29 +96,74 @@ def test_drop_files_see_them_indexed_and_a_failure_explained(qtbot, window: Main
     assert "2 documents" in window.library.summary.text() and "1 could not be indexed" in window.library.summary.text()
 
 
-def test_the_app_as_shipped_indexes_in_a_child_process(qtbot, tmp_path: Path):
-    """No test doubles: the app's own store server and the indexing child process."""
-    backend = Backend(Settings(data_dir=str(tmp_path / "data")))
-    win = MainWindow(backend)
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(backend.ready, timeout=120_000):
-        backend.open()
-    assert backend.kb.store.location.startswith("http://127.0.0.1:")
+def test_progress_comes_back_from_the_knowledge_base_process(qtbot, window: MainWindow, tmp_path: Path):
+    backend = window.backend
+    assert backend.process.pid in [p.pid for p in children(os.getpid())]
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "pump.txt").write_text(PUMP)
-    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a real pdf")
+    (docs / "notes.txt").write_text(PROSE[2])
     seen: list[object] = []
-    ingest(qtbot, win, [docs / "pump.txt", docs / "broken.pdf"])
-    assert statuses(win) == {"pump.txt": "Indexed", "broken.pdf": "Failed"}
+    window.library.model.rowsInserted.connect(lambda *_: seen.append("row"))
+    window.library.progress.valueChanged.connect(seen.append)
+    ingest(qtbot, window, [docs])
+    assert statuses(window) == {"pump.txt": "Indexed", "notes.txt": "Indexed"}
+    assert any(isinstance(v, int) for v in seen), "no progress came back from the knowledge-base process"
     assert "every 200 hours" in backend.kb.search("how often does the pump need oil", backend.collection)[0].text
-    job = backend.ingest([docs], force=True)
-    job.progress.connect(seen.append)
-    with qtbot.waitSignal(job.done, timeout=120_000) as done:
-        pass
-    assert done.args[0].count("indexed") == 1 and seen, "no progress came back from the child"
-    win._poll.stop()
-    backend.shutdown()
+
+
+def test_the_window_process_imports_no_heavy_library(tmp_path: Path):
+    """What the window's own process loads: Qt and the facade, never torch, chromadb or llama.cpp."""
+    script = f"""
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop.backend import Backend
+from desktop.main_window import MainWindow
+from rag.app import Settings
+backend = Backend(Settings(data_dir={str(tmp_path / "data")!r}))
+window = MainWindow(backend)
+window.show()
+backend.ready.connect(lambda: backend.call("io", "search", lambda kb, _j: kb.search("pump", backend.collection)).done.connect(
+    lambda _r: app.quit()))
+backend.failed.connect(lambda e: (print("failed", e), app.quit()))
+backend.open()
+app.exec()
+backend.shutdown()
+print(sorted({{"torch", "chromadb", "sentence_transformers", "llama_cpp", "openai_harmony"}} & set(sys.modules)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+
+
+def test_a_document_added_from_the_cli_appears_in_the_window(qtbot, window: MainWindow, settings: Settings, tmp_path: Path):
+    (tmp_path / "pump.txt").write_text(PUMP)
+    cli = subprocess.run([sys.executable, "-m", "rag.app.cli", "--data-dir", settings.data_dir, "ingest", str(tmp_path / "pump.txt")],
+                         capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parents[1])
+    assert cli.returncode == 0, cli.stderr
+    assert "Warning" not in cli.stderr, cli.stderr
+    qtbot.waitUntil(lambda: statuses(window) == {"pump.txt": "Indexed"}, timeout=15_000)
+
+
+def test_a_killed_knowledge_base_process_is_said_restarted_and_loses_nothing(qtbot, window: MainWindow, tmp_path: Path):
+    import signal
+
+    backend = window.backend
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, window, [tmp_path / "pump.txt"])
+    first = backend.process.pid
+    with qtbot.waitSignal(backend.stopped, timeout=20_000) as stopped:
+        os.kill(first, signal.SIGKILL)
+    assert "stopped unexpectedly (signal 9, SIGKILL)" in str(stopped.args[0])
+    assert window.stopped_notice is not None and "restarted" in window.stopped_notice.text()
+    qtbot.waitUntil(lambda: backend.kb is not None, timeout=120_000)
+    assert backend.process.pid != first
+    window.stopped_notice.close()
+    qtbot.waitUntil(lambda: statuses(window) == {"pump.txt": "Indexed"}, timeout=15_000)
+    ask(qtbot, window, "How often does the pump need oil?")
+    assert window.chat.turns[-1].answer.strip() and not window.chat.turns[-1].error
 
 
 def test_a_followed_folder_is_kept_in_step(qtbot, window: MainWindow, tmp_path: Path):
@@ -127,15 +173,16 @@ def test_a_followed_folder_is_kept_in_step(qtbot, window: MainWindow, tmp_path: 
     window.library.follow_folder.emit(folder)
     qtbot.waitUntil(lambda: statuses(window).get("pump.txt") == "Indexed", timeout=60_000)
     assert window.library.followed.text().startswith("Following: shared")
-    assert window.backend.settings.watched_folders == {"Documents": [str(folder)]}
+    assert window.backend.kb.followed("Documents").folders == [folder]
 
     (folder / "boiler.md").write_text("# Boiler\n\nThe boiler is serviced every May.")
     (folder / "pump.txt").unlink()
     qtbot.waitUntil(lambda: statuses(window) == {"boiler.md": "Indexed"}, timeout=60_000)
-    assert "1 indexed, 1 removed" in window.library.followed.text()
+    qtbot.waitUntil(lambda: "1 indexed, 1 removed" in window.library.followed.text(), timeout=10_000)
 
     window.library.unfollow_folder.emit(folder)
-    assert window.backend.settings.watched_folders == {} and not window.library.followed.isVisible()
+    qtbot.waitUntil(lambda: not window.library.followed.isVisible(), timeout=10_000)
+    assert window.backend.kb.followed("Documents").folders == []
 
 
 def test_ask_streams_then_a_citation_opens_its_passage(qtbot, window: MainWindow, tmp_path: Path):
@@ -197,12 +244,12 @@ def test_structured_mode_shows_a_valid_result(qtbot, window: MainWindow, tmp_pat
             assert "pump.txt" in window.sources.title.text()
 
 
-def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Settings, embedder, starter_engine):
+def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Settings):
     window.open_settings()
     dialog = window.settings_dialog
     dialog.idle.setValue(3)
     dialog.effort.setCurrentIndex(dialog.effort.findData("medium"))
-    with qtbot.waitSignal(window.backend.ready, timeout=60_000):
+    with qtbot.waitSignal(window.backend.ready, timeout=120_000):
         dialog.accept()
     reloaded = Settings.load()
     assert reloaded.idle_minutes == 3 and reloaded.reasoning_effort == "medium"
@@ -211,34 +258,20 @@ def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Setting
     again.open_settings()
     assert again.settings_dialog.idle.value() == 3
     assert again.settings_dialog.effort.currentData() == "medium"
-    again._poll.stop()
 
 
-def test_idle_unload_is_shown(qtbot, tmp_path: Path, embedder, starter_model):
-    from engine import LlamaEngine, LlamaSettings
-    from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
-
-    from rag.embedding import Embedder
-
-    engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, idle_seconds=1.0))
-    idle_embedder = Embedder(idle_seconds=1.0)
-    settings = Settings(data_dir=str(tmp_path / "data"))
-    backend = Backend(settings, open_kb=lambda s: KnowledgeBase(VectorStore.embedded(tmp_path / "c"), idle_embedder,
-                                                                 tmp_path / "k", model=engine))
+def test_idle_unload_is_shown(qtbot, tmp_path: Path):
+    backend = Backend(Settings(data_dir=str(tmp_path / "data"), idle_minutes=1 / 60))
     win = MainWindow(backend)
     qtbot.addWidget(win)
-    with qtbot.waitSignal(backend.ready, timeout=60_000):
+    with qtbot.waitSignal(backend.ready, timeout=120_000):
         backend.open()
     (tmp_path / "pump.txt").write_text(PUMP)
     ingest(qtbot, win, [tmp_path / "pump.txt"])
     ask(qtbot, win, "How often does the pump need oil?")
     qtbot.waitUntil(lambda: "unloaded after idle" in win.status.model.text(), timeout=20_000)
     qtbot.waitUntil(lambda: win.status.embedder.text() == "Search model: unloaded after idle", timeout=20_000)
-    win._poll.stop()
-    idle_embedder.idle.stop()
-    backend.workers.shutdown()
-    engine.close()
+    backend.shutdown()
 
 
 def test_chinese_translation_is_complete_and_loads(qtbot, settings: Settings):
@@ -255,7 +288,6 @@ def test_chinese_translation_is_complete_and_loads(qtbot, settings: Settings):
         menus = [a.text() for a in win.menuBar().actions()]
         assert menus[0] == "文件(&F)"
         assert win.chat.ask_button.text() == "提问"
-        win._poll.stop()
     finally:
         for translator in translators:
             app.removeTranslator(translator)
@@ -294,6 +326,8 @@ def test_checkup_page_runs_the_saved_questions(qtbot, window: MainWindow, tmp_pa
         page.question.setText(question)
         page.document.setCurrentText(document)
         page.add_question()
+        qtbot.waitUntil(lambda: any(page.table.item(r, 0).text() == question for r in range(page.table.rowCount())),
+                        timeout=10_000)
     assert page.table.rowCount() == 3
     qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.result.text().startswith("Hit rate at 5"), timeout=30_000)
@@ -301,6 +335,7 @@ def test_checkup_page_runs_the_saved_questions(qtbot, window: MainWindow, tmp_pa
     assert [page.table.item(r, 3).text() for r in range(3)] == ["found at 1", "found at 1", "missed"]
     page.table.selectRow(2)
     page.remove_selected()
+    qtbot.waitUntil(lambda: page.table.rowCount() == 2, timeout=10_000)
     qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "since the last run" in page.result.text(), timeout=30_000)
     assert page.result.text() == "Hit rate at 5: 100% (2 of 2) (+33% since the last run)"
@@ -308,25 +343,18 @@ def test_checkup_page_runs_the_saved_questions(qtbot, window: MainWindow, tmp_pa
 
 
 @pytest.mark.parametrize("how", ["SIGSEGV", "SIGKILL"])
-def test_a_crashed_engine_costs_one_answer_not_the_window(qtbot, tmp_path: Path, how: str):
+def test_a_crashed_engine_costs_one_answer_not_the_window(qtbot, window: MainWindow, tmp_path: Path, how: str):
     """The app as shipped: llama.cpp in its engine process, killed in the middle of an answer."""
     import signal
 
-    import psutil
-
-    backend = Backend(Settings(data_dir=str(tmp_path / "data"), idle_minutes=10))
-    win = MainWindow(backend)
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(backend.ready, timeout=120_000):
-        backend.open()
+    win = window
+    backend = win.backend
     (tmp_path / "pump.txt").write_text(PUMP)
     ingest(qtbot, win, [tmp_path / "pump.txt"])
     win.chat.question.setPlainText("Write a very long essay about pumps, oil and maintenance.")
     qtbot.keyClick(win.chat.question, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: bool(win.chat.turns and win.chat.turns[-1].answer), timeout=60_000)
-    engine = backend.kb.model
-    assert engine.pid is not None and engine.pid in [p.pid for p in psutil.Process().children(recursive=True)]
-    os.kill(engine.pid, getattr(signal, how))
+    os.kill(engine_pid(backend), getattr(signal, how))
     qtbot.waitUntil(lambda: not win.chat.busy, timeout=30_000)
     error = win.chat.turns[-1].error
     assert f"The model stopped unexpectedly (signal {getattr(signal, how).value}" in error
@@ -334,12 +362,10 @@ def test_a_crashed_engine_costs_one_answer_not_the_window(qtbot, tmp_path: Path,
     ask(qtbot, win, "How often does the pump need oil?")
     assert win.chat.turns[-1].answer.strip() and not win.chat.turns[-1].error
     assert len(win.chat.turns) == 2  # the conversation kept the failed turn and went on
-    win._poll.stop()
-    backend.shutdown()
 
 
 def test_a_crash_is_reported_once_at_the_next_start(qtbot, tmp_path: Path):
-    from rag import logs
+    from rag.app import logs
 
     folder = tmp_path / "logs"
     folder.mkdir()
@@ -352,7 +378,6 @@ def test_a_crash_is_reported_once_at_the_next_start(qtbot, tmp_path: Path):
     assert "stopped unexpectedly last time (engine)" in notice.text()
     assert str(folder / "crashes") in notice.text()
     notice.close()
-    win._poll.stop()
 
 
 def test_a_collection_gets_a_domain_adapter(qtbot, window: MainWindow, tiny_adapter: Path):
@@ -379,3 +404,15 @@ def test_an_unverified_download_starts_only_once_accepted(qtbot, tmp_path: Path,
         monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, *_rest, a=answer: asked.append(title) or a)
         box._start()
     assert asked == ["Download an unverified file?"] * 2 and started == [box.model()]
+
+
+def test_a_knowledge_base_that_cannot_open_says_why_once(qtbot, tmp_path: Path):
+    backend = Backend(Settings(data_dir=str(tmp_path / "data"), embedding_model=str(tmp_path / "no-such-model")))
+    failures: list[object] = []
+    backend.failed.connect(failures.append)
+    backend.open()
+    qtbot.waitUntil(lambda: bool(failures), timeout=60_000)
+    qtbot.wait(1000)
+    assert len(failures) == 1 and "Cannot load the embedding model" in str(failures[0])
+    assert backend.kb is None
+    backend.shutdown()

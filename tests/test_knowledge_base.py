@@ -11,7 +11,7 @@ from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch
 from rag.knowledge_base import KnowledgeBase
 from rag.retrieval import SearchMode
 from rag.store import VectorStore
-from samples import PROSE, make_docx, make_image_pdf, make_pdf
+from samples import PROSE, make_image_pdf, make_pdf
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from engine import (
     AnswerDelta,
     CancelToken,
     ChatMessage,
-    Done,
     EngineCrashed,
     Failed,
     GenerationCancelled,

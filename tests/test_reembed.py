@@ -47,7 +47,8 @@ def test_reembed_swaps_only_when_complete(built: KnowledgeBase, other_embedder: 
     cancel = CancelToken()
     seen: list[tuple[int, int]] = []
 
-    def stop_after_first(done: int, total: int) -> None:
+    def stop_after_first(step) -> None:
+        done, total = step.done, step.total
         seen.append((done, total))
         cancel.cancel()
 
@@ -60,7 +61,7 @@ def test_reembed_swaps_only_when_complete(built: KnowledgeBase, other_embedder: 
     assert [c.name for c in built.collections()] == ["Docs"]
 
     progress: list[tuple[int, int]] = []
-    info = switched.reembed("Docs", lambda d, t: progress.append((d, t)), batch=4)
+    info = switched.reembed("Docs", lambda step: progress.append((step.done, step.total)), batch=4)
     assert info.embedder == other_embedder.model_id and info.dimension == 128
     assert progress[-1] == (chunks, chunks) and len(progress) == -(-chunks // 4)
     assert switched.status("Docs").chunks == chunks
@@ -79,22 +80,29 @@ def test_a_swap_cut_off_halfway_is_repaired(built: KnowledgeBase):
     assert "1648" in built.search("when was the treaty signed", "Docs", limit=1)[0].text
 
 
-def test_the_window_offers_to_reembed_and_does_it(qtbot, built: KnowledgeBase, other_embedder: Embedder, tmp_path: Path,
-                                                  starter_engine):
+def test_the_window_offers_to_reembed_and_does_it(qtbot, other_embedder: Embedder, tmp_path: Path):
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from desktop.backend import Backend
     from desktop.main_window import MainWindow
-    from rag.settings import Settings
+    from rag.app.composition import open_knowledge_base
+    from rag.app.settings import Settings
 
     settings = Settings(data_dir=str(tmp_path / "data"), collection="Docs")
-    backend = Backend(settings, open_kb=lambda s: KnowledgeBase(built.store, other_embedder, tmp_path / "kw-window",
-                                                                 model=starter_engine))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(PROSE):
+        (docs / f"note{i:02d}.txt").write_text(text)
+    first = open_knowledge_base(settings, with_model=False)  # indexed with the bundled model
+    assert first.ingest([docs], "Docs").count("indexed") == len(PROSE)
+    first.close()
+    settings.embedding_model = str(other_embedder.model_dir)  # then the user picked another one
+    backend = Backend(settings)
     window = MainWindow(backend)
     qtbot.addWidget(window)
     window.show()
-    with qtbot.waitSignal(backend.ready, timeout=60_000):
+    with qtbot.waitSignal(backend.ready, timeout=120_000):
         backend.open()
 
     answered: list[str] = []
@@ -117,6 +125,5 @@ def test_the_window_offers_to_reembed_and_does_it(qtbot, built: KnowledgeBase, o
         clicker.stop()
     assert "all-MiniLM-L6-v2" in answered[0] and "stay in use until it is complete" in answered[0]
     assert answered[1] == f"Docs now searches with {other_embedder.model_id}."
-    assert built.store.find("Docs").embedder == other_embedder.model_id
-    window._poll.stop()
-    backend.workers.shutdown()
+    assert backend.kb.collections()[0].embedder == other_embedder.model_id
+    backend.shutdown()

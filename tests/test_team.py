@@ -21,12 +21,12 @@ import pytest
 from engine import AnswerDelta, CancelToken, ChatMessage, Done, Failed, GenerationCancelled, GenerationRequest, RemoteEngine
 from engine import RemoteError, collect
 from rag.ask import Answered, AskFailed, AskOptions, Retrieved
-from rag.chroma_server import _free_port
+from rag.app.chroma_server import _free_port
 from engine import backends
-from rag.composition import open_knowledge_base
+from rag.app.composition import open_knowledge_base
 from rag.errors import StoreUnavailable
 from rag.knowledge_base import KnowledgeBase
-from rag.settings import Settings
+from rag.app.settings import Settings
 from rag.store import VectorStore
 from samples import PROSE
 from test_crash_safety import WORKER, _assert_consistent

@@ -49,145 +49,183 @@
     </message>
 </context>
 <context>
+    <name>Asking</name>
+    <message>
+        <location filename="../../desktop/asking.py" line="78" />
+        <source>Still opening the knowledge base…</source>
+        <translation>仍在打开知识库…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="111" />
+        <source>{} sources ({})</source>
+        <translation>{} 个来源（{}）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="113" />
+        <source>Loading {}…</source>
+        <translation>正在加载 {}…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="137" />
+        <source>{} documents written to {}</source>
+        <translation>已将 {} 个文档写入 {}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="138" />
+        <source>Extraction stopped</source>
+        <translation>提取已停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="175" />
+        <source>Exported to {}</source>
+        <translation>已导出到 {}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="176" />
+        <source>Cannot export</source>
+        <translation>无法导出</translation>
+    </message>
+</context>
+<context>
     <name>ChatPanel</name>
     <message>
-        <location filename="../../desktop/chat_view.py" line="80" />
+        <location filename="../../desktop/chat_view.py" line="79" />
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="82" />
+        <location filename="../../desktop/chat_view.py" line="81" />
         <source>New</source>
         <translation>新建</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="83" />
+        <location filename="../../desktop/chat_view.py" line="82" />
         <source>New conversation (Ctrl+N)</source>
         <translation>新建对话 (Ctrl+N)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="86" />
+        <location filename="../../desktop/chat_view.py" line="85" />
         <source>Rename</source>
         <translation>重命名</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="89" />
+        <location filename="../../desktop/chat_view.py" line="88" />
         <source>Delete</source>
         <translation>删除</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="92" />
+        <location filename="../../desktop/chat_view.py" line="91" />
         <source>Export…</source>
         <translation>导出…</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="98" />
+        <location filename="../../desktop/chat_view.py" line="97" />
         <source>Ask a question about your documents.</source>
         <translation>就您的文档提问。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="104" />
-        <location filename="../../desktop/chat_view.py" line="324" />
+        <location filename="../../desktop/chat_view.py" line="103" />
+        <location filename="../../desktop/chat_view.py" line="323" />
         <source>Reasoning ▸</source>
         <translation>推理过程 ▸</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="115" />
+        <location filename="../../desktop/chat_view.py" line="114" />
         <source>Ask a question (Enter asks, Shift+Enter for a new line)</source>
         <translation>输入问题（Enter 提问，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="118" />
+        <location filename="../../desktop/chat_view.py" line="117" />
         <source>Ask</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="121" />
+        <location filename="../../desktop/chat_view.py" line="120" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="122" />
+        <location filename="../../desktop/chat_view.py" line="121" />
         <source>Stop the answer (Esc)</source>
         <translation>停止回答 (Esc)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="124" />
+        <location filename="../../desktop/chat_view.py" line="123" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="126" />
+        <location filename="../../desktop/chat_view.py" line="125" />
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="131" />
+        <location filename="../../desktop/chat_view.py" line="130" />
         <source>Conversation:</source>
         <translation>对话：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="176" />
+        <location filename="../../desktop/chat_view.py" line="175" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="188" />
+        <location filename="../../desktop/chat_view.py" line="187" />
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="188" />
+        <location filename="../../desktop/chat_view.py" line="187" />
         <source>Title:</source>
         <translation>标题：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="194" />
+        <location filename="../../desktop/chat_view.py" line="193" />
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="194" />
+        <location filename="../../desktop/chat_view.py" line="193" />
         <source>Delete this conversation?</source>
         <translation>删除此对话？</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="201" />
+        <location filename="../../desktop/chat_view.py" line="200" />
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="242" />
+        <location filename="../../desktop/chat_view.py" line="241" />
         <source>From the answer cache</source>
         <translation>来自答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="242" />
+        <location filename="../../desktop/chat_view.py" line="241" />
         <source>Cached answer to a similar question: “{}”</source>
         <translation>相似问题的缓存答案：“{}”</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="244" />
+        <location filename="../../desktop/chat_view.py" line="243" />
         <source>Regenerate to ask the model again.</source>
         <translation>点击“重新生成”可再次询问模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="273" />
+        <location filename="../../desktop/chat_view.py" line="272" />
         <source>You</source>
         <translation>您</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="273" />
+        <location filename="../../desktop/chat_view.py" line="272" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="276" />
+        <location filename="../../desktop/chat_view.py" line="275" />
         <source>(structured answer below)</source>
         <translation>（结构化答案见下方）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="324" />
+        <location filename="../../desktop/chat_view.py" line="323" />
         <source>Reasoning ▾</source>
         <translation>推理过程 ▾</translation>
     </message>
@@ -257,47 +295,47 @@
         <translation>答案所在文档</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="92" />
+        <location filename="../../desktop/checkup_dialog.py" line="100" />
         <source>found at {}</source>
         <translation>第 {} 位找到</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="92" />
+        <location filename="../../desktop/checkup_dialog.py" line="100" />
         <source>missed</source>
         <translation>未找到</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="100" />
+        <location filename="../../desktop/checkup_dialog.py" line="108" />
         <source>A test question needs the question and the document that answers it.</source>
         <translation>测试问题需要填写问题以及回答它的文档。</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="114" />
+        <location filename="../../desktop/checkup_dialog.py" line="129" />
         <source>Running…</source>
         <translation>运行中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="118" />
+        <location filename="../../desktop/checkup_dialog.py" line="137" />
         <source>Running… {} of {}</source>
         <translation>运行中… {} / {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="124" />
+        <location filename="../../desktop/checkup_dialog.py" line="141" />
         <source>Hit rate at {}: {:.0%} ({} of {})</source>
         <translation>前 {} 命中率：{:.0%}（{} / {}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="126" />
+        <location filename="../../desktop/checkup_dialog.py" line="143" />
         <source>({:+.0%} since the last run)</source>
         <translation>（较上次 {:+.0%}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="127" />
+        <location filename="../../desktop/checkup_dialog.py" line="144" />
         <source>Now missed: {}</source>
         <translation>新未找到：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="128" />
+        <location filename="../../desktop/checkup_dialog.py" line="145" />
         <source>Now found: {}</source>
         <translation>新找到：{}</translation>
     </message>
@@ -363,72 +401,49 @@
 <context>
     <name>DownloadBox</name>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="63" />
+        <location filename="../../desktop/settings_dialog.py" line="62" />
         <source>Get a model</source>
         <translation>获取模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="71" />
+        <location filename="../../desktop/settings_dialog.py" line="70" />
         <source>Download</source>
         <translation>下载</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="73" />
+        <location filename="../../desktop/settings_dialog.py" line="72" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="102" />
+        <location filename="../../desktop/settings_dialog.py" line="101" />
         <source>{}. Download size {}; {} free on this disk.</source>
         <translation>{}。下载大小 {}；此磁盘剩余 {}。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="104" />
+        <location filename="../../desktop/settings_dialog.py" line="103" />
         <source>Already downloaded.</source>
         <translation>已下载。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="106" />
+        <location filename="../../desktop/settings_dialog.py" line="105" />
         <source>Not enough free space.</source>
         <translation>磁盘空间不足。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="113" />
+        <location filename="../../desktop/settings_dialog.py" line="112" />
         <source>Download an unverified file?</source>
         <translation>下载未经校验的文件？</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="114" />
+        <location filename="../../desktop/settings_dialog.py" line="113" />
         <source>No checksum of {} has been published for Archivist to check it against, so Archivist cannot prove that the file you receive is the one its authors released (a damaged transfer is still caught). Download it only from a source you trust. Download anyway?</source>
         <translation>{} 没有可供 Archivist 核对的已发布校验值，因此无法证明您收到的文件就是作者发布的文件（传输损坏仍会被发现）。请只从您信任的来源下载。仍要下载吗？</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="129" />
+        <location filename="../../desktop/settings_dialog.py" line="128" />
         <source>{} of {}, {}/s, {} left</source>
         <translation>{} / {}，{}/秒，剩余 {}</translation>
-    </message>
-</context>
-<context>
-    <name>FollowedFolders</name>
-    <message>
-        <location filename="../../desktop/follow.py" line="86" />
-        <source>indexed</source>
-        <translation>已索引</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/follow.py" line="86" />
-        <source>removed</source>
-        <translation>已移除</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/follow.py" line="86" />
-        <source>failed</source>
-        <translation>失败</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/follow.py" line="89" />
-        <source>{}: {}</source>
-        <translation>{}：{}</translation>
     </message>
 </context>
 <context>
@@ -642,192 +657,192 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/main_window.py" line="35" />
+        <location filename="../../desktop/asking.py" line="38" />
         <source>Something went wrong: {}. Details are in the log file.</source>
         <translation>出现错误：{}。详情见日志文件。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="44" />
+        <location filename="../../desktop/main_window.py" line="46" />
         <source>Archivist</source>
         <translation>Archivist 知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="76" />
+        <location filename="../../desktop/main_window.py" line="75" />
         <source>Opening the knowledge base…</source>
         <translation>正在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="85" />
+        <location filename="../../desktop/main_window.py" line="80" />
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="86" />
+        <location filename="../../desktop/main_window.py" line="81" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="87" />
+        <location filename="../../desktop/main_window.py" line="82" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="88" />
+        <location filename="../../desktop/main_window.py" line="83" />
         <source>Settings…</source>
         <translation>设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="89" />
+        <location filename="../../desktop/main_window.py" line="84" />
         <source>Unload the model now</source>
         <translation>立即卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="90" />
+        <location filename="../../desktop/main_window.py" line="85" />
         <source>Check-up…</source>
         <translation>检查…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="91" />
+        <location filename="../../desktop/main_window.py" line="86" />
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="97" />
+        <location filename="../../desktop/main_window.py" line="92" />
         <source>&amp;Conversation</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="98" />
+        <location filename="../../desktop/main_window.py" line="93" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="99" />
+        <location filename="../../desktop/main_window.py" line="94" />
         <source>Ask a question</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="101" />
+        <location filename="../../desktop/main_window.py" line="96" />
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="102" />
+        <location filename="../../desktop/main_window.py" line="97" />
         <source>Getting started</source>
         <translation>入门</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="103" />
+        <location filename="../../desktop/main_window.py" line="98" />
         <source>About Archivist</source>
         <translation>关于 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="108" />
+        <location filename="../../desktop/main_window.py" line="103" />
         <source>The knowledge base could not be opened</source>
         <translation>无法打开知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="157" />
+        <location filename="../../desktop/main_window.py" line="142" />
         <source>Ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="187" />
+        <location filename="../../desktop/main_window.py" line="150" />
+        <source>The knowledge base stopped unexpectedly; restarting it…</source>
+        <translation>知识库意外停止，正在重新启动…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="151" />
+        <source>The knowledge base stopped</source>
+        <translation>知识库已停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="171" />
         <source>Cannot read the collection</source>
         <translation>无法读取知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="199" />
+        <location filename="../../desktop/main_window.py" line="182" />
+        <source>indexed</source>
+        <translation>已索引</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="182" />
+        <source>removed</source>
+        <translation>已移除</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="182" />
+        <source>failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="184" />
+        <source>{}: {}</source>
+        <translation>{}：{}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="191" />
+        <source>Cannot follow the folder</source>
+        <translation>无法跟踪该文件夹</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="198" />
         <source>Already indexing; add these when it finishes.</source>
         <translation>正在索引中；请在完成后再添加。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="212" />
+        <location filename="../../desktop/main_window.py" line="213" />
         <source>{} indexed, {} unchanged, {} failed</source>
         <translation>已索引 {} 个，未变化 {} 个，失败 {} 个</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="215" />
+        <location filename="../../desktop/main_window.py" line="216" />
         <source>Indexing stopped; what was done is kept. </source>
         <translation>索引已停止；已完成的部分会保留。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="223" />
+        <location filename="../../desktop/main_window.py" line="224" />
         <source>Indexing stopped</source>
         <translation>索引已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="229" />
+        <location filename="../../desktop/main_window.py" line="231" />
         <source>Cannot remove</source>
         <translation>无法移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="243" />
+        <location filename="../../desktop/main_window.py" line="241" />
         <source>Cannot change the collection</source>
         <translation>无法修改知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="249" />
-        <source>Still opening the knowledge base…</source>
-        <translation>仍在打开知识库…</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="278" />
-        <source>{} sources ({})</source>
-        <translation>{} 个来源（{}）</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="280" />
-        <source>Loading {}…</source>
-        <translation>正在加载 {}…</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="311" />
-        <source>{} documents written to {}</source>
-        <translation>已将 {} 个文档写入 {}</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="312" />
-        <source>Extraction stopped</source>
-        <translation>提取已停止</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="351" />
-        <source>Exported to {}</source>
-        <translation>已导出到 {}</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="352" />
-        <source>Cannot export</source>
-        <translation>无法导出</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="380" />
+        <location filename="../../desktop/main_window.py" line="265" />
         <source>Applying the new settings…</source>
         <translation>正在应用新设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="391" />
+        <location filename="../../desktop/main_window.py" line="276" />
         <source>The answer cache is empty.</source>
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="411" />
+        <location filename="../../desktop/main_window.py" line="288" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="412" />
+        <location filename="../../desktop/main_window.py" line="289" />
         <source>Downloaded; checked against the server's checksum only. It is used from now on.</source>
         <translation>已下载；仅按服务器提供的校验值核对。从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="473" />
+        <location filename="../../desktop/main_window.py" line="352" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="473" />
+        <location filename="../../desktop/main_window.py" line="352" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
     </message>
@@ -853,22 +868,22 @@
 <context>
     <name>SchemaEditor</name>
     <message>
-        <location filename="../../desktop/structured_view.py" line="46" />
+        <location filename="../../desktop/structured_view.py" line="47" />
         <source>Your own schema</source>
         <translation>自定义结构</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="57" />
+        <location filename="../../desktop/structured_view.py" line="58" />
         <source>A JSON Schema describing the object the answer must be (an object or an array at the top).</source>
         <translation>用 JSON Schema 描述答案必须满足的结构（顶层为对象或数组）。</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="71" />
+        <location filename="../../desktop/structured_view.py" line="72" />
         <source>Not valid JSON: {} (line {}, column {})</source>
         <translation>不是有效的 JSON：{}（第 {} 行，第 {} 列）</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="76" />
+        <location filename="../../desktop/structured_view.py" line="77" />
         <source>The schema is valid.</source>
         <translation>结构有效。</translation>
     </message>
@@ -876,27 +891,27 @@
 <context>
     <name>Schemas</name>
     <message>
-        <location filename="../../desktop/structured_view.py" line="33" />
+        <location filename="../../desktop/structured_view.py" line="34" />
         <source>Action items</source>
         <translation>待办事项</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="34" />
+        <location filename="../../desktop/structured_view.py" line="35" />
         <source>Financial summary</source>
         <translation>财务摘要</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="35" />
+        <location filename="../../desktop/structured_view.py" line="36" />
         <source>Key facts</source>
         <translation>要点</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="36" />
+        <location filename="../../desktop/structured_view.py" line="37" />
         <source>People and contacts</source>
         <translation>人员与联系方式</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="37" />
+        <location filename="../../desktop/structured_view.py" line="38" />
         <source>Timeline</source>
         <translation>时间线</translation>
     </message>
@@ -904,213 +919,213 @@
 <context>
     <name>SettingsDialog</name>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="50" />
+        <location filename="../../desktop/settings_dialog.py" line="49" />
         <source>Browse…</source>
         <translation>浏览…</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="147" />
+        <location filename="../../desktop/settings_dialog.py" line="146" />
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="153" />
+        <location filename="../../desktop/settings_dialog.py" line="152" />
         <source>Automatic: gpt-oss if downloaded, else the starter model</source>
         <translation>自动：已下载则用 gpt-oss，否则用入门模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="155" />
+        <location filename="../../desktop/settings_dialog.py" line="154" />
         <source>A folder an administrator filled with models (optional)</source>
         <translation>管理员放置模型的文件夹（可选）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="159" />
+        <location filename="../../desktop/settings_dialog.py" line="158" />
         <source>Automatic (what memory allows)</source>
         <translation>自动（视可用内存而定）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="162" />
+        <location filename="../../desktop/settings_dialog.py" line="161" />
         <source>Low (fast)</source>
         <translation>低（快）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="162" />
+        <location filename="../../desktop/settings_dialog.py" line="161" />
         <source>Medium</source>
         <translation>中</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="162" />
+        <location filename="../../desktop/settings_dialog.py" line="161" />
         <source>High (thorough)</source>
         <translation>高（细致）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <location filename="../../desktop/settings_dialog.py" line="166" />
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="171" />
+        <location filename="../../desktop/settings_dialog.py" line="170" />
         <source> min</source>
         <translation> 分钟</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="172" />
-        <location filename="../../desktop/settings_dialog.py" line="178" />
+        <location filename="../../desktop/settings_dialog.py" line="171" />
+        <location filename="../../desktop/settings_dialog.py" line="177" />
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="177" />
+        <location filename="../../desktop/settings_dialog.py" line="176" />
         <source> GB free</source>
         <translation> GB 可用</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="180" />
+        <location filename="../../desktop/settings_dialog.py" line="179" />
         <source>Between answers, give the model's memory back when the computer's available memory falls below this.</source>
         <translation>在两次回答之间，当电脑的可用内存低于此值时释放模型占用的内存。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="186" />
+        <location filename="../../desktop/settings_dialog.py" line="185" />
         <source>Model file</source>
         <translation>模型文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="187" />
+        <location filename="../../desktop/settings_dialog.py" line="186" />
         <source>Models folder</source>
         <translation>模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="188" />
+        <location filename="../../desktop/settings_dialog.py" line="187" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（token）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="189" />
+        <location filename="../../desktop/settings_dialog.py" line="188" />
         <source>Reasoning effort</source>
         <translation>推理强度</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="190" />
+        <location filename="../../desktop/settings_dialog.py" line="189" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="191" />
+        <location filename="../../desktop/settings_dialog.py" line="190" />
         <source>Unload the model after</source>
         <translation>空闲多久后卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="192" />
+        <location filename="../../desktop/settings_dialog.py" line="191" />
         <source>Unload the model below</source>
         <translation>可用内存低于此值时卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="195" />
+        <location filename="../../desktop/settings_dialog.py" line="194" />
         <source>Remember answers to repeated questions</source>
         <translation>记住重复问题的答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="197" />
+        <location filename="../../desktop/settings_dialog.py" line="196" />
         <source>Also for questions worded differently (marked as such)</source>
         <translation>措辞不同的问题也适用（会加以标注）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="199" />
+        <location filename="../../desktop/settings_dialog.py" line="198" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="202" />
+        <location filename="../../desktop/settings_dialog.py" line="201" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="210" />
+        <location filename="../../desktop/settings_dialog.py" line="209" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="211" />
+        <location filename="../../desktop/settings_dialog.py" line="210" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="214" />
+        <location filename="../../desktop/settings_dialog.py" line="213" />
         <source>Empty: this computer</source>
         <translation>留空：本机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="218" />
+        <location filename="../../desktop/settings_dialog.py" line="217" />
         <source>TLS</source>
         <translation>TLS 加密</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="230" />
+        <location filename="../../desktop/settings_dialog.py" line="229" />
         <source>&lt;b&gt;Shared Chroma server&lt;/b&gt;</source>
         <translation>&lt;b&gt;共享 Chroma 服务器&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="231" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>Host</source>
         <translation>主机</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="232" />
+        <location filename="../../desktop/settings_dialog.py" line="231" />
         <source>Port</source>
         <translation>端口</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="234" />
+        <location filename="../../desktop/settings_dialog.py" line="233" />
         <source>Token</source>
         <translation>令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="235" />
+        <location filename="../../desktop/settings_dialog.py" line="234" />
         <source>&lt;b&gt;Inference server (OpenAI-compatible)&lt;/b&gt;</source>
         <translation>&lt;b&gt;推理服务器（兼容 OpenAI）&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="236" />
+        <location filename="../../desktop/settings_dialog.py" line="235" />
         <source>Address</source>
         <translation>地址</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="237" />
+        <location filename="../../desktop/settings_dialog.py" line="236" />
         <source>API key</source>
         <translation>API 密钥</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="238" />
+        <location filename="../../desktop/settings_dialog.py" line="237" />
         <source>Model name</source>
         <translation>模型名称</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="241" />
+        <location filename="../../desktop/settings_dialog.py" line="240" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="242" />
+        <location filename="../../desktop/settings_dialog.py" line="241" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="243" />
+        <location filename="../../desktop/settings_dialog.py" line="242" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="252" />
+        <location filename="../../desktop/settings_dialog.py" line="251" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="252" />
+        <location filename="../../desktop/settings_dialog.py" line="251" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="257" />
+        <location filename="../../desktop/settings_dialog.py" line="256" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>
@@ -1118,17 +1133,17 @@
 <context>
     <name>SourcePanel</name>
     <message>
-        <location filename="../../desktop/source_view.py" line="23" />
+        <location filename="../../desktop/source_view.py" line="22" />
         <source>Click a citation to see its source.</source>
         <translation>点击引用可查看其来源。</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="27" />
+        <location filename="../../desktop/source_view.py" line="26" />
         <source>Open file</source>
         <translation>打开文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="55" />
+        <location filename="../../desktop/source_view.py" line="54" />
         <source>page {}</source>
         <translation>第 {} 页</translation>
     </message>
@@ -1136,72 +1151,72 @@
 <context>
     <name>StatusBar</name>
     <message>
-        <location filename="../../desktop/status_bar.py" line="17" />
+        <location filename="../../desktop/status_bar.py" line="16" />
         <source>Model: starting…</source>
         <translation>模型：启动中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="29" />
+        <location filename="../../desktop/status_bar.py" line="28" />
         <source>Search model: {}</source>
         <translation>检索模型：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="34" />
+        <location filename="../../desktop/status_bar.py" line="33" />
         <source>not loaded</source>
         <translation>未加载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="35" />
+        <location filename="../../desktop/status_bar.py" line="34" />
         <source>loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="36" />
+        <location filename="../../desktop/status_bar.py" line="35" />
         <source>ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="37" />
+        <location filename="../../desktop/status_bar.py" line="36" />
         <source>generating…</source>
         <translation>生成中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="38" />
+        <location filename="../../desktop/status_bar.py" line="37" />
         <source>unloaded after idle</source>
         <translation>空闲后已卸载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="25" />
+        <location filename="../../desktop/status_bar.py" line="24" />
         <source>Model: {} — {}</source>
         <translation>模型：{} — {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="39" />
+        <location filename="../../desktop/status_bar.py" line="38" />
         <source>unloaded: memory ran low</source>
         <translation>内存不足，已卸载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="43" />
+        <location filename="../../desktop/status_bar.py" line="42" />
         <source> ({:.0f} MB)</source>
         <translation>（{:.0f} MB）</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="47" />
+        <location filename="../../desktop/status_bar.py" line="46" />
         <source>{}: {} documents, {} chunks</source>
         <translation>{}：{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="51" />
+        <location filename="../../desktop/status_bar.py" line="50" />
         <source>Cache off</source>
         <translation>缓存已关闭</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="53" />
+        <location filename="../../desktop/status_bar.py" line="52" />
         <source>Cache: {} hits</source>
         <translation>缓存命中 {} 次</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="54" />
+        <location filename="../../desktop/status_bar.py" line="53" />
         <source>{} answers served from the cache, {} asked of the model</source>
         <translation>{} 个答案来自缓存，{} 个由模型回答</translation>
     </message>
@@ -1209,87 +1224,87 @@
 <context>
     <name>StructuredPanel</name>
     <message>
-        <location filename="../../desktop/structured_view.py" line="91" />
+        <location filename="../../desktop/structured_view.py" line="92" />
         <source>Structured answer</source>
         <translation>结构化答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="92" />
+        <location filename="../../desktop/structured_view.py" line="93" />
         <source>Answer as an object of a fixed shape instead of prose</source>
         <translation>以固定结构的对象作答，而非段落文字</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="98" />
+        <location filename="../../desktop/structured_view.py" line="99" />
         <source>Your own…</source>
         <translation>自定义…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="100" />
+        <location filename="../../desktop/structured_view.py" line="101" />
         <source>Edit schema…</source>
         <translation>编辑结构…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="107" />
+        <location filename="../../desktop/structured_view.py" line="108" />
         <source>Field</source>
         <translation>字段</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="107" />
+        <location filename="../../desktop/structured_view.py" line="108" />
         <source>Value</source>
         <translation>值</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="107" />
+        <location filename="../../desktop/structured_view.py" line="108" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="109" />
+        <location filename="../../desktop/structured_view.py" line="110" />
         <source>Copy JSON</source>
         <translation>复制 JSON</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="111" />
+        <location filename="../../desktop/structured_view.py" line="112" />
         <source>Save…</source>
         <translation>保存…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="113" />
+        <location filename="../../desktop/structured_view.py" line="114" />
         <source>Extract from every document…</source>
         <translation>从每个文档中提取…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="117" />
+        <location filename="../../desktop/structured_view.py" line="118" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="177" />
+        <location filename="../../desktop/structured_view.py" line="178" />
         <source>not found in the sources</source>
         <translation>来源中未找到</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="178" />
+        <location filename="../../desktop/structured_view.py" line="179" />
         <source>No retrieved passage contains this value; check it before relying on it.</source>
         <translation>检索到的段落中都没有这个值；使用前请核实。</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="198" />
+        <location filename="../../desktop/structured_view.py" line="199" />
         <source>Save result</source>
         <translation>保存结果</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="206" />
+        <location filename="../../desktop/structured_view.py" line="207" />
         <source>Extract to</source>
         <translation>提取到</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="206" />
+        <location filename="../../desktop/structured_view.py" line="207" />
         <source>CSV (*.csv);;JSON Lines (*.jsonl)</source>
         <translation>CSV (*.csv);;JSON Lines (*.jsonl)</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="214" />
+        <location filename="../../desktop/structured_view.py" line="215" />
         <source>%v of %m documents</source>
         <translation>%v / %m 个文档</translation>
     </message>
@@ -1392,12 +1407,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="121" />
+        <location filename="../../desktop/app.py" line="120" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="122" />
+        <location filename="../../desktop/app.py" line="121" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>

@@ -268,4 +268,7 @@ ZH_CN = {
     '{} was indexed with {}; search now uses {}.\n\nRe-embedding reads its passages again with the new model. The old vectors stay in use until it is complete, and you can stop at any time.': '{} 是用 {} 建立索引的；现在检索使用 {}。\n\n重新嵌入会用新模型重新读取其中的段落。完成之前旧向量仍然可用，您也可以随时停止。',
     'Re-embed now': '立即重新嵌入',
     'Re-embedding {}…': '正在重新嵌入 {}…',
+    "The knowledge base stopped unexpectedly; restarting it…": "知识库意外停止，正在重新启动…",
+    "The knowledge base stopped": "知识库已停止",
+    "Cannot follow the folder": "无法跟踪该文件夹",
 }

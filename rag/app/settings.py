@@ -83,6 +83,7 @@ class Settings:
     remote_api_key: str = ""
     remote_model: str = ""
 
+    # Read once by the composition root, which moves it to the data folder's followed.json (before 0.3 it lived here).
     watched_folders: dict[str, list[str]] = field(default_factory=dict)
 
     @property

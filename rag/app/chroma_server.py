@@ -6,7 +6,7 @@ the desktop runs the same on-disk store in a child process and talks to it over 
 (bench/desktop.py measures the difference). The server notes its port in the store's
 folder, so ``archivist-cli`` run meanwhile uses it too instead of opening the folder twice.
 
-    python -m rag.chroma_server PATH PORT      (what the app starts; exits with its parent)
+    python -m rag.app.chroma_server PATH PORT      (what the app starts; exits with its parent)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from rag.errors import StoreUnavailable
 
@@ -52,7 +53,9 @@ def running_server(path: Path) -> int | None:
         note = json.loads((path / _NOTE).read_text())
     except (OSError, ValueError):
         return None
-    port = int(note.get("port", 0))
+    port, owner = int(note.get("port", 0)), int(note.get("owner", 0))
+    if owner and not psutil.pid_exists(owner):
+        return None  # its owner died (a crash): the server is about to follow it out
     return port if port and alive(port) else None
 
 
@@ -60,7 +63,7 @@ def server_command(path: Path, port: int) -> list[str]:
     """How to start the server: this module, or the frozen app's own switch."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "--chroma-server", str(path), str(port)]
-    return [sys.executable, "-m", "rag.chroma_server", str(path), str(port)]
+    return [sys.executable, "-m", "rag.app.chroma_server", str(path), str(port)]
 
 
 class LocalChromaServer:
@@ -79,11 +82,11 @@ class LocalChromaServer:
             self.port = existing
             return existing
         self.port = _free_port()
-        log_file = (self.path / "server.log").open("ab")
-        self._process = subprocess.Popen(
-            server_command(self.path, self.port), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, ANONYMIZED_TELEMETRY="False"),
-        )
+        with (self.path / "server.log").open("ab") as log_file:  # the server keeps its own copy
+            self._process = subprocess.Popen(
+                server_command(self.path, self.port), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=dict(os.environ, ANONYMIZED_TELEMETRY="False"),
+            )
         if sys.platform.startswith("linux"):  # the window's process comes first when cores are scarce
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, self._process.pid, 10)
@@ -93,7 +96,7 @@ class LocalChromaServer:
                 self.stop()
                 raise StoreUnavailable(f"the local Chroma server did not start (see {self.path / 'server.log'})")
             time.sleep(0.1)
-        (self.path / _NOTE).write_text(json.dumps({"port": self.port, "pid": self._process.pid}))
+        (self.path / _NOTE).write_text(json.dumps({"port": self.port, "pid": self._process.pid, "owner": os.getpid()}))
         log.info("local Chroma server for %s on port %d", self.path, self.port)
         return self.port
 

@@ -54,7 +54,7 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
             starter = starter_model_path()
             if starter is None:
                 raise RuntimeError("the starter model is missing from this installation")
-            from rag.chroma_server import LocalChromaServer
+            from rag.app.chroma_server import LocalChromaServer
 
             # The model as the app runs it: llama.cpp in an engine process of its own.
             state["model"] = model = ProcessEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME),

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 from pathlib import Path
 
 from engine import LanguageModel, LlamaSettings, ModelNotFound, ProcessEngine, RemoteEngine
 from engine.catalog import LANGUAGE_MODELS, STARTER_NAME, installed_model, starter_model_path
 from rag.answer_cache import AnswerCache
-from rag.chroma_server import LocalChromaServer, running_server
+from rag.app.chroma_server import LocalChromaServer, running_server
 from rag.conversations import ConversationStore
 from rag.embedding import Embedder
 from rag.ingest import ChunkOptions
 from rag.knowledge_base import KnowledgeBase
-from rag.settings import Settings
+from rag.app.settings import Settings
 from rag.store import VectorStore
 
 
@@ -99,4 +100,14 @@ def open_knowledge_base(settings: Settings, with_model: bool = True, out_of_proc
         cache=open_cache(settings),
         conversations=ConversationStore(settings.data_path / "conversations"),
         checkups=settings.data_path / "checkups",
+        following=_followed_file(settings),
     )
+
+
+def _followed_file(settings: Settings) -> Path:
+    """Where the followed folders are kept; those the settings file held before 0.3 move there once."""
+    path = settings.data_path / "followed.json"
+    if settings.watched_folders and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings.watched_folders, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from engine.cancel import CancelToken
 from engine.errors import ArchivistError
-from rag import logs
+from rag.app import logs
 from rag.documents import display_path
 from rag.errors import CollectionNotFound
-from rag.settings import Settings
+from rag.app.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-cache", action="store_true", help="do not use or fill the answer cache")
     ask.add_argument("--show-reasoning", action="store_true", help="print the model's reasoning to stderr")
     ask.add_argument("--effort", choices=["low", "medium", "high"], help="reasoning effort (gpt-oss)")
+    ask.add_argument("--format", choices=["text", "json"], default="text",
+                     help="json: every message on one line of JSON, as the window receives them")
 
     extract = command("extract", "apply a schema to every document; write JSON Lines or CSV")
     extract.add_argument("--schema", required=True, metavar="NAME|FILE")
@@ -97,31 +99,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_path, verbose=args.verbose, process="cli")
     collection = getattr(args, "collection", None) or settings.collection
     try:
-        from rag.composition import open_cache, open_knowledge_base
+        from rag.app.composition import open_cache, open_knowledge_base
 
         if args.command == "cache":
             return _cache(open_cache(settings), args.action)
         kb = open_knowledge_base(settings, with_model=args.command in ("ask", "extract"))
-        if args.command == "ask":
-            return _ask(kb, args, collection, args.effort or settings.reasoning_effort)
-        if args.command == "extract":
-            return _extract(kb, args, collection, args.effort or settings.reasoning_effort)
-        if args.command == "ingest":
-            return _ingest(kb, args.paths, collection, args.force, args.quiet)
-        if args.command == "search":
-            return _search(kb, args.query, collection, args.limit, args.files)
-        if args.command == "status":
-            return _status(kb, getattr(args, "collection", None))
-        if args.command == "remove":
-            return _remove(kb, args.paths, collection)
-        if args.command == "checkup":
-            return _checkup(kb, collection, args)
-        if args.command == "reembed":
-            return _reembed(kb, collection)
-        if args.command == "adapter":
-            return _adapter(kb, collection, args.file, args.none)
-        if args.command == "sync":
-            return _sync(kb, args.folder, collection, args.watch, args.rescan)
+        try:
+            if args.command == "ask":
+                return _ask(kb, args, collection, args.effort or settings.reasoning_effort)
+            if args.command == "extract":
+                return _extract(kb, args, collection, args.effort or settings.reasoning_effort)
+            if args.command == "ingest":
+                return _ingest(kb, args.paths, collection, args.force, args.quiet)
+            if args.command == "search":
+                return _search(kb, args.query, collection, args.limit, args.files)
+            if args.command == "status":
+                return _status(kb, getattr(args, "collection", None))
+            if args.command == "remove":
+                return _remove(kb, args.paths, collection)
+            if args.command == "checkup":
+                return _checkup(kb, collection, args)
+            if args.command == "reembed":
+                return _reembed(kb, collection)
+            if args.command == "adapter":
+                return _adapter(kb, collection, args.file, args.none)
+            if args.command == "sync":
+                return _sync(kb, args.folder, collection, args.watch, args.rescan)
+        finally:
+            kb.close()
     except ArchivistError as exc:
         print(f"archivist-cli: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -185,31 +190,31 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
 def _checkup(kb, collection: str, args) -> int:
     from rag.checkup import CheckQuestion
 
-    checkup = kb.checkup(collection)
     if args.add:
         if not args.expect:
             print("archivist-cli: --add needs --expect FILE, the document that should answer it", file=sys.stderr)
             return EXIT_USAGE
-        checkup.add(CheckQuestion(args.add, args.expect, args.passage))
-        print(f"saved; {len(checkup.questions)} test questions for {collection!r}")
+        state = kb.add_check(collection, CheckQuestion(args.add, args.expect, args.passage))
+        print(f"saved; {len(state.questions)} test questions for {collection!r}")
         return EXIT_OK
     if args.remove:
-        checkup.remove(args.remove)
-        print(f"removed; {len(checkup.questions)} test questions for {collection!r}")
+        state = kb.remove_check(collection, args.remove)
+        print(f"removed; {len(state.questions)} test questions for {collection!r}")
         return EXIT_OK
-    if not checkup.questions:
+    state = kb.checkup(collection)
+    if not state.questions:
         print(f"no test questions for {collection!r} yet; add one with: "
               "archivist-cli checkup --add QUESTION --expect FILE", file=sys.stderr)
         return EXIT_ERROR
-    last = checkup.runs[-1] if checkup.runs else None
+    last = state.last
     if args.list:
-        for q in checkup.questions:
+        for q in state.questions:
             rank = last.ranks.get(q.question) if last else None
             shown = "-" if last is None else (f"#{rank}" if rank else "miss")
             print(f"{shown:>5}  {q.question}  ->  {q.document}" + (f" ({q.passage!r})" if q.passage else ""))
         return EXIT_OK
-    report = checkup.run(kb, collection)
-    for q in checkup.questions:
+    report = kb.run_checkup(collection)
+    for q in state.questions:
         rank = report.run.ranks[q.question]
         print(f"{'#' + str(rank) if rank else 'miss':>5}  {q.question}")
     print(report.summary())
@@ -227,9 +232,9 @@ def _reembed(kb, collection: str) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     bar = tqdm(total=0, unit=" passages", file=sys.stderr, disable=not sys.stderr.isatty())
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    def progress(step) -> None:
+        bar.total = step.total
+        bar.update(step.done - bar.n)
 
     from rag.errors import ReembedCancelled
 
@@ -371,27 +376,39 @@ def _remove(kb, paths: list[Path], collection: str) -> int:
 
 
 def _ask(kb, args, collection: str, effort: str) -> int:
-    from rag.ask import AnswerText, Answered, AskFailed, AskOptions, ModelLoading, Reasoning, Retrieved
+    from engine import AnswerDelta, Loading, ReasoningDelta
+    from rag.ask import Answered, AskFailed, AskOptions, Retrieved
     from rag.schemas import resolve
 
     schema = resolve(args.schema) if args.schema else None
     options = AskOptions(paths=args.files, schema=schema, effort=effort, use_cache=not args.no_cache)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    if args.format == "json":
+        from rag import codec
+
+        failed = False
+        try:
+            for event in kb.ask(args.question, collection, options, cancel):
+                print(codec.dumps(event), flush=True)
+                failed |= isinstance(event, AskFailed)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return EXIT_ERROR if failed else EXIT_OK
     out, err = sys.stdout, sys.stderr
     reasoning_open = False
     try:
         for event in kb.ask(args.question, collection, options, cancel):
             if isinstance(event, Retrieved):
                 print(f"({len(event.sources)} sources, {event.mode})", file=err)
-            elif isinstance(event, ModelLoading):
+            elif isinstance(event, Loading):
                 print(f"(loading {event.model}…)", file=err)
-            elif isinstance(event, Reasoning) and args.show_reasoning:
+            elif isinstance(event, ReasoningDelta) and args.show_reasoning:
                 if not reasoning_open:
                     print("reasoning: ", end="", file=err)
                     reasoning_open = True
                 print(event.text, end="", file=err, flush=True)
-            elif isinstance(event, AnswerText) and schema is None:
+            elif isinstance(event, AnswerDelta) and schema is None:
                 if reasoning_open:
                     print("\n", file=err)
                     reasoning_open = False

@@ -1,0 +1,132 @@
+"""One vocabulary on every wire: the facade's messages, results and errors to and from JSON.
+
+The pipe to the window, the HTTP transport and ``archivist-cli --format json`` all use it.
+A message is a frozen dataclass of ``rag`` or ``engine``; on the wire it is a JSON object
+whose ``$type`` names it. Errors travel as ``$error`` with their fields, so an
+``ArchivistError`` raised in another process arrives as the same typed error with the same
+sentence. Only the types of the modules listed here can be decoded: a message names a
+type, it never names code to run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ArchivistError, _rebuild
+from rag.errors import ServiceError
+
+VERSION = 1
+
+# The modules whose dataclasses, enums and errors cross a boundary.
+_MODULES = (
+    "engine.interface", "engine.errors", "engine.catalog",
+    "rag.errors", "rag.ask", "rag.store", "rag.ingest", "rag.documents", "rag.sources", "rag.citations",
+    "rag.conversations", "rag.checkup", "rag.extract", "rag.field_sources", "rag.answer_cache", "rag.schemas",
+    "rag.retrieval", "rag.following", "rag.knowledge_base", "engine.download",
+)
+
+
+@cache
+def registry() -> dict[str, type]:
+    """Every type that may cross, by name; two types of one name would be ambiguous, so that fails."""
+    found: dict[str, type] = {}
+    for name in _MODULES:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if not isinstance(value, type) or value.__module__ != name:
+                continue
+            if dataclasses.is_dataclass(value) or issubclass(value, (enum.Enum, ArchivistError)):
+                if value.__name__ in found:
+                    raise TypeError(f"two message types are called {value.__name__}: {found[value.__name__]} and {value}")
+                found[value.__name__] = value
+    return found
+
+
+def encode(value: object) -> Any:
+    """``value`` as plain JSON data (dicts, lists, strings, numbers)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Path):
+        return {"$path": str(value)}
+    if isinstance(value, enum.Enum):
+        return {"$enum": type(value).__name__, "value": value.value}
+    if isinstance(value, BaseException):
+        return _encode_error(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {"$type": type(value).__name__}
+        for f in dataclasses.fields(value):
+            out[f.name] = encode(getattr(value, f.name))
+        return out
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v) for v in value]}
+    if isinstance(value, (list, set, frozenset)):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in value):
+            return {k: encode(v) for k, v in value.items()}
+        return {"$map": [[encode(k), encode(v)] for k, v in value.items()]}
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"cannot send a {type(value).__name__} across a process boundary")
+
+
+def _encode_error(error: BaseException) -> dict[str, Any]:
+    if not isinstance(error, ArchivistError) or type(error).__name__ not in registry():
+        error = ServiceError(f"{type(error).__name__}: {error}")
+    return {"$error": type(error).__name__, "args": [encode(a) for a in error.args],
+            "fields": {k: encode(v) for k, v in vars(error).items()}}
+
+
+def decode(data: Any) -> Any:
+    """The value ``encode`` was given back, with its types."""
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if "$path" in data:
+        return Path(data["$path"])
+    if "$tuple" in data:
+        return tuple(decode(v) for v in data["$tuple"])
+    if "$map" in data:
+        return {decode(k): decode(v) for k, v in data["$map"]}
+    if "$enum" in data:
+        return _type(data["$enum"])(data["value"])
+    if "$error" in data:
+        cls = _type(data["$error"])
+        return _rebuild(cls, tuple(decode(a) for a in data["args"]), {k: decode(v) for k, v in data["fields"].items()})
+    if "$type" in data:
+        cls = _type(data["$type"])
+        values = {k: decode(v) for k, v in data.items() if k != "$type"}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        made = cls(**{k: v for k, v in values.items() if k in fields and fields[k].init})
+        for k, v in values.items():
+            if k in fields and not fields[k].init:
+                object.__setattr__(made, k, v)
+        return made
+    return {k: decode(v) for k, v in data.items()}
+
+
+def _type(name: str) -> Any:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise ServiceError(f"an unknown message type {name!r} arrived; are both sides the same version?") from None
+
+
+def dumps(value: object) -> str:
+    """``value`` as one line of JSON."""
+    return json.dumps(encode(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    """The value ``dumps`` wrote."""
+    return decode(json.loads(text))
+
+
+__all__ = ["VERSION", "decode", "dumps", "encode", "loads", "registry"]
