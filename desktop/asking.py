@@ -84,8 +84,9 @@ class Asking(QObject):
         def work(kb: KnowledgeBaseClient, job: Job) -> None:
             talk = conversation
             if talk is None and schema is None:
-                talk = kb.new_conversation(collection).id
-                job.emit(talk)
+                started = kb.new_conversation(collection)
+                job.emit(started)
+                talk = started.id
             options = AskOptions(schema=schema, conversation=talk if schema is None else None, effort=effort,
                                  use_cache=not regenerate)
             for event in kb.ask(question, collection, options, job.cancel):
@@ -105,8 +106,8 @@ class Asking(QObject):
             offer_reembed(self._window, self.backend, error, self._refresh)
 
     def _ask_event(self, event: object) -> None:
-        if isinstance(event, str):
-            self.conversation = event  # a new conversation, started for this question
+        if isinstance(event, Conversation):
+            self.conversation = event.id  # a new conversation, started for this question
         elif isinstance(event, Retrieved):
             self.status.showMessage(self.tr("{} sources ({})").format(len(event.sources), event.mode), 4000)
         elif isinstance(event, Loading):

@@ -407,10 +407,8 @@ class KnowledgeBase:
             files = self.fingerprint(collection)
         except CollectionNotFound:
             return names
-        folder = self.conversations.folder / info.id
-        talks = max((p.stat().st_mtime_ns for p in folder.glob("*.json")), default=0) if folder.is_dir() else 0
-        follow = self.following.get(collection)
-        return f"{names}|{files}|{talks}|{len(list(folder.glob('*.json'))) if folder.is_dir() else 0}|{follow.changed_at}"
+        talks = [p.stat().st_mtime_ns for p in (self.conversations.folder / info.id).glob("*.json")]
+        return f"{names}|{files}|{len(talks)}:{max(talks, default=0)}|{self.following.get(collection).changed_at}"
 
     def start(self) -> None:
         """Start the background work a long-running knowledge base does: following folders."""

@@ -208,7 +208,8 @@ class PipeChannel:
             with self._lock:
                 self._calls.pop(number, None)
             if not finished and self._failure is None:  # the caller stopped listening: stop the work too
-                self._write({"id": number, "cancel": True})
+                with contextlib.suppress(ServiceStopped):
+                    self._write({"id": number, "cancel": True})
 
     def close(self, timeout: float = 10.0) -> None:
         """Tell the service to end, wait for its side to close (so that its end reads as EOF

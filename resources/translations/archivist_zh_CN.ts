@@ -56,32 +56,32 @@
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="111" />
+        <location filename="../../desktop/asking.py" line="112" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="113" />
+        <location filename="../../desktop/asking.py" line="114" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="137" />
+        <location filename="../../desktop/asking.py" line="138" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="138" />
+        <location filename="../../desktop/asking.py" line="139" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="175" />
+        <location filename="../../desktop/asking.py" line="176" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="176" />
+        <location filename="../../desktop/asking.py" line="177" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
