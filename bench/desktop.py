@@ -100,6 +100,8 @@ def stalls() -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    import shiboken6
+
     app = QApplication.instance() or QApplication([])
     from desktop.backend import Backend
     from desktop.main_window import MainWindow
@@ -108,7 +110,7 @@ def stalls() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # The PDFs are written by another process, so that this one holds only what the window does.
-        subprocess.run([sys.executable, "-c", f"from corpus import write_pdfs; write_pdfs({str(root / 'corpus')!r})"],
+        subprocess.run([sys.executable, "-c", f"from corpus import write_pdfs; from pathlib import Path; write_pdfs(Path({str(root / 'corpus')!r}))"],
                        check=True, cwd=HERE)
         pages = 12 * len(list((root / "corpus").glob("*.pdf")))
         backend = Backend(Settings(data_dir=str(root / "data")))
@@ -160,6 +162,7 @@ def stalls() -> None:
         timer.stop()
         answer = window.chat.turns[-1]
         backend.shutdown()
+        shiboken6.delete(window)  # now, not in the interpreter's last garbage collection
     for gap, at in where:
         print(f"  stall {gap * 1000:.0f} ms, {at - started['ingest']:.1f} s after the ingest and the question began")
     late = sorted(g - 0.010 for g in gaps)

@@ -84,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         settings.data_dir = str(args.data_dir)
     crashes = crash_reports(settings.log_path)  # before this run's own report file opens
     configure_logs(settings.log_path, process="window")
+    # The knowledge base takes seconds to open (torch's import): its process starts before anything else.
+    from rag.app import KnowledgeBaseProcess
+
+    knowledge_base = KnowledgeBaseProcess(settings)
+    knowledge_base.start()
     first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from desktop.backend import Backend
     from desktop.main_window import MainWindow
 
-    backend = Backend(settings)
+    backend = Backend(settings, process=knowledge_base)
     window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
     window.show()
     if crashes:

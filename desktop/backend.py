@@ -35,11 +35,12 @@ class Backend(QObject):
     polled = Signal()  # a poll went by: a moment to refresh what changes by itself (idle unloads, cache counts)
     _notice = Signal(object)  # from the pipe's thread to the window's
 
-    def __init__(self, settings: Settings, workers: Workers | None = None) -> None:
+    def __init__(self, settings: Settings, workers: Workers | None = None, process: KnowledgeBaseProcess | None = None) -> None:
+        """``process``: one already started (the app starts it first thing, before Qt's imports)."""
         super().__init__()
         self.settings = settings
         self.workers = workers or Workers()
-        self.process = KnowledgeBaseProcess(settings)
+        self.process = process or KnowledgeBaseProcess(settings)
         self.process.add_listener(self._notice.emit)
         self._notice.connect(self._on_notice)
         self.kb: KnowledgeBaseClient | None = None
@@ -53,8 +54,9 @@ class Backend(QObject):
     # -- life cycle -------------------------------------------------------------------------
 
     def open(self) -> Job:
-        """Start the knowledge-base process; ``ready`` or ``failed`` follows."""
-        self.process.start()
+        """Start the knowledge-base process (unless it runs already); ``ready`` or ``failed`` follows."""
+        if not self.process.running:
+            self.process.start()
         client = KnowledgeBaseClient(self.process)
 
         def first_look(_job: Job) -> str:

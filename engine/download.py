@@ -22,12 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from engine.cancel import CancelToken
 from engine.errors import ChecksumMismatch, DownloadCancelled, DownloadError, NotEnoughDisk, UnverifiedDownload
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,8 @@ def download(
             while block := f.read(_CHUNK):
                 digest.update(block)
     owns_client = client is None
+    import httpx  # here, not at the top: the window's process imports this module but never downloads
+
     client = client or httpx.Client(follow_redirects=True, timeout=timeout)
     try:
         headers = {"Range": f"bytes={start}-"} if start else {}

@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
 from rag.errors import StoreUnavailable
@@ -41,6 +40,8 @@ def _free_port() -> int:
 
 def alive(port: int, timeout: float = 1.0) -> bool:
     """Whether a Chroma server answers its heartbeat on loopback ``port``."""
+    import httpx  # here: the window's process imports this module but never asks
+
     try:
         return httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=timeout).status_code == 200
     except httpx.HTTPError:

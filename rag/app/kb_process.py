@@ -43,6 +43,11 @@ class KnowledgeBaseProcess:
         self._channel: PipeChannel | None = None
 
     @property
+    def running(self) -> bool:
+        """Started and not yet closed (it may have died since: calls then fail with ``ServiceStopped``)."""
+        return self._channel is not None
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
