@@ -122,10 +122,6 @@ class Backend(QObject):
 
         return self.workers.start(pool, name, work)
 
-    def changed_now(self) -> None:
-        """Look for changes at once (after this window changed something)."""
-        self._look_for_changes()
-
     def _look_for_changes(self) -> None:
         if self._polling or self.kb is None:
             return

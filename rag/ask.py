@@ -299,8 +299,8 @@ def _to_payload(result: AnswerResult) -> dict[str, Any]:
 
 
 def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_question: str, seconds: float) -> AnswerResult:
-    citations = [_citation(c) for c in payload["citations"]]
-    field_sources = [FieldSource(f["field"], [_citation(c) for c in f["citations"]], f["supported"])
+    citations = [citation_from_dict(c) for c in payload["citations"]]
+    field_sources = [FieldSource(f["field"], [citation_from_dict(c) for c in f["citations"]], f["supported"])
                      for f in payload.get("field_sources", [])]
     sources = [_source(s) for s in payload["sources"]]
     return AnswerResult(
@@ -313,5 +313,3 @@ def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_ques
 def _source(data: dict[str, Any]) -> Source:
     return Source(**{**data, "path": text_to_path(data["path"]), "chunk_ids": tuple(data["chunk_ids"])})
 
-
-_citation = citation_from_dict
