@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -144,5 +143,4 @@ class CheckupDialog(QDialog):
         lines += [self.tr("Now missed: {}").format(q) for q in report.newly_missed]
         lines += [self.tr("Now found: {}").format(q) for q in report.newly_found]
         self.result.setText("\n".join(lines))
-        collection = self.collection
-        self.backend.call("io", "check-up", lambda kb, _job: kb.checkup(collection)).done.connect(self._set_state)
+        self._set_state(CheckupState(self.state.questions, report.run))
