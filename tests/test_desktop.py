@@ -172,7 +172,7 @@ def test_a_followed_folder_is_kept_in_step(qtbot, window: MainWindow, tmp_path: 
     (folder / "pump.txt").write_text(PUMP)
     window.library.follow_folder.emit(folder)
     qtbot.waitUntil(lambda: statuses(window).get("pump.txt") == "Indexed", timeout=60_000)
-    assert window.library.followed.text().startswith("Following: shared")
+    qtbot.waitUntil(lambda: window.library.followed.text().startswith("Following: shared"), timeout=10_000)
     assert window.backend.kb.followed("Documents").folders == [folder]
 
     (folder / "boiler.md").write_text("# Boiler\n\nThe boiler is serviced every May.")
