@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import importlib
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,39 +49,40 @@ def registry() -> dict[str, type]:
     return found
 
 
-def encode(value: object) -> Any:
-    """``value`` as plain JSON data (dicts, lists, strings, numbers)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Path):
-        return {"$path": str(value)}
-    if isinstance(value, enum.Enum):
-        return {"$enum": type(value).__name__, "value": value.value}
-    if isinstance(value, BaseException):
-        return _encode_error(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {"$type": type(value).__name__}
-        for f in dataclasses.fields(value):
-            out[f.name] = encode(getattr(value, f.name))
-        return out
-    if isinstance(value, tuple):
-        return {"$tuple": [encode(v) for v in value]}
-    if isinstance(value, (list, set, frozenset)):
-        return [encode(v) for v in value]
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith("$") for k in value):
-            return {k: encode(v) for k, v in value.items()}
-        return {"$map": [[encode(k), encode(v)] for k, v in value.items()]}
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    raise TypeError(f"cannot send a {type(value).__name__} across a process boundary")
+def encode(value: object, paths: Callable[[Path], Path] | None = None) -> Any:
+    """``value`` as plain JSON data (dicts, lists, strings, numbers); ``paths`` renames each path
+    on the way (a team server gives a user back the names their own machine uses)."""
 
+    def go(value: object) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, Path):
+            return {"$path": str(paths(value) if paths else value)}
+        if isinstance(value, enum.Enum):
+            return {"$enum": type(value).__name__, "value": value.value}
+        if isinstance(value, BaseException):
+            if not isinstance(value, ArchivistError) or type(value).__name__ not in registry():
+                value = ServiceError(f"{type(value).__name__}: {value}")
+            return {"$error": type(value).__name__, "args": [go(a) for a in value.args],
+                    "fields": {k: go(v) for k, v in vars(value).items()}}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out = {"$type": type(value).__name__}
+            for f in dataclasses.fields(value):
+                out[f.name] = go(getattr(value, f.name))
+            return out
+        if isinstance(value, tuple):
+            return {"$tuple": [go(v) for v in value]}
+        if isinstance(value, (list, set, frozenset)):
+            return [go(v) for v in value]
+        if isinstance(value, dict):
+            if all(isinstance(k, str) and not k.startswith("$") for k in value):
+                return {k: go(v) for k, v in value.items()}
+            return {"$map": [[go(k), go(v)] for k, v in value.items()]}
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            return value.tolist()
+        raise TypeError(f"cannot send a {type(value).__name__} across a process boundary")
 
-def _encode_error(error: BaseException) -> dict[str, Any]:
-    if not isinstance(error, ArchivistError) or type(error).__name__ not in registry():
-        error = ServiceError(f"{type(error).__name__}: {error}")
-    return {"$error": type(error).__name__, "args": [encode(a) for a in error.args],
-            "fields": {k: encode(v) for k, v in vars(error).items()}}
+    return go(value)
 
 
 def decode(data: Any) -> Any:
@@ -119,9 +121,9 @@ def _type(name: str) -> Any:
         raise ServiceError(f"an unknown message type {name!r} arrived; are both sides the same version?") from None
 
 
-def dumps(value: object) -> str:
-    """``value`` as one line of JSON."""
-    return json.dumps(encode(value), ensure_ascii=False, separators=(",", ":"))
+def dumps(value: object, paths: Callable[[Path], Path] | None = None) -> str:
+    """``value`` as one line of JSON (``paths``: see ``encode``)."""
+    return json.dumps(encode(value, paths), ensure_ascii=False, separators=(",", ":"))
 
 
 def loads(text: str | bytes) -> Any:

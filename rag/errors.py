@@ -13,6 +13,8 @@
         ├── ReembedCancelled             the old vectors stay in use
         ├── ServiceError(reason)         the knowledge-base service failed (a bug; details in its log)
         ├── ServiceStopped(exit_code)    the knowledge-base process died; it is restarted
+        ├── NotSignedIn(reason)          a team server wants a valid token (HTTP 401)
+        ├── AccessDenied(reason)         a team server refused: the user lacks the right (HTTP 403)
         └── DocumentError(path, reason)  one file that cannot be indexed
             ├── DocumentEncrypted
             ├── DocumentEmpty
@@ -93,6 +95,18 @@ class ServiceStopped(KnowledgeBaseError):
             f"The knowledge-base process stopped unexpectedly ({describe_exit(exit_code)}); it is being restarted. "
             "Everything already indexed is kept; work that was running must be started again."
         )
+
+
+class NotSignedIn(KnowledgeBaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The team server did not accept your sign-in: {reason}")
+
+
+class AccessDenied(KnowledgeBaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Not allowed: {reason}")
 
 
 class DocumentError(KnowledgeBaseError):

@@ -8,6 +8,7 @@ message, Stop through a ``CancelToken``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -428,6 +429,13 @@ class KnowledgeBase:
         self.store.close()
 
     # -- conversations ----------------------------------------------------------------------
+
+    def with_conversations(self, conversations: ConversationStore) -> KnowledgeBase:
+        """This knowledge base, sharing everything (store, indexes, locks, model, cache) but
+        keeping its conversations in ``conversations``: one person's on a team server."""
+        view = copy.copy(self)
+        view.conversations = conversations
+        return view
 
     def list_conversations(self, collection: str) -> list[Conversation]:
         """The collection's conversations, most recent first."""

@@ -8,18 +8,22 @@ import threading
 from pathlib import Path
 
 import pytest
+from samples import PROSE
+from servers import serving
 
 from engine import ArchivistError, CancelToken, ModelState, ModelStatus
 from rag import codec
-from rag.ask import AnswerResult, Answered
+from rag.ask import Answered, AnswerResult
 from rag.citations import citation_for
-from rag.errors import CollectionNotFound, DocumentEncrypted
+from rag.errors import CollectionNotFound, DocumentEncrypted, NotSignedIn
 from rag.ingest import FileOutcome, IngestProgress, IngestReport
 from rag.knowledge_base import KnowledgeBase
 from rag.service import CALLS, KnowledgeBaseClient, PipeChannel, Service
-from rag.service_http import HttpChannel, KnowledgeBaseServer
+from rag.service_http import HttpChannel
 from rag.sources import Source
-from samples import PROSE
+from server.accounts import Accounts
+from server.app import ServerConfig, create_app
+from server.audit import AuditLog
 
 _SAMPLES = {"Path": Path("/docs/report.pdf"), "str": "something", "int": 3, "float": 1.5}
 
@@ -60,7 +64,7 @@ def test_an_unknown_type_is_refused_not_run():
 
 def test_the_client_offers_the_facade_s_methods_with_its_signatures():
     public = {name for name, _ in inspect.getmembers(KnowledgeBase, inspect.isfunction) if not name.startswith("_")}
-    assert CALLS == public - {"start", "close", "add_listener"}
+    assert CALLS == public - {"start", "close", "add_listener", "with_conversations"}
     for name in CALLS:
         ours = inspect.signature(getattr(KnowledgeBase, name)).parameters
         theirs = inspect.signature(getattr(KnowledgeBaseClient, name)).parameters
@@ -68,15 +72,23 @@ def test_the_client_offers_the_facade_s_methods_with_its_signatures():
         assert [p for p in ours if p not in in_process_only] == list(theirs), name
 
 
+def _team_app(kb: KnowledgeBase, home: Path) -> tuple[object, str]:
+    """The team server's app over ``kb`` and an administrator's token; files reach it as uploads."""
+    accounts = Accounts(home / "accounts.db")
+    token = accounts.add_user("ada", admin=True)
+    return create_app(kb, accounts, AuditLog(home / "audit.jsonl"), ServerConfig(home=home)), token
+
+
 @pytest.fixture(params=["pipe", "http"])
-def client(request: pytest.FixtureRequest, kb: KnowledgeBase):
-    """The knowledge base behind a real transport: a pipe served by ``Service`` on a thread, or loopback HTTP."""
+def client(request: pytest.FixtureRequest, kb: KnowledgeBase, tmp_path: Path):
+    """The knowledge base behind a real transport: a pipe served by ``Service`` on a thread, or
+    the team server over loopback HTTP."""
     if request.param == "http":
-        server = KnowledgeBaseServer(kb, token="team-secret").start()
-        channel = HttpChannel(server.url, token="team-secret")
-        yield KnowledgeBaseClient(channel)
-        channel.close()
-        server.stop()
+        app, token = _team_app(kb, tmp_path.parent / f"{tmp_path.name}-server")
+        with serving(app) as url:
+            channel = HttpChannel(url, token=token)
+            yield KnowledgeBaseClient(channel)
+            channel.close()
         return
     ours, theirs = multiprocessing.Pipe()
     lock = threading.Lock()
@@ -125,10 +137,7 @@ def test_stop_reaches_the_work_on_the_other_side(client: KnowledgeBaseClient, tm
     assert client.status("Docs").count("indexed") == report.count("indexed")  # what was done is kept
 
 
-def test_the_http_transport_wants_its_token(kb: KnowledgeBase):
-    server = KnowledgeBaseServer(kb, token="team-secret").start()
-    try:
-        with pytest.raises(ArchivistError, match="answered 401"):
-            KnowledgeBaseClient(HttpChannel(server.url, token="wrong")).collections()
-    finally:
-        server.stop()
+def test_the_http_transport_wants_its_token(kb: KnowledgeBase, tmp_path: Path):
+    app, _ = _team_app(kb, tmp_path / "server")
+    with serving(app) as url, pytest.raises(NotSignedIn, match="the token is not valid"):
+        KnowledgeBaseClient(HttpChannel(url, token="wrong")).collections()

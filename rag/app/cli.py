@@ -15,12 +15,13 @@ from pathlib import Path
 
 from engine.cancel import CancelToken
 from engine.errors import ArchivistError
+from rag.answer_cache import AnswerCache
 from rag.app import logs
+from rag.app.cli_answers import ask_command, extract_command, indent
+from rag.app.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from rag.app.settings import Settings
 from rag.documents import display_path
 from rag.errors import CollectionNotFound
-from rag.app.settings import Settings
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-dir", type=Path, help="use this data folder instead of the one in the settings")
     parser.add_argument("-v", "--verbose", action="store_true", help="also print the log to stderr")
+    parser.add_argument("--server", metavar="URL", default="",
+                        help="use the team's archivist-server (also ARCHIVIST_SERVER); your token: ARCHIVIST_TOKEN")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -87,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
 
     cache = commands.add_parser("cache", help="answer cache: stats or clear", description="the answer cache")
     cache.add_argument("action", choices=["stats", "clear"])
+
+    commands.add_parser("whoami", help="with a team server: who the server takes you for")
+    grant = command("grant", "with a team server: give a user (or @group) a role on the collection (owners)")
+    grant.add_argument("name", help="a user, or @group")
+    grant.add_argument("role", choices=["reader", "editor", "owner"])
+    revoke = command("revoke", "with a team server: take a user's (or @group's) role on the collection away (owners)")
+    revoke.add_argument("name", help="a user, or @group")
     return parser
 
 
@@ -99,16 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_path, verbose=args.verbose, process="cli")
     collection = getattr(args, "collection", None) or settings.collection
     try:
-        from rag.app.composition import open_cache, open_knowledge_base
+        from rag.app.composition import open_cache, open_knowledge_base, team_server
 
-        if args.command == "cache":
+        team = team_server(settings, args.server)
+        if args.command in ("whoami", "grant", "revoke"):
+            return _team(team, args, collection)
+        if args.command == "cache" and team is None:
             return _cache(open_cache(settings), args.action)
-        kb = open_knowledge_base(settings, with_model=args.command in ("ask", "extract"))
+        kb = team or open_knowledge_base(settings, with_model=args.command in ("ask", "extract"))
         try:
+            if args.command == "cache":
+                return _cache(kb, args.action)
             if args.command == "ask":
-                return _ask(kb, args, collection, args.effort or settings.reasoning_effort)
+                return ask_command(kb, args, collection, args.effort or settings.reasoning_effort)
             if args.command == "extract":
-                return _extract(kb, args, collection, args.effort or settings.reasoning_effort)
+                return extract_command(kb, args, collection, args.effort or settings.reasoning_effort)
             if args.command == "ingest":
                 return _ingest(kb, args.paths, collection, args.force, args.quiet)
             if args.command == "search":
@@ -134,6 +149,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("archivist-cli: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_USAGE
+
+
+def _team(team, args, collection: str) -> int:
+    if team is None:
+        print(f"archivist-cli: {args.command} needs a team server (--server URL or ARCHIVIST_SERVER)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "whoami":
+            me = team.channel.whoami()
+            groups = ", ".join(f"@{g}" for g in me["groups"])
+            print(f"{me['name']}{' (administrator)' if me['admin'] else ''}{'; groups: ' + groups if groups else ''}")
+            return EXIT_OK
+        role = args.role if args.command == "grant" else None
+        if not team.channel.grant(args.name, collection, role):
+            print(f"archivist-cli: {args.name} had no role on {collection!r}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"{args.name} is now {role} of {collection!r}." if role else f"{args.name} no longer has a role on {collection!r}.")
+        return EXIT_OK
+    finally:
+        team.close()
 
 
 def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) -> int:
@@ -323,7 +358,7 @@ def _search(kb, query: str, collection: str, limit: int, files: list[Path] | Non
     for rank, passage in enumerate(passages, start=1):
         print(f"[{rank}] {passage.location}  (score {passage.score:.4f})")
         print(f"    {display_path(passage.path)}")
-        print(_indent(passage.text.strip(), 4, 600))
+        print(indent(passage.text.strip(), 4, 600))
         print()
     return EXIT_OK
 
@@ -375,125 +410,20 @@ def _remove(kb, paths: list[Path], collection: str) -> int:
     return EXIT_OK
 
 
-def _ask(kb, args, collection: str, effort: str) -> int:
-    from engine import AnswerDelta, Loading, ReasoningDelta
-    from rag.ask import Answered, AskFailed, AskOptions, Retrieved
-    from rag.schemas import resolve
-
-    schema = resolve(args.schema) if args.schema else None
-    options = AskOptions(paths=args.files, schema=schema, effort=effort, use_cache=not args.no_cache)
-    cancel = CancelToken()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-    if args.format == "json":
-        from rag import codec
-
-        failed = False
-        try:
-            for event in kb.ask(args.question, collection, options, cancel):
-                print(codec.dumps(event), flush=True)
-                failed |= isinstance(event, AskFailed)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        return EXIT_ERROR if failed else EXIT_OK
-    out, err = sys.stdout, sys.stderr
-    reasoning_open = False
-    try:
-        for event in kb.ask(args.question, collection, options, cancel):
-            if isinstance(event, Retrieved):
-                print(f"({len(event.sources)} sources, {event.mode})", file=err)
-            elif isinstance(event, Loading):
-                print(f"(loading {event.model}…)", file=err)
-            elif isinstance(event, ReasoningDelta) and args.show_reasoning:
-                if not reasoning_open:
-                    print("reasoning: ", end="", file=err)
-                    reasoning_open = True
-                print(event.text, end="", file=err, flush=True)
-            elif isinstance(event, AnswerDelta) and schema is None:
-                if reasoning_open:
-                    print("\n", file=err)
-                    reasoning_open = False
-                print(event.text, end="", file=out, flush=True)
-            elif isinstance(event, AskFailed):
-                print(f"\narchivist-cli: {event.error}", file=err)
-                return EXIT_INTERRUPTED if cancel.cancelled else EXIT_ERROR
-            elif isinstance(event, Answered):
-                _print_answer(event.result, schema is not None)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return EXIT_OK
-
-
-def _print_answer(result, structured: bool) -> None:
-    import json
-
-    out = sys.stdout
-    if structured:
-        print(json.dumps(result.data, indent=2, ensure_ascii=False), file=out)
-    else:
-        print(file=out)
-    if result.cached:
-        how = "same question" if result.cached == "exact" else f"similar question: {result.cached_question!r}"
-        print(f"(from the answer cache: {how})", file=sys.stderr)
-    cited = result.citations or ([] if not structured else result.sources)
-    if cited:
-        print("\nSources:", file=out)
-        for c in cited:
-            where = f", page {c.page}" if c.page is not None else ""
-            print(f"  [{c.number}] {display_path(c.path)}{where}", file=out)
-    if result.dropped_citations:
-        print(f"({result.dropped_citations} citation(s) pointed to no source and were removed)", file=sys.stderr)
-
-
-def _extract(kb, args, collection: str, effort: str) -> int:
-    from rag.extract import ExtractionProgress, extract, write_csv, write_jsonl
-    from rag.schemas import resolve
-
-    schema = resolve(args.schema)
-    suffix = args.out.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
-        print("archivist-cli: --out must end in .jsonl or .csv", file=sys.stderr)
-        return EXIT_USAGE
-    cancel = CancelToken()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-
-    def progress(state: ExtractionProgress) -> None:
-        if state.current is not None:
-            print(f"[{state.done + 1}/{state.total}] {state.current.name}", file=sys.stderr)
-
-    try:
-        rows = list(extract(kb, collection, schema, progress, cancel, effort))
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    count = (write_jsonl if suffix == ".jsonl" else write_csv)(rows, args.out)
-    failed = [r for r in rows if r.error]
-    for row in failed:
-        print(f"failed   {display_path(row.path)}: {row.error}", file=sys.stderr)
-    print(f"{count} documents written to {args.out}" + (" (stopped early)" if cancel.cancelled else ""))
-    if cancel.cancelled:
-        return EXIT_INTERRUPTED
-    return EXIT_ERROR if failed else EXIT_OK
-
-
 def _cache(cache, action: str) -> int:
-    if cache is None:
+    """``cache`` is the local ``AnswerCache``, or a team server's knowledge base (its shared cache)."""
+    stats = cache.stats() if isinstance(cache, AnswerCache) else cache and cache.cache_stats()
+    if stats is None:
         print("the answer cache is turned off in the settings", file=sys.stderr)
         return EXIT_OK
     if action == "clear":
-        cache.clear()
+        cache.clear() if isinstance(cache, AnswerCache) else cache.clear_cache()
         print("answer cache cleared")
         return EXIT_OK
-    stats = cache.stats()
     total = stats.hits + stats.misses
     rate = f" ({stats.hits / total:.0%} hits)" if total else ""
     print(f"{stats.entries} answers, {stats.size_bytes / 2**20:.1f} MiB; {stats.hits} hits, {stats.misses} misses{rate}")
     return EXIT_OK
-
-
-def _indent(text: str, spaces: int, limit: int) -> str:
-    if len(text) > limit:
-        text = text[:limit].rstrip() + " …"
-    pad = " " * spaces
-    return "\n".join(pad + line for line in text.splitlines())
 
 
 if __name__ == "__main__":

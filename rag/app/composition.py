@@ -5,17 +5,30 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import os
 from pathlib import Path
 
-from engine import LanguageModel, LlamaSettings, ModelNotFound, ProcessEngine, RemoteEngine
-from engine.catalog import LANGUAGE_MODELS, STARTER_NAME, installed_model, starter_model_path
+from engine import (
+    LanguageModel,
+    LlamaSettings,
+    ModelNotFound,
+    ProcessEngine,
+    RemoteEngine,
+)
+from engine.catalog import (
+    LANGUAGE_MODELS,
+    STARTER_NAME,
+    installed_model,
+    starter_model_path,
+)
 from rag.answer_cache import AnswerCache
 from rag.app.chroma_server import LocalChromaServer, running_server
+from rag.app.settings import Settings
 from rag.conversations import ConversationStore
 from rag.embedding import Embedder
 from rag.ingest import ChunkOptions
 from rag.knowledge_base import KnowledgeBase
-from rag.app.settings import Settings
+from rag.service import KnowledgeBaseClient
 from rag.store import VectorStore
 
 
@@ -87,6 +100,17 @@ def open_cache(settings: Settings) -> AnswerCache | None:
 
     threshold = SIMILAR_THRESHOLD if settings.cache_similar else None
     return AnswerCache(settings.data_path / "answer-cache", settings.cache_size_mb, settings.cache_ttl_days, threshold)
+
+
+def team_server(settings: Settings, url: str = "", token: str = "") -> KnowledgeBaseClient | None:
+    """The team's ``archivist-server`` as a knowledge base, when one is named: ``url``, else
+    ``ARCHIVIST_SERVER``, else the settings; the token is ``token``, else ``ARCHIVIST_TOKEN``."""
+    url = url or os.environ.get("ARCHIVIST_SERVER", "") or settings.server_url
+    if not url:
+        return None
+    from rag.service_http import HttpChannel
+
+    return KnowledgeBaseClient(HttpChannel(url.rstrip("/"), token or os.environ.get("ARCHIVIST_TOKEN", "")))
 
 
 def open_knowledge_base(settings: Settings, with_model: bool = True, out_of_process: bool = False) -> KnowledgeBase:

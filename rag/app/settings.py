@@ -74,6 +74,10 @@ class Settings:
     cache_ttl_days: float = 30.0
     cache_similar: bool = True
 
+    # A team's archivist-server: when set, the desktop and the CLI use it instead of a local store
+    # (the user's token is kept in the system keyring, or ARCHIVIST_TOKEN).
+    server_url: str = ""
+
     chroma_host: str = ""
     chroma_port: int = 8000
     chroma_ssl: bool = False
@@ -103,7 +107,7 @@ class Settings:
         files = [path] if path else [system_config_file(), config_dir() / _FILE_NAME]
         for file in files:
             values.update(_read_toml(file))
-        return cls._from_dict(values)
+        return cls.from_dict(values)
 
     def save(self, path: Path | None = None) -> Path:
         """Write the settings atomically to the user's file (or ``path``) and return it."""
@@ -115,7 +119,7 @@ class Settings:
         return path
 
     @classmethod
-    def _from_dict(cls, values: dict[str, object]) -> Settings:
+    def from_dict(cls, values: dict[str, object]) -> Settings:
         settings = cls()
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, value in values.items():

@@ -1,0 +1,68 @@
+"""The audit log: one JSON line per action or refusal, appended, never rewritten.
+
+Each line says when, who (or ``?`` when no one could be identified), from which address,
+what (``ingest``, ``ask``, ``grant``, ``refused`` ...), on which collection, with what detail,
+and how it ended. Questions are kept unless the administrator turns that off for privacy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    at: float
+    user: str
+    action: str
+    collection: str = ""
+    detail: str = ""
+    outcome: str = "ok"  # ok, refused, failed
+    address: str = ""
+
+    def line(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
+        where = f" on {self.collection!r}" if self.collection else ""
+        said = f": {self.detail}" if self.detail else ""
+        return f"{when}  {self.user:<12} {self.action}{where}{said}  [{self.outcome}{', ' + self.address if self.address else ''}]"
+
+
+class AuditLog:
+    """Appends entries to ``path`` (one write per line, flushed and synced: a crash loses none)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+
+    def record(self, user: str, action: str, collection: str = "", detail: str = "", outcome: str = "ok",
+               address: str = "") -> None:
+        entry = Entry(time.time(), user, action, collection, detail, outcome, address)
+        data = (json.dumps(asdict(entry), ensure_ascii=False) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def entries(self, user: str | None = None, since: float | None = None) -> Iterator[Entry]:
+        """The entries in order, of one user and from a time on when asked."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                entry = Entry(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # a torn last line after a power cut
+            if (user is None or entry.user == user) and (since is None or entry.at >= since):
+                yield entry

@@ -1,0 +1,196 @@
+"""``archivist-server``: run the team server, and administer its users, rights and audit log.
+
+    archivist-server serve [--host 127.0.0.1] [--port 8700] [--certfile F --keyfile F]
+    archivist-server add-user NAME [--admin] [--expires DATE|DAYS]   prints the token alone on its last line
+    archivist-server new-token NAME [--expires DATE|DAYS]            a new token; the old ones stop working
+    archivist-server remove-user NAME
+    archivist-server users
+    archivist-server grant NAME|@GROUP COLLECTION reader|editor|owner
+    archivist-server revoke NAME|@GROUP COLLECTION
+    archivist-server join GROUP NAME / leave GROUP NAME
+    archivist-server audit [--user NAME] [--since DATE]
+
+Everything lives in the server's home folder (``--home``, ``ARCHIVIST_SERVER_HOME``):
+``server.toml`` (the knowledge base's settings, as the desktop's, plus a ``[server]`` table),
+``accounts.db``, ``audit.jsonl``, and the data. Administration works on the files directly,
+with the server running or not; a change takes effect on the server's next request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+import platformdirs
+
+from engine import ArchivistError
+from rag.app import logs
+from rag.app.settings import Settings
+from server.accounts import Accounts, Role
+from server.app import ServerConfig
+from server.audit import AuditLog
+
+EXIT_OK, EXIT_ERROR = 0, 1
+DEFAULT_PORT = 8700
+
+
+def home_dir(given: Path | None = None) -> Path:
+    """The server's home folder: ``--home``, else ``ARCHIVIST_SERVER_HOME``, else the platform's data folder."""
+    if given is not None:
+        return given
+    override = os.environ.get("ARCHIVIST_SERVER_HOME")
+    return Path(override) if override else Path(platformdirs.user_data_dir("Archivist Server", False))
+
+
+def load_config(home: Path) -> tuple[Settings, ServerConfig]:
+    """``home/server.toml``: the knowledge base's settings, and the ``[server]`` table."""
+    try:
+        values = tomllib.loads((home / "server.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        values = {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ArchivistError(f"Cannot read {home / 'server.toml'}: {exc}") from exc
+    table = values.pop("server", {})
+    settings = Settings.from_dict(values)
+    if not settings.data_dir:
+        settings.data_dir = str(home / "data")
+    config = ServerConfig(
+        folders=[Path(f).expanduser() for f in table.get("folders", [])],
+        proxies=frozenset(table.get("proxies", [])),
+        proxy_header=str(table.get("proxy_header", "X-Remote-User")),
+        audit_questions=bool(table.get("audit_questions", True)),
+        anyone_creates=bool(table.get("anyone_creates", False)),
+        home=home,
+    )
+    return settings, config
+
+
+def _when(text: str) -> float:
+    """A date (``2027-01-31``) or a number of days from now, as a Unix time."""
+    if text.isdigit():
+        return (datetime.datetime.now() + datetime.timedelta(days=int(text))).timestamp()
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a date (YYYY-MM-DD) nor a number of days") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archivist-server", description="Archivist's knowledge base for a team.")
+    parser.add_argument("--home", type=Path, help="the server's folder (default: ARCHIVIST_SERVER_HOME or the "
+                                                   "platform's data folder)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the knowledge base (on loopback unless told otherwise)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--certfile", type=Path, help="TLS certificate (PEM); with --keyfile, serve HTTPS")
+    serve.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
+    add = commands.add_parser("add-user", help="create a user; prints their token (shown only now)")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may do everything, on every collection")
+    add.add_argument("--expires", type=_when, help="the token stops working then (a date, or a number of days)")
+    token = commands.add_parser("new-token", help="give a user a new token; their old ones stop working")
+    token.add_argument("name")
+    token.add_argument("--expires", type=_when, help="the token stops working then (a date, or a number of days)")
+    commands.add_parser("remove-user", help="remove a user: their tokens and rights go at once").add_argument("name")
+    commands.add_parser("users", help="list the users")
+    grant = commands.add_parser("grant", help="give a user (or @group) a role on a collection")
+    grant.add_argument("name", help="a user, or @group")
+    grant.add_argument("collection")
+    grant.add_argument("role", choices=[r.name.lower() for r in Role])
+    revoke = commands.add_parser("revoke", help="take a user's (or @group's) role on a collection away")
+    revoke.add_argument("name", help="a user, or @group")
+    revoke.add_argument("collection")
+    for verb, words in (("join", "add a user to a group"), ("leave", "take a user out of a group")):
+        group = commands.add_parser(verb, help=words)
+        group.add_argument("group")
+        group.add_argument("name")
+    audit = commands.add_parser("audit", help="who ingested, removed, granted or asked what, and when")
+    audit.add_argument("--user", help="only this user (? for refused sign-ins)")
+    audit.add_argument("--since", type=_when, help="from this date on (or this many days back: use a date)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    home = home_dir(args.home)
+    try:
+        if args.command == "serve":
+            return _serve(home, args.host, args.port, args.certfile, args.keyfile)
+        if args.command == "audit":
+            for entry in AuditLog(home / "audit.jsonl").entries(args.user, args.since):
+                print(entry.line())
+            return EXIT_OK
+        return _administer(home, args)
+    except ArchivistError as exc:
+        print(f"archivist-server: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _administer(home: Path, args: argparse.Namespace) -> int:
+    accounts, audit = Accounts(home / "accounts.db"), AuditLog(home / "audit.jsonl")
+    admin = os.environ.get("USER") or os.environ.get("USERNAME") or "administrator"
+    try:
+        if args.command == "add-user":
+            token = accounts.add_user(args.name, args.admin, args.expires)
+            audit.record(f"({admin})", "add-user", detail=args.name + (" as administrator" if args.admin else ""))
+            print(f"Created {args.name}. Their token, shown only now:")
+            print(token)
+        elif args.command == "new-token":
+            token = accounts.new_token(args.name, args.expires, replace=True)
+            audit.record(f"({admin})", "new-token", detail=args.name)
+            print(f"New token for {args.name} (the old ones no longer work):")
+            print(token)
+        elif args.command == "remove-user":
+            accounts.remove_user(args.name)
+            audit.record(f"({admin})", "remove-user", detail=args.name)
+            print(f"Removed {args.name}.")
+        elif args.command == "users":
+            for name, is_admin in accounts.users():
+                print(name + ("  (administrator)" if is_admin else ""))
+        elif args.command == "grant":
+            accounts.grant(args.name, args.collection, Role.named(args.role))
+            audit.record(f"({admin})", "grant", args.collection, f"{args.name} {args.role}")
+            print(f"{args.name} is now {args.role} of {args.collection!r}.")
+        elif args.command == "revoke":
+            if not accounts.revoke(args.name, args.collection):
+                print(f"{args.name} had no role on {args.collection!r}.", file=sys.stderr)
+                return EXIT_ERROR
+            audit.record(f"({admin})", "revoke", args.collection, args.name)
+            print(f"{args.name} no longer has a role on {args.collection!r}.")
+        elif args.command in ("join", "leave"):
+            (accounts.join if args.command == "join" else accounts.leave)(args.group, args.name)
+            audit.record(f"({admin})", args.command, detail=f"{args.name} @{args.group.removeprefix('@')}")
+        return EXIT_OK
+    finally:
+        accounts.close()
+
+
+def _serve(home: Path, host: str, port: int, certfile: Path | None, keyfile: Path | None) -> int:
+    import uvicorn
+
+    from rag.app.composition import open_knowledge_base
+    from server.app import create_app
+
+    settings, config = load_config(home)
+    logs.configure(home / "logs", process="server")
+    kb = open_knowledge_base(settings)
+    accounts = Accounts(home / "accounts.db")
+    kb.start()
+    try:
+        app = create_app(kb, accounts, AuditLog(home / "audit.jsonl"), config)
+        uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",
+                    access_log=False, timeout_graceful_shutdown=5)
+    finally:
+        kb.close()
+        accounts.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
