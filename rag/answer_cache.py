@@ -1,15 +1,17 @@
-"""The answer cache: first-turn answers kept on disk (diskcache) and served at once.
+"""The answer cache: first-turn answers kept on disk (diskcache), or for a team's server
+replicas in Redis, and served at once.
 
 An answer is found again by its question, normalised (Unicode form, case, spacing,
 punctuation), within a scope: the collection's fingerprint (which moves on every ingest or
 removal, so a stale answer is never served), the model, the settings that change an answer,
 the mode and the schema. Optionally a differently worded question whose embedding is close
 enough to a cached one is served too, marked as a near match. A damaged cache is deleted
-and rebuilt, never a crash.
+and rebuilt, and a Redis that cannot be reached is a miss: never a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -76,17 +78,14 @@ class CacheHit:
     question: str = ""
 
 
-class AnswerCache:
-    """Answers on disk, bounded in size, each kept for ``ttl_days``."""
+class _Disk:
+    """The answers of one machine: a diskcache folder, bounded, least recently used first out."""
 
-    def __init__(
-        self, folder: Path, size_mb: int = 256, ttl_days: float = 30.0, similar_threshold: float | None = SIMILAR_THRESHOLD
-    ) -> None:
+    damage = (sqlite3.Error, OSError, ValueError, UnicodeDecodeError)
+
+    def __init__(self, folder: Path, size_limit: int) -> None:
         self.folder = folder
-        self.size_limit = size_mb * 2**20
-        self.ttl = ttl_days * 86400
-        self.similar_threshold = similar_threshold
-        self._lock = threading.RLock()
+        self.size_limit = size_limit
         self._cache = self._open()
 
     def _open(self):  # noqa: ANN202 - diskcache.Cache
@@ -99,23 +98,101 @@ class AnswerCache:
             shutil.rmtree(self.folder, ignore_errors=True)
             return diskcache.Cache(str(self.folder), size_limit=self.size_limit, eviction_policy="least-recently-used")
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Run a cache operation; on a damaged database, rebuild the cache and carry on."""
-        with self._lock:
-            try:
-                yield
-            except (sqlite3.Error, OSError, ValueError, UnicodeDecodeError) as exc:
-                log.warning("answer cache damaged (%s); rebuilding it", exc)
-                self._rebuild()
+    def get(self, key: str) -> str | None:
+        return self._cache.get(key)
 
-    def _rebuild(self) -> None:
-        import contextlib
+    def set(self, key: str, value: str, ttl: float) -> None:
+        self._cache.set(key, value, expire=ttl)
 
+    def count(self, key: str) -> None:
+        self._cache.incr(key, default=0)
+
+    def number(self, key: str) -> int:
+        return int(self._cache.get(key, 0))
+
+    def size(self) -> tuple[int, int]:
+        entries = sum(1 for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith("a:"))
+        return entries, int(self._cache.volume())
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def rebuild(self) -> None:
         with contextlib.suppress(Exception):
             self._cache.close()
         shutil.rmtree(self.folder, ignore_errors=True)
         self._cache = self._open()
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+class _Redis:
+    """The answers of a team's server replicas, shared in Redis; keys under ``prefix``, each with
+    its time to live (Redis's own ``maxmemory`` policy bounds the size)."""
+
+    def __init__(self, url: str, prefix: str = "archivist:") -> None:
+        import redis
+
+        self.damage = (redis.RedisError,)
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+
+    def get(self, key: str) -> str | None:
+        return self._redis.get(self.prefix + key)
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        self._redis.set(self.prefix + key, value, px=max(1, int(ttl * 1000)))
+
+    def count(self, key: str) -> None:
+        self._redis.incr(self.prefix + key)
+
+    def number(self, key: str) -> int:
+        return int(self._redis.get(self.prefix + key) or 0)
+
+    def size(self) -> tuple[int, int]:
+        keys = list(self._redis.scan_iter(self.prefix + "a:*", count=1000))
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.strlen(key)
+            return len(keys), sum(pipe.execute())
+
+    def clear(self) -> None:
+        keys = list(self._redis.scan_iter(self.prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self._redis.delete(*keys[start:start + 1000])
+
+    def rebuild(self) -> None:
+        """Nothing to rebuild: a Redis that cannot be reached is a miss until it is back."""
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+class AnswerCache:
+    """Answers on disk (or in a team's Redis), bounded in size, each kept for ``ttl_days``."""
+
+    def __init__(
+        self, folder: Path, size_mb: int = 256, ttl_days: float = 30.0, similar_threshold: float | None = SIMILAR_THRESHOLD,
+        redis_url: str = "",
+    ) -> None:
+        self.folder = folder
+        self.ttl = ttl_days * 86400
+        self.similar_threshold = similar_threshold
+        self._lock = threading.RLock()
+        self._store: _Disk | _Redis = _Redis(redis_url) if redis_url else _Disk(folder, size_mb * 2**20)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Run a cache operation; on a damaged database, rebuild the cache and carry on (a Redis
+        that is down: log it and carry on without the cache)."""
+        with self._lock:
+            try:
+                yield
+            except self._store.damage as exc:
+                log.warning("answer cache unusable (%s); %s", exc, "going on without it" if isinstance(self._store, _Redis)
+                            else "rebuilding it")
+                self._store.rebuild()
 
     @staticmethod
     def _key(question: str, scope: str) -> str:
@@ -129,16 +206,16 @@ class AnswerCache:
         """The cached answer for ``question`` in ``scope``; ``vector`` (lazy) enables near matches."""
         hit: CacheHit | None = None
         with self._guard():
-            raw = self._cache.get(self._key(question, scope))
+            raw = self._store.get(self._key(question, scope))
             if raw is not None:
                 hit = CacheHit(json.loads(raw), "exact", 1.0, question)
             elif vector is not None and self.similar_threshold is not None:
                 hit = self._similar(question, scope, vector)
-            self._cache.incr(_HITS if hit else _MISSES, default=0)
+            self._store.count(_HITS if hit else _MISSES)
         return hit
 
     def _similar(self, question: str, scope: str, vector: Callable[[], np.ndarray]) -> CacheHit | None:
-        known = self._cache.get(self._scope_key(scope))
+        known = self._store.get(self._scope_key(scope))
         if not known:
             return None
         entries = json.loads(known)
@@ -147,7 +224,7 @@ class AnswerCache:
         for best in np.argsort(-scores):
             if scores[best] < self.similar_threshold:  # type: ignore[operator]
                 return None
-            if compatible(question, entries[best]["q"]) and (raw := self._cache.get(entries[best]["k"])) is not None:
+            if compatible(question, entries[best]["q"]) and (raw := self._store.get(entries[best]["k"])) is not None:
                 return CacheHit(json.loads(raw), "similar", float(scores[best]), entries[best]["q"])
         return None
 
@@ -155,26 +232,26 @@ class AnswerCache:
         """Remember an answer (and its question's embedding, for near matches)."""
         key = self._key(question, scope)
         with self._guard():
-            self._cache.set(key, json.dumps(payload, ensure_ascii=False), expire=self.ttl)
+            self._store.set(key, json.dumps(payload, ensure_ascii=False), self.ttl)
             if vector is not None and self.similar_threshold is not None:
                 scope_key = self._scope_key(scope)
-                entries = json.loads(self._cache.get(scope_key) or "[]")
+                entries = json.loads(self._store.get(scope_key) or "[]")
                 entries = [e for e in entries if e["k"] != key][-(_MAX_SIMILAR - 1) :]
                 entries.append({"k": key, "q": question, "v": [round(float(x), 5) for x in vector]})
-                self._cache.set(scope_key, json.dumps(entries), expire=self.ttl)
+                self._store.set(scope_key, json.dumps(entries), self.ttl)
 
     def stats(self) -> CacheStats:
-        """Hits, misses, entries and bytes on disk."""
+        """Hits, misses, entries and bytes stored."""
         with self._guard():
-            entries = sum(1 for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith("a:"))
-            return CacheStats(int(self._cache.get(_HITS, 0)), int(self._cache.get(_MISSES, 0)), entries, int(self._cache.volume()))
+            entries, size = self._store.size()
+            return CacheStats(self._store.number(_HITS), self._store.number(_MISSES), entries, size)
         return CacheStats(0, 0, 0, 0)
 
     def clear(self) -> None:
         """Forget every answer and reset the counts."""
         with self._guard():
-            self._cache.clear()
+            self._store.clear()
 
     def close(self) -> None:
         with self._lock:
-            self._cache.close()
+            self._store.close()

@@ -80,6 +80,7 @@ class ServerConfig:
     home: Path = Path(".")
 
     max_upload_mb: int = 512
+    watches_folders: bool = True  # False on all but one of several replicas sharing one store
 
     def uploads(self, user: User) -> Path:
         """Where ``user``'s uploaded files are kept, each at its path on their own machine."""

@@ -65,6 +65,8 @@ def load_config(home: Path) -> tuple[Settings, ServerConfig]:
         proxy_header=str(table.get("proxy_header", "X-Remote-User")),
         audit_questions=bool(table.get("audit_questions", True)),
         anyone_creates=bool(table.get("anyone_creates", False)),
+        max_upload_mb=int(table.get("max_upload_mb", 512)),
+        watches_folders=bool(table.get("watches_folders", True)),
         home=home,
     )
     return settings, config
@@ -181,7 +183,8 @@ def _serve(home: Path, host: str, port: int, certfile: Path | None, keyfile: Pat
     logs.configure(home / "logs", process="server")
     kb = open_knowledge_base(settings)
     accounts = Accounts(home / "accounts.db")
-    kb.start()
+    if config.watches_folders:  # one replica of several watches the followed folders; the others set this off
+        kb.start()
     try:
         app = create_app(kb, accounts, AuditLog(home / "audit.jsonl"), config)
         uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",

@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
+from servers import redis_server
 
 from rag.answer_cache import AnswerCache, compatible, normalise
+
+Opener = Callable[..., AnswerCache]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["disk", "redis"])
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens caches on one machine's disk, or (a team's server replicas) in one fresh Redis database."""
+    made: list[AnswerCache] = []
+
+    def open_cache(**options: object) -> AnswerCache:
+        redis = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+        made.append(AnswerCache(tmp_path / "c", redis_url=redis, **options))
+        return made[-1]
+
+    yield open_cache
+    made[0].clear()
+    for cache in made:
+        cache.close()
 
 
 def unit(*values: float) -> np.ndarray:
@@ -28,8 +55,8 @@ def test_pivot_words_and_numbers_block_near_matches():
     assert not compatible("Is smoking allowed?", "Is smoking not allowed?")
 
 
-def test_exact_and_similar_hits_within_a_scope(tmp_path: Path):
-    cache = AnswerCache(tmp_path / "c", similar_threshold=0.9)
+def test_exact_and_similar_hits_within_a_scope(opened: Opener):
+    cache = opened(similar_threshold=0.9)
     cache.put("How often is oil needed?", "scope-1", {"answer": "Every 200 hours."}, unit(1, 0, 0))
     assert cache.get("how often is OIL needed", "scope-1").kind == "exact"
     assert cache.get("How often is oil needed?", "scope-2") is None  # another fingerprint or model
@@ -43,8 +70,8 @@ def test_exact_and_similar_hits_within_a_scope(tmp_path: Path):
     assert cache.get("How often is oil needed?", "scope-1") is None and cache.stats().entries == 0
 
 
-def test_entries_expire(tmp_path: Path):
-    cache = AnswerCache(tmp_path / "c", ttl_days=0.5 / 86400)
+def test_entries_expire(opened: Opener):
+    cache = opened(ttl_days=0.5 / 86400)
     cache.put("q", "s", {"answer": "a"})
     assert cache.get("q", "s") is not None
     time.sleep(0.6)
@@ -67,3 +94,16 @@ def test_unreadable_database_is_replaced(tmp_path: Path):
     assert cache.get("q", "s") is None
     cache.put("q", "s", {"answer": "b"})
     assert cache.get("q", "s").payload == {"answer": "b"}
+
+
+def test_server_replicas_share_one_redis_and_survive_it_going_away(tmp_path: Path):
+    with redis_server(tmp_path / "redis") as url:
+        one, two = AnswerCache(tmp_path / "a", redis_url=url), AnswerCache(tmp_path / "b", redis_url=url)
+        one.put("How often is oil needed?", "scope", {"answer": "Every 200 hours."}, unit(1, 0, 0))
+        assert two.get("How often is oil needed?", "scope").payload == {"answer": "Every 200 hours."}
+        assert two.get("How frequently is oil needed?", "scope", lambda: unit(1, 0.1, 0)).kind == "similar"
+        assert one.stats().hits == 2 and one.stats().entries == 1
+    # Redis is gone: a miss, a warning in the log, never a crash; answers are simply not cached.
+    assert two.get("How often is oil needed?", "scope") is None
+    two.put("q", "scope", {"answer": "a"})
+    assert two.stats().entries == 0

@@ -4,16 +4,20 @@ reaching only what they were given, through the same client the CLI uses."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
+from servers import redis_server
+from test_team import KEY, ChromaServer, _wait_for, inference_server  # noqa: F401 - a fixture
 
 from rag.app.chroma_server import _free_port
 from rag.ask import Answered, AskOptions, Retrieved
@@ -21,7 +25,6 @@ from rag.errors import AccessDenied, NotSignedIn
 from rag.service import KnowledgeBaseClient
 from rag.service_http import HttpChannel
 from server.accounts import Accounts, Role
-from test_team import KEY, ChromaServer, _wait_for, inference_server  # noqa: F401 - a fixture
 
 SERVER = [sys.executable, "-m", "server.cli"]
 DOCUMENTS = {
@@ -39,6 +42,17 @@ class Team:
     shared: Path
     tokens: dict[str, str]
     process: subprocess.Popen[bytes]
+    log: BinaryIO
+    replicas: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def replica(self) -> str:
+        """A second server on the same home, store and Redis, as behind a load balancer; its URL."""
+        port = _free_port()
+        self.replicas.append(subprocess.Popen([*SERVER, "--home", str(self.home), "serve", "--port", str(port)],
+                                              stdout=self.log, stderr=subprocess.STDOUT))
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(f"{url}/v1/health", self.replicas[-1])
+        return url
 
     def client(self, user: str, token: str | None = None) -> KnowledgeBaseClient:
         return KnowledgeBaseClient(HttpChannel(self.url, self.tokens[user] if token is None else token))
@@ -57,8 +71,10 @@ def team(tmp_path_factory: pytest.TempPathFactory, inference_server: str) -> Ite
         folder.mkdir()
     chroma = ChromaServer(root / "chroma")
     chroma.start()
+    stack = contextlib.ExitStack()
+    redis_url = stack.enter_context(redis_server(root / "redis"))
     (home / "server.toml").write_text(
-        f'chroma_host = "localhost"\nchroma_port = {chroma.port}\n'
+        f'chroma_host = "localhost"\nchroma_port = {chroma.port}\ncache_redis_url = "{redis_url}"\n'
         f'remote_base_url = "{inference_server}"\nremote_api_key = "{KEY}"\nremote_model = "starter"\n'
         f'context_size = 4096\n\n[server]\nfolders = ["{shared}"]\nproxies = ["127.0.0.2"]\n'
     )
@@ -75,16 +91,18 @@ def team(tmp_path_factory: pytest.TempPathFactory, inference_server: str) -> Ite
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait_for(f"{url}/v1/health", process)
-    team = Team(url, home, docs, shared, tokens, process)
+    team = Team(url, home, docs, shared, tokens, process, log)
     root_client = team.client("root")
     for collection, (name, text) in DOCUMENTS.items():
         (docs / name).write_text(text)
         assert root_client.ingest([docs / name], collection).count("indexed") == 1
     root_client.close()
     yield team
-    process.terminate()
-    process.wait(30)
+    for replica in (process, *team.replicas):
+        replica.terminate()
+        replica.wait(30)
     chroma.stop()
+    stack.close()
 
 
 def test_each_user_sees_and_changes_only_what_they_were_given(team: Team):
@@ -143,7 +161,8 @@ def test_answers_and_the_shared_cache_follow_the_rights(team: Team):
 
     holiday = "How many days of paid holiday do employees get?"
     first = list(root.ask(holiday, "Handbook", AskOptions(answer_tokens=48)))[-1]
-    again = list(bob.ask(holiday, "Handbook", AskOptions(answer_tokens=48)))[-1]
+    elsewhere = KnowledgeBaseClient(HttpChannel(team.replica(), team.tokens["bob"]))  # another replica, one Redis
+    again = list(elsewhere.ask(holiday, "Handbook", AskOptions(answer_tokens=48)))[-1]
     assert first.result.cached is None and again.result.cached == "exact"  # one team, one cache
     assert again.result.answer == first.result.answer
 
@@ -197,12 +216,12 @@ def test_the_audit_log_says_who_did_what(team: Team):
 def test_the_cli_works_the_same_against_the_server(team: Team):
     env = {**os.environ, "ARCHIVIST_SERVER": team.url, "ARCHIVIST_TOKEN": team.tokens["alice"]}
     cli = [sys.executable, "-m", "rag.app.cli"]
-    status = subprocess.run([*cli, "status"], capture_output=True, text=True, env=env)
+    status = subprocess.run([*cli, "status"], capture_output=True, text=True, env=env, check=False)
     assert status.returncode == 0, status.stderr
     assert "Contracts" in status.stdout and "Handbook" in status.stdout and "Board" not in status.stdout
-    refused = subprocess.run([*cli, "search", "merger", "-c", "Board"], capture_output=True, text=True, env=env)
+    refused = subprocess.run([*cli, "search", "merger", "-c", "Board"], capture_output=True, text=True, env=env, check=False)
     assert refused.returncode == 1 and "Not allowed: alice has no access to the collection 'Board'" in refused.stderr
-    whoami = subprocess.run([*cli, "--server", team.url, "whoami"], capture_output=True, text=True, env=env)
+    whoami = subprocess.run([*cli, "--server", team.url, "whoami"], capture_output=True, text=True, env=env, check=False)
     assert whoami.stdout.strip() == "alice"
-    wrong = subprocess.run([*cli, "status"], capture_output=True, text=True, env={**env, "ARCHIVIST_TOKEN": "nope"})
+    wrong = subprocess.run([*cli, "status"], capture_output=True, text=True, env={**env, "ARCHIVIST_TOKEN": "nope"}, check=False)
     assert wrong.returncode == 1 and "did not accept your sign-in" in wrong.stderr

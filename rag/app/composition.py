@@ -99,7 +99,8 @@ def open_cache(settings: Settings) -> AnswerCache | None:
     from rag.answer_cache import SIMILAR_THRESHOLD
 
     threshold = SIMILAR_THRESHOLD if settings.cache_similar else None
-    return AnswerCache(settings.data_path / "answer-cache", settings.cache_size_mb, settings.cache_ttl_days, threshold)
+    return AnswerCache(settings.data_path / "answer-cache", settings.cache_size_mb, settings.cache_ttl_days, threshold,
+                       settings.cache_redis_url)
 
 
 def team_server(settings: Settings, url: str = "", token: str = "") -> KnowledgeBaseClient | None:

@@ -73,6 +73,9 @@ class Settings:
     cache_size_mb: int = 256
     cache_ttl_days: float = 30.0
     cache_similar: bool = True
+    # A Redis server (redis://host:6379/0) holding the answers instead of the data folder: for a
+    # team's archivist-server replicas behind a load balancer, so that they share one cache.
+    cache_redis_url: str = ""
 
     # A team's archivist-server: when set, the desktop and the CLI use it instead of a local store
     # (the user's token is kept in the system keyring, or ARCHIVIST_TOKEN).
