@@ -84,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         settings.data_dir = str(args.data_dir)
     crashes = crash_reports(settings.log_path)  # before this run's own report file opens
     configure_logs(settings.log_path, process="window")
-    # The knowledge base takes seconds to open (torch's import): its process starts before anything else.
-    from rag.app import KnowledgeBaseProcess
+    # The knowledge base takes seconds to open (torch's import): its process starts before anything else
+    # (or, with a team server, the connection to it).
+    from rag.app import connect, server_url
 
-    knowledge_base = KnowledgeBaseProcess(settings)
+    knowledge_base = connect(settings)
     knowledge_base.start()
-    first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path
+    first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path and not server_url(settings)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)

@@ -1,4 +1,5 @@
-"""The window's one door to the knowledge base, which runs in a process of its own.
+"""The window's one door to the knowledge base, which runs in a process of its own (or is the
+team's server, over HTTP).
 
 The backend starts the knowledge-base process, reaches it through a ``KnowledgeBaseClient``,
 and runs every call as a background job, so the window never waits. What changes there
@@ -15,8 +16,8 @@ from typing import TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.workers import Job, Workers
-from rag import KnowledgeBaseClient, ModelStatus, ServiceStopped
-from rag.app import KnowledgeBaseProcess, Settings
+from rag import AccessDenied, KnowledgeBaseClient, ModelStatus, ServiceStopped
+from rag.app import KnowledgeBaseProcess, Settings, TeamConnection, connect
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,14 @@ class Backend(QObject):
     polled = Signal()  # a poll went by: a moment to refresh what changes by itself (idle unloads, cache counts)
     _notice = Signal(object)  # from the pipe's thread to the window's
 
-    def __init__(self, settings: Settings, workers: Workers | None = None, process: KnowledgeBaseProcess | None = None) -> None:
+    def __init__(self, settings: Settings, workers: Workers | None = None,
+                 process: KnowledgeBaseProcess | TeamConnection | None = None) -> None:
         """``process``: one already started (the app starts it first thing, before Qt's imports)."""
         super().__init__()
         self.settings = settings
         self.workers = workers or Workers()
-        self.process = process or KnowledgeBaseProcess(settings)
-        self.process.add_listener(self._notice.emit)
         self._notice.connect(self._on_notice)
+        self._use(process or connect(settings))
         self.kb: KnowledgeBaseClient | None = None
         self.collection = settings.collection
         self._revision = ""
@@ -59,11 +60,16 @@ class Backend(QObject):
             self.process.start()
         client = KnowledgeBaseClient(self.process)
 
+        team = self.team
+
         def first_look(_job: Job) -> str:
             names = [c.name for c in client.collections()]
             if self.collection not in names:
                 if names:
                     return names[0]
+                if team:
+                    raise AccessDenied("you have no collection on the team server yet; ask its administrator "
+                                       "to give you one.")
                 client.create_collection(self.collection)
             return self.collection
 
@@ -89,8 +95,17 @@ class Backend(QObject):
         self.settings = settings
         self.collection = settings.collection
         job = self.workers.start("io", "close the knowledge base", lambda _job: self.process.close())
-        job.done.connect(lambda _r: (setattr(self.process, "settings", settings), self.open()))
+        job.done.connect(lambda _r: (self._use(connect(settings)), self.open()))
         return job
+
+    def _use(self, process: KnowledgeBaseProcess | TeamConnection) -> None:
+        self.process = process
+        process.add_listener(self._notice.emit)
+
+    @property
+    def team(self) -> bool:
+        """Whether the knowledge base is a team's server (not this computer's)."""
+        return isinstance(self.process, TeamConnection)
 
     def shutdown(self) -> None:
         self._poll.stop()

@@ -1,4 +1,4 @@
-"""Settings: the model (and downloading it), context, effort, GPU, idle time, cache, folders, team servers."""
+"""Settings: the model (and downloading it), context, effort, GPU, idle time, cache, folders, the team server."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from rag import CATALOG, CatalogModel, DownloadProgress, installed_model
-from rag.app import Settings, models_dir
+from rag.app import Settings, load_token, models_dir, save_token
 
 
 def human_bytes(n: float) -> str:
@@ -209,32 +209,21 @@ class SettingsDialog(QDialog):
         data_form.addRow(self.tr("Embedding model folder"), _path_row(self.embedding, lambda: self._pick_folder(self.embedding)))
         data_form.addRow(self.tr("Data folder"), _path_row(self.data_dir, lambda: self._pick_folder(self.data_dir)))
 
-        self.chroma_host = QLineEdit(s.chroma_host)
-        self.chroma_host.setPlaceholderText(self.tr("Empty: this computer"))
-        self.chroma_port = QSpinBox()
-        self.chroma_port.setRange(1, 65535)
-        self.chroma_port.setValue(s.chroma_port)
-        self.chroma_ssl = QCheckBox(self.tr("TLS"))
-        self.chroma_ssl.setChecked(s.chroma_ssl)
-        self.chroma_token = QLineEdit(s.chroma_token)
-        self.chroma_token.setEchoMode(QLineEdit.EchoMode.Password)
-        self.remote_url = QLineEdit(s.remote_base_url)
-        self.remote_url.setPlaceholderText("http://gpu-server:8000/v1")
-        self.remote_key = QLineEdit(s.remote_api_key)
-        self.remote_key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.remote_model = QLineEdit(s.remote_model)
-        self.remote_model.setPlaceholderText("openai/gpt-oss-20b")
+        self.server_url = QLineEdit(s.server_url)
+        self.server_url.setPlaceholderText(self.tr("Empty: this computer only. For example https://archivist.intranet:8700"))
+        self.server_token = QLineEdit(load_token(s.server_url) if s.server_url else "")
+        self.server_token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.server_token.setPlaceholderText(self.tr("The personal token your administrator gave you"))
+        team_note = QLabel(self.tr(
+            "With a team server, the library, the answers and the answer cache are your team's: you see the "
+            "collections you were given, and the files you add are sent to the server. Your token is kept in "
+            "the system keyring where there is one."))
+        team_note.setWordWrap(True)
         team_tab = QWidget()
         team_form = QFormLayout(team_tab)
-        team_form.addRow(QLabel(self.tr("<b>Shared Chroma server</b>")))
-        team_form.addRow(self.tr("Host"), self.chroma_host)
-        team_form.addRow(self.tr("Port"), self.chroma_port)
-        team_form.addRow("", self.chroma_ssl)
-        team_form.addRow(self.tr("Token"), self.chroma_token)
-        team_form.addRow(QLabel(self.tr("<b>Inference server (OpenAI-compatible)</b>")))
-        team_form.addRow(self.tr("Address"), self.remote_url)
-        team_form.addRow(self.tr("API key"), self.remote_key)
-        team_form.addRow(self.tr("Model name"), self.remote_model)
+        team_form.addRow(team_note)
+        team_form.addRow(self.tr("Team server"), self.server_url)
+        team_form.addRow(self.tr("Your token"), self.server_token)
 
         tabs = QTabWidget()
         tabs.addTab(model_tab, self.tr("Model"))
@@ -272,17 +261,13 @@ class SettingsDialog(QDialog):
             cache_similar=self.similar.isChecked(),
             embedding_model=self.embedding.text().strip(),
             data_dir=self.data_dir.text().strip(),
-            chroma_host=self.chroma_host.text().strip(),
-            chroma_port=self.chroma_port.value(),
-            chroma_ssl=self.chroma_ssl.isChecked(),
-            chroma_token=self.chroma_token.text(),
-            remote_base_url=self.remote_url.text().strip(),
-            remote_api_key=self.remote_key.text(),
-            remote_model=self.remote_model.text().strip(),
+            server_url=self.server_url.text().strip().rstrip("/"),
         )
 
     def accept(self) -> None:
         settings = self.collect()
+        if settings.server_url:
+            save_token(settings.server_url, self.server_token.text().strip())
         settings.save()
         self.saved.emit(settings)
         super().accept()

@@ -28,7 +28,7 @@ from rag.checkup import TOP, CheckQuestion, CheckupReport, CheckupState, CheckRu
 from rag.citations import Citation, link_marks
 from rag.conversations import Conversation, Turn
 from rag.documents import Passage, display_path
-from rag.errors import EmbedderMismatch, KnowledgeBaseError, ServiceError, ServiceStopped
+from rag.errors import AccessDenied, EmbedderMismatch, KnowledgeBaseError, NotSignedIn, ServiceError, ServiceStopped
 from rag.extract import ExtractionProgress
 from rag.field_sources import FieldSource
 from rag.following import Followed
@@ -42,6 +42,7 @@ from rag.sources import Source
 from rag.store import CollectionInfo, FileRecord
 
 __all__ = [
+    "AccessDenied",
     "CATALOG",
     "STARTER_NAME",
     "TOP",
@@ -84,6 +85,7 @@ __all__ = [
     "Retrieved",
     "SchemaInvalid",
     "ServiceError",
+    "NotSignedIn",
     "ServiceStopped",
     "Source",
     "StepProgress",

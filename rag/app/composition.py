@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from engine import (
@@ -103,15 +102,15 @@ def open_cache(settings: Settings) -> AnswerCache | None:
                        settings.cache_redis_url)
 
 
-def team_server(settings: Settings, url: str = "", token: str = "") -> KnowledgeBaseClient | None:
-    """The team's ``archivist-server`` as a knowledge base, when one is named: ``url``, else
-    ``ARCHIVIST_SERVER``, else the settings; the token is ``token``, else ``ARCHIVIST_TOKEN``."""
-    url = url or os.environ.get("ARCHIVIST_SERVER", "") or settings.server_url
-    if not url:
-        return None
+def team_server(settings: Settings, url: str = "") -> KnowledgeBaseClient | None:
+    """The team's ``archivist-server`` as a knowledge base, when one is named (``url``, else
+    ``ARCHIVIST_SERVER``, else the settings), signed in with the user's token."""
+    from rag.app.credentials import load_token
+    from rag.app.team import server_url
     from rag.service_http import HttpChannel
 
-    return KnowledgeBaseClient(HttpChannel(url.rstrip("/"), token or os.environ.get("ARCHIVIST_TOKEN", "")))
+    url = url.rstrip("/") or server_url(settings)
+    return KnowledgeBaseClient(HttpChannel(url, load_token(url))) if url else None
 
 
 def open_knowledge_base(settings: Settings, with_model: bool = True, out_of_process: bool = False) -> KnowledgeBase:

@@ -233,109 +233,109 @@
 <context>
     <name>CheckupDialog</name>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="36" />
+        <location filename="../../desktop/checkup_dialog.py" line="35" />
         <source>Check-up of {}</source>
         <translation>{} 的检查</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="39" />
+        <location filename="../../desktop/checkup_dialog.py" line="38" />
         <source>Questions you know the answers to, each with the document that should answer it. A run searches each one as asking does and counts it found when that document is among the first {} passages.</source>
         <translation>您已知答案的问题，每个都注明应当回答它的文档。运行时会像提问一样检索每个问题，若该文档出现在前 {} 个段落中即算找到。</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="44" />
-        <location filename="../../desktop/checkup_dialog.py" line="64" />
+        <location filename="../../desktop/checkup_dialog.py" line="43" />
+        <location filename="../../desktop/checkup_dialog.py" line="63" />
         <source>Question</source>
         <translation>问题</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="44" />
+        <location filename="../../desktop/checkup_dialog.py" line="43" />
         <source>Document</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="44" />
-        <location filename="../../desktop/checkup_dialog.py" line="66" />
+        <location filename="../../desktop/checkup_dialog.py" line="43" />
+        <location filename="../../desktop/checkup_dialog.py" line="65" />
         <source>Passage</source>
         <translation>段落</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="44" />
+        <location filename="../../desktop/checkup_dialog.py" line="43" />
         <source>Last run</source>
         <translation>上次运行</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="49" />
+        <location filename="../../desktop/checkup_dialog.py" line="48" />
         <source>How often does the pump need oil?</source>
         <translation>泵多久需要加一次油？</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="53" />
+        <location filename="../../desktop/checkup_dialog.py" line="52" />
         <source>Optional: a phrase of the answering passage</source>
         <translation>可选：答案段落中的一句话</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="54" />
+        <location filename="../../desktop/checkup_dialog.py" line="53" />
         <source>Add question</source>
         <translation>添加问题</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="56" />
+        <location filename="../../desktop/checkup_dialog.py" line="55" />
         <source>Remove selected</source>
         <translation>移除所选</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="58" />
+        <location filename="../../desktop/checkup_dialog.py" line="57" />
         <source>Run check-up</source>
         <translation>运行检查</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="65" />
+        <location filename="../../desktop/checkup_dialog.py" line="64" />
         <source>Answered by</source>
         <translation>答案所在文档</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="100" />
+        <location filename="../../desktop/checkup_dialog.py" line="99" />
         <source>found at {}</source>
         <translation>第 {} 位找到</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="100" />
+        <location filename="../../desktop/checkup_dialog.py" line="99" />
         <source>missed</source>
         <translation>未找到</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="108" />
+        <location filename="../../desktop/checkup_dialog.py" line="107" />
         <source>A test question needs the question and the document that answers it.</source>
         <translation>测试问题需要填写问题以及回答它的文档。</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="129" />
+        <location filename="../../desktop/checkup_dialog.py" line="128" />
         <source>Running…</source>
         <translation>运行中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="137" />
+        <location filename="../../desktop/checkup_dialog.py" line="136" />
         <source>Running… {} of {}</source>
         <translation>运行中… {} / {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="141" />
+        <location filename="../../desktop/checkup_dialog.py" line="140" />
         <source>Hit rate at {}: {:.0%} ({} of {})</source>
         <translation>前 {} 命中率：{:.0%}（{} / {}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="143" />
+        <location filename="../../desktop/checkup_dialog.py" line="142" />
         <source>({:+.0%} since the last run)</source>
         <translation>（较上次 {:+.0%}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="144" />
+        <location filename="../../desktop/checkup_dialog.py" line="143" />
         <source>Now missed: {}</source>
         <translation>新未找到：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/checkup_dialog.py" line="145" />
+        <location filename="../../desktop/checkup_dialog.py" line="144" />
         <source>Now found: {}</source>
         <translation>新找到：{}</translation>
     </message>
@@ -1051,81 +1051,56 @@
     </message>
     <message>
         <location filename="../../desktop/settings_dialog.py" line="213" />
-        <source>Empty: this computer</source>
-        <translation>留空：本机</translation>
+        <source>Empty: this computer only. For example https://archivist.intranet:8700</source>
+        <translation>留空：仅本机。例如 https://archivist.intranet:8700</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="217" />
-        <source>TLS</source>
-        <translation>TLS 加密</translation>
+        <location filename="../../desktop/settings_dialog.py" line="216" />
+        <source>The personal token your administrator gave you</source>
+        <translation>管理员发给您的个人令牌</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="218" />
+        <source>With a team server, the library, the answers and the answer cache are your team's: you see the collections you were given, and the files you add are sent to the server. Your token is kept in the system keyring where there is one.</source>
+        <translation>使用团队服务器时，文档库、回答和答案缓存都属于您的团队：您只能看到授权给您的知识库，您添加的文件会发送到服务器。如系统有密钥环，您的令牌将保存在其中。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="225" />
+        <source>Team server</source>
+        <translation>团队服务器</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="226" />
+        <source>Your token</source>
+        <translation>您的令牌</translation>
     </message>
     <message>
         <location filename="../../desktop/settings_dialog.py" line="229" />
-        <source>&lt;b&gt;Shared Chroma server&lt;/b&gt;</source>
-        <translation>&lt;b&gt;共享 Chroma 服务器&lt;/b&gt;</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="230" />
-        <source>Host</source>
-        <translation>主机</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="231" />
-        <source>Port</source>
-        <translation>端口</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="233" />
-        <source>Token</source>
-        <translation>令牌</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="234" />
-        <source>&lt;b&gt;Inference server (OpenAI-compatible)&lt;/b&gt;</source>
-        <translation>&lt;b&gt;推理服务器（兼容 OpenAI）&lt;/b&gt;</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="235" />
-        <source>Address</source>
-        <translation>地址</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="236" />
-        <source>API key</source>
-        <translation>API 密钥</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="237" />
-        <source>Model name</source>
-        <translation>模型名称</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/settings_dialog.py" line="240" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="241" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="242" />
+        <location filename="../../desktop/settings_dialog.py" line="231" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="251" />
+        <location filename="../../desktop/settings_dialog.py" line="240" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="251" />
+        <location filename="../../desktop/settings_dialog.py" line="240" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="256" />
+        <location filename="../../desktop/settings_dialog.py" line="245" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>
@@ -1407,12 +1382,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="120" />
+        <location filename="../../desktop/app.py" line="126" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="121" />
+        <location filename="../../desktop/app.py" line="127" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>
