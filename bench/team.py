@@ -1,22 +1,27 @@
-"""Team mode under load: 20 askers at once against one Chroma server and one inference server.
+"""The team server under load: 20 users at once through `archivist-server`, in front of a
+Chroma server (`chroma run`) and an inference server (llama-cpp-python's, serving the starter
+model so that it fits this machine; on a GPU server vLLM takes its place).
 
-Both servers run on loopback as a company would run them: `chroma run` for the vectors and
-llama-cpp-python's OpenAI-compatible server for the answers (the starter model, so that it
-fits this machine; on a GPU server vLLM takes its place). Each asker is a client of its own
-(its own Chroma connection, its own engine client) sharing one embedding model, as threads.
-For a bounded time every asker asks again as soon as it has its answer; then:
+1. Overhead: the same searches, one at a time, made directly (a KnowledgeBase in this
+   process, on the same Chroma server, with the same embedding model) and through the server
+   (HTTP, sign-in, rights, audit): p50 of each, and the difference (target < 10 ms).
+2. Load: 20 users for --seconds, each searching three times for every question it asks,
+   through the server and then directly (20 threads on one in-process KnowledgeBase, as the
+   server runs them): search p50/p95, answers/s, errors, lost calls.
+3. The answer cache on a day's question log: 20 people asking 30 questions about the corpus,
+   popular ones often, in their own words (paraphrases, other casing and punctuation). Share
+   of model calls the team's one cache saves, asked through the server; and, for comparison,
+   the share if each person had a cache of their own (the same cache code and embedder).
 
-- no errors, no lost answers (every question asked ends in an answer or an error);
-- p50/p95 latency and throughput, for search alone and for whole answers;
-- the same with the embedded store (one process, one folder) for comparison.
-
-    python bench/team.py [--seconds 60] [--askers 20]
+    python bench/team.py [--seconds 60] [--users 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,145 +44,265 @@ offline.enforce()
 from corpus import paragraphs  # noqa: E402
 from engine import RemoteEngine, backends  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
-from rag.ask import Answered, AskFailed, AskOptions  # noqa: E402
-from rag.app.chroma_server import LocalChromaServer, _free_port  # noqa: E402
+from rag.answer_cache import SIMILAR_THRESHOLD, AnswerCache  # noqa: E402
+from rag.ask import Answered, AskOptions  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
+from rag.service import KnowledgeBaseClient  # noqa: E402
+from rag.service_http import HttpChannel  # noqa: E402
 from rag.store import VectorStore  # noqa: E402
+from server.accounts import Accounts, Role  # noqa: E402
 
-QUESTIONS = [
+COLLECTION = "Team"
+SEARCHES = [
     "How do I parse command line arguments?", "How can I compress a file with gzip?", "Is there a thread safe queue?",
     "How should a password be hashed?", "How do I read a CSV file with a custom delimiter?", "What is a named tuple?",
     "How can I schedule a function call for later?", "How do I pick a random sample without replacement?",
     "How do I create a temporary directory?", "How are dates formatted in UTC?",
 ]
+# The day's questions: (how it is usually asked, how else people put it).
+LOG_QUESTIONS = [
+    ("How do I parse command line arguments?", "How can I parse arguments from the command line?"),
+    ("How can I compress a file with gzip?", "How do I gzip a file?"),
+    ("Is there a thread safe queue?", "Which queue is safe to use from several threads?"),
+    ("How should a password be hashed?", "What is the right way to hash a password?"),
+    ("How do I read a CSV file?", "How can I read a CSV file?"),
+    ("What is a named tuple?", "What are named tuples?"),
+    ("How do I create a temporary directory?", "How can I make a temporary directory?"),
+    ("How do I copy a file?", "How can I copy a file?"),
+    ("How do I start a subprocess?", "How can I run another program as a subprocess?"),
+    ("How do I parse JSON?", "How can I decode a JSON document?"),
+    ("How do I get the current time in UTC?", "How can I get the current UTC time?"),
+    ("How do I walk a directory tree?", "How can I walk through a directory tree?"),
+    ("How do I write a log message?", "How can I write a message to the log?"),
+    ("How do I generate a random number?", "How can I generate a random number?"),
+    ("How do I match a regular expression?", "How can I match text with a regular expression?"),
+    ("How do I open a ZIP archive?", "How can I open a zip archive?"),
+    ("How do I send an HTTP request?", "How can I send a request over HTTP?"),
+    ("How do I make a UUID?", "How can I generate a UUID?"),
+    ("How do I compare two sequences?", "How can I compare two sequences and see the differences?"),
+    ("How do I sort with a key function?", "How can I sort items using a key function?"),
+    ("How do I cache the results of a function?", "How can I memoize a function?"),
+    ("How do I run code in parallel threads?", "How can I run code in several threads?"),
+    ("How do I store data in SQLite?", "How can I save data in an SQLite database?"),
+    ("How do I compute the median?", "How can I calculate the median of a list?"),
+    ("How do I wrap long lines of text?", "How can I wrap text to a width?"),
+    ("How do I define an enumeration?", "How can I define an enum?"),
+    ("How do I read a tar file?", "How can I extract a tar archive?"),
+    ("How do I serialize an object with pickle?", "How can I pickle an object?"),
+    ("How do I use a context manager?", "How can I write a context manager?"),
+    ("How do I format a decimal number?", "How can I format a Decimal?"),
+]
 
 
-def start_inference_server(model: Path, port: int, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "starter",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192",
-         "--interrupt_requests", "False"],  # queue concurrent questions instead of dropping the running one
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **backends.load().environment()},
-    )
-    deadline = time.monotonic() + 120
+def day_log(users: int, asks_per_user: int, seed: int = 7) -> list[tuple[int, str]]:
+    """(user, question) in the order asked: popular questions asked often (Zipf, s=1), each
+    person in their own words: the usual wording half the time, the other wording a third of
+    the time, else the usual one with other casing and punctuation."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(LOG_QUESTIONS))]
+    asks: list[tuple[float, int, str]] = []
+    for user in range(users):
+        for _ in range(asks_per_user):
+            usual, other = LOG_QUESTIONS[rng.choices(range(len(LOG_QUESTIONS)), weights)[0]]
+            roll = rng.random()
+            words = usual if roll < 0.5 else other if roll < 0.83 else usual.lower().rstrip("?") + " ?"
+            asks.append((rng.random(), user, words))
+    return [(user, words) for _, user, words in sorted(asks)]
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited; see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return process
+            if httpx.get(url, timeout=1, headers=headers).status_code == 200:
+                return
         except httpx.HTTPError:
             time.sleep(0.3)
-    raise SystemExit(f"the inference server did not start; see {log}")
+    raise SystemExit(f"{url} did not start; see {log}")
 
 
-def load(askers: int, seconds: float, work: Callable[[int, int], bool]) -> tuple[list[float], int, int, float]:
-    """Run ``work(asker, round)`` in ``askers`` threads until ``seconds`` pass; each round
-    that has begun is waited for. Returns latencies, errors, lost rounds and wall time."""
-    latencies: list[float] = []
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env or dict(os.environ))
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values) or [float("nan")]
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000
+
+
+def load(users: int, seconds: float, work: Callable[[int, int], tuple[str, float, bool]]) -> dict[str, object]:
+    """Each user calls ``work(user, round)`` until ``seconds`` pass; rounds begun are waited for."""
+    searches: list[float] = []
+    answers: list[float] = []
     errors = [0]
-    started_rounds = [0]
+    begun = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
-    def asker(index: int) -> None:
+    def user(index: int) -> None:
         round_ = 0
         while time.monotonic() < deadline:
             with lock:
-                started_rounds[0] += 1
-            began = time.perf_counter()
-            ok = work(index, round_)
-            took = time.perf_counter() - began
+                begun[0] += 1
+            kind, took, ok = work(index, round_)
             with lock:
-                if ok:
-                    latencies.append(took)
-                else:
+                if not ok:
                     errors[0] += 1
+                else:
+                    (searches if kind == "search" else answers).append(took)
             round_ += 1
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=asker, args=(i,)) for i in range(askers)]
+    started = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(seconds + 600)
-    wall = time.perf_counter() - began
-    lost = started_rounds[0] - len(latencies) - errors[0]
-    return latencies, errors[0], lost, wall
+        t.join(seconds + 900)
+    wall = time.perf_counter() - started
+    return {"searches": searches, "answers": answers, "errors": errors[0],
+            "lost": begun[0] - len(searches) - len(answers) - errors[0], "wall": wall}
 
 
-def summary(label: str, result: tuple[list[float], int, int, float]) -> float:
-    latencies, errors, lost, wall = result
-    ordered = sorted(latencies) or [float("nan")]
-    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    rate = len(latencies) / wall
-    print(f"  {label:34} {len(latencies):5} done  {errors} errors  {lost} lost   p50 {statistics.median(ordered) * 1000:8.1f} ms"
-          f"   p95 {p95 * 1000:8.1f} ms   {rate:7.2f}/s", flush=True)
-    return rate
+def mixed(clients: list, label: str, users: int, seconds: float) -> dict[str, object]:
+    """Three searches for every question asked (answers of 32 tokens, the cache off)."""
 
-
-def scenario(name: str, clients: list[KnowledgeBase], args: argparse.Namespace) -> tuple[float, float]:
-    print(f"{name}:")
-
-    def search(asker: int, round_: int) -> bool:
+    def work(user: int, round_: int) -> tuple[str, float, bool]:
+        question = SEARCHES[(user + round_) % len(SEARCHES)]
+        began = time.perf_counter()
         try:
-            return bool(clients[asker].search(QUESTIONS[(asker + round_) % len(QUESTIONS)], "Team", limit=8))
+            if round_ % 4 == 3:
+                events = list(clients[user].ask(question, COLLECTION, AskOptions(answer_tokens=32, passages=4,
+                                                                                  use_cache=False)))
+                ok = isinstance(events[-1], Answered) and bool(events[-1].result.answer.strip())
+                return "ask", time.perf_counter() - began, ok
+            return "search", time.perf_counter() - began, bool(clients[user].search(question, COLLECTION, limit=8))
         except Exception as exc:  # noqa: BLE001 - counted and shown
-            print("    search error:", exc)
-            return False
+            print(f"    {label}: {type(exc).__name__}: {exc}", flush=True)
+            return "error", 0.0, False
 
-    def ask(asker: int, round_: int) -> bool:
-        question = QUESTIONS[(asker + round_) % len(QUESTIONS)]
-        events = list(clients[asker].ask(question, "Team", AskOptions(answer_tokens=32, passages=4, use_cache=False)))
-        if isinstance(events[-1], AskFailed):
-            print("    ask error:", events[-1].error)
-        return isinstance(events[-1], Answered) and bool(events[-1].result.answer.strip())
-
-    searched = summary(f"search, {args.askers} at once", load(args.askers, args.seconds / 3, search))
-    answered = summary(f"whole answers, {args.askers} at once", load(args.askers, args.seconds, ask))
-    return searched, answered
+    result = load(users, seconds, work)
+    p50, p95 = percentiles(result["searches"])
+    print(f"  {label:28} search p50 {p50:7.1f} ms  p95 {p95:7.1f} ms ({len(result['searches'])} searches);  "
+          f"{len(result['answers']) / result['wall']:.2f} answers/s;  {result['errors']} errors, {result['lost']} lost",
+          flush=True)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the answer load runs")
-    parser.add_argument("--askers", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long each load runs")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--log-asks", type=int, default=8, help="questions each person asks in the day's log")
     args = parser.parse_args()
     model = starter_model_path()
     assert model is not None, "the starter model is missing; run make test"
-    embedder = Embedder()
     texts = paragraphs()[:600]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    root = Path(tempfile.mkdtemp(prefix="archivist-team-bench-"))
+    processes: list[subprocess.Popen] = []
+    try:
         corpus = root / "corpus"
         corpus.mkdir()
         for i in range(0, len(texts), 20):
             (corpus / f"doc{i // 20:03}.txt").write_text("\n\n".join(texts[i : i + 20]))
-        port = _free_port()
-        inference = start_inference_server(model, port, root / "inference.log")
-        chroma = LocalChromaServer(root / "chroma-server")
-        try:
-            chroma.start()
-            url = f"http://127.0.0.1:{port}/v1"
+        chroma_port, llama_port, server_port = free_port(), free_port(), free_port()
+        chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
+        processes.append(start([chroma, "run", "--path", str(root / "chroma"), "--port", str(chroma_port)],
+                               root / "chroma.log", dict(os.environ, ANONYMIZED_TELEMETRY="False")))
+        processes.append(start(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "starter",
+             "--host", "127.0.0.1", "--port", str(llama_port), "--n_ctx", "8192", "--interrupt_requests", "False"],
+            root / "inference.log", {**os.environ, **backends.load().environment()}))
+        inference = f"http://127.0.0.1:{llama_port}/v1"
+        wait_for(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", processes[0], root / "chroma.log")
+        wait_for(f"{inference}/models", processes[1], root / "inference.log")
+        home = root / "server"
+        home.mkdir()
+        (home / "server.toml").write_text(
+            f'chroma_host = "127.0.0.1"\nchroma_port = {chroma_port}\nremote_base_url = "{inference}"\n'
+            f'remote_model = "starter"\ncontext_size = 8192\n')
+        accounts = Accounts(home / "accounts.db")
+        tokens = [accounts.add_user(f"user{i:02}", admin=i == 0) for i in range(args.users)]
+        for i in range(1, args.users):
+            accounts.grant(f"user{i:02}", COLLECTION, Role.READER)
+        accounts.close()
+        processes.append(start([sys.executable, "-m", "server.cli", "--home", str(home), "serve", "--port",
+                                str(server_port)], root / "server.log"))
+        url = f"http://127.0.0.1:{server_port}"
+        wait_for(f"{url}/v1/health", processes[2], root / "server.log")
+        through = [KnowledgeBaseClient(HttpChannel(url, token)) for token in tokens]
+        through[0].ingest([corpus], COLLECTION)
 
-            def client(store: VectorStore, index: int) -> KnowledgeBase:
-                return KnowledgeBase(store, embedder, root / f"keyword-{store.location[:4]}-{index}",
-                                     model=RemoteEngine(url, "starter", timeout=900, context=8192))
+        embedder = Embedder()
+        direct = KnowledgeBase(VectorStore.server("127.0.0.1", chroma_port), embedder, root / "direct-keyword",
+                               model=RemoteEngine(inference, "starter", timeout=900, context=8192))
+        print(f"{len(texts)} paragraphs in {len(list(corpus.iterdir()))} files; {args.users} users; answers of at most "
+              f"32 tokens from {model.name}; {os.cpu_count()} cores; everything on this one machine", flush=True)
 
-            print(f"{len(texts)} paragraphs in {len(list(corpus.iterdir()))} files; {args.askers} askers; "
-                  f"answers of at most 32 tokens from {model.name} on {os.cpu_count()} cores")
-            server_clients = [client(VectorStore.server("127.0.0.1", chroma.port), i) for i in range(args.askers)]
-            server_clients[0].ingest([corpus], "Team")
-            remote = scenario("Chroma server + inference server", server_clients, args)
+        print("1. one search at a time (100 each, alternating, after 10 to warm up):")
+        for q in SEARCHES:
+            direct.search(q, COLLECTION, limit=8)
+            through[1].search(q, COLLECTION, limit=8)
+        times: dict[str, list[float]] = {"direct": [], "server": []}
+        for i in range(100):
+            q = SEARCHES[i % len(SEARCHES)]
+            for label, kb in (("direct", direct), ("server", through[1])) if i % 2 else (("server", through[1]),
+                                                                                       ("direct", direct)):
+                began = time.perf_counter()
+                kb.search(q, COLLECTION, limit=8)
+                times[label].append(time.perf_counter() - began)
+        direct_p50, server_p50 = percentiles(times["direct"])[0], percentiles(times["server"])[0]
+        print(f"  direct p50 {direct_p50:.1f} ms   through archivist-server p50 {server_p50:.1f} ms   "
+              f"added {server_p50 - direct_p50:+.1f} ms (target < 10 ms)", flush=True)
 
-            embedded = VectorStore.embedded(root / "embedded")
-            embedded_clients = [client(embedded, i) for i in range(args.askers)]
-            embedded_clients[0].ingest([corpus], "Team")
-            local = scenario("embedded store + inference server (baseline)", embedded_clients, args)
-            print(f"server/embedded throughput: search {remote[0] / local[0]:.2f}x, answers {remote[1] / local[1]:.2f}x")
-        finally:
-            chroma.stop()
-            inference.terminate()
-            inference.wait(30)
+        print(f"2. {args.users} users for {args.seconds:.0f} s, three searches to each question:")
+        served = mixed(through, "through archivist-server", args.users, args.seconds)
+        alone = mixed([direct] * args.users, "directly (baseline)", args.users, args.seconds)
+        added = percentiles(served["searches"])[0] - percentiles(alone["searches"])[0]
+        print(f"  search p50 added by the server under load: {added:+.1f} ms;  answers/s ratio "
+              f"{len(served['answers']) / served['wall'] / max(1e-9, len(alone['answers']) / alone['wall']):.2f}",
+              flush=True)
+
+        log = day_log(args.users, args.log_asks)
+        print(f"3. a day's question log: {len(log)} questions from {args.users} people, {len(LOG_QUESTIONS)} topics:")
+        kinds: dict[str, int] = {"exact": 0, "similar": 0, "model": 0}
+        for user, question in log:
+            events = list(through[user].ask(question, COLLECTION, AskOptions(answer_tokens=32, passages=4)))
+            result = events[-1].result if isinstance(events[-1], Answered) else None
+            kinds[result.cached if result and result.cached else "model"] += 1
+        saved = (kinds["exact"] + kinds["similar"]) / len(log)
+        print(f"  the team's one cache, through the server: {saved:.0%} of model calls saved "
+              f"({kinds['exact']} exact, {kinds['similar']} near matches, {kinds['model']} model calls)", flush=True)
+        own = {user: AnswerCache(root / f"own-{user}", similar_threshold=SIMILAR_THRESHOLD) for user in range(args.users)}
+        hits = 0
+        for user, question in log:
+            def vector(q: str = question):  # noqa: ANN202
+                return embedder.embed_query(q)
+
+            if own[user].get(question, "scope", vector) is not None:
+                hits += 1
+            else:
+                own[user].put(question, "scope", {"answer": "..."}, vector())
+        print(f"  a cache per person (baseline, same cache code and embedder): {hits / len(log):.0%} saved;  "
+              f"the shared cache saves {saved / max(1e-9, hits / len(log)):.1f}x as many model calls", flush=True)
+        for client in through:
+            client.close()
+        direct.close()
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(30)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

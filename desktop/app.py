@@ -63,7 +63,6 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="use this data folder")
     parser.add_argument("--self-test", action="store_true", help="check the installation without a window and exit")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot of the window once it is ready, then quit")
-    parser.add_argument("--chroma-server", nargs=2, metavar=("PATH", "PORT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -71,12 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     """Start Archivist's window (or run the self-test)."""
     multiprocessing.freeze_support()  # the frozen app's own processes (knowledge base, engine) start through main
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    from rag.app import Settings, config_dir, configure_logs, crash_reports, enforce_offline, run_self_test, serve_store
+    from rag.app import Settings, config_dir, configure_logs, crash_reports, enforce_offline, run_self_test
 
     enforce_offline()
-    if args.chroma_server:  # the frozen app runs its own store server this way
-        serve_store(*args.chroma_server)
-        return 0
     if args.self_test:
         return run_self_test(args.data_dir)
     settings = Settings.load()
@@ -95,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
-    from resources import resource_path
-
     from PySide6.QtGui import QIcon
+
+    from resources import resource_path
 
     app.setWindowIcon(QIcon(str(resource_path("icons", "archivist.svg"))))
     follow_system_theme(app)

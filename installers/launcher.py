@@ -1,4 +1,4 @@
-"""The frozen app's entry point: the window, ``--self-test`` or the private store server."""
+"""The frozen app's entry point: the window, or ``--self-test``."""
 
 import multiprocessing
 import sys
@@ -6,5 +6,5 @@ import sys
 from desktop.app import main
 
 if __name__ == "__main__":
-    multiprocessing.freeze_support()  # the indexing child process re-enters here when frozen
+    multiprocessing.freeze_support()  # the knowledge-base and engine processes re-enter here when frozen
     sys.exit(main())

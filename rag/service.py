@@ -65,15 +65,17 @@ CALLS = frozenset({
 class Service:
     """Answers requests for one ``KnowledgeBase``; each call runs on a thread of its own.
 
-    ``send`` delivers one message to the client (from any thread; it must be thread-safe).
+    ``send`` delivers one message to the client (from any thread; it must be thread-safe);
+    ``notices``: also send the model's state as it changes (the window's pipe wants them).
     """
 
-    def __init__(self, kb: KnowledgeBase, send: Callable[[Message], None]) -> None:
+    def __init__(self, kb: KnowledgeBase, send: Callable[[Message], None], notices: bool = True) -> None:
         self.kb = kb
         self._send = send
         self._running: dict[int, CancelToken] = {}
         self._lock = threading.Lock()
-        kb.add_listener(lambda status: send({"id": 0, "event": status}))
+        if notices:
+            kb.add_listener(lambda status: send({"id": 0, "event": status}))
 
     def handle(self, message: Message) -> bool:
         """Start the call ``message`` asks for, or cancel one; False once the client said it is done."""

@@ -25,10 +25,10 @@ import httpx
 from engine import ArchivistError, CancelToken
 from rag import codec
 from rag.errors import NotSignedIn, ServiceError, StoreUnavailable
-from rag.ingest import discover
+from rag.ingest import content_hash, discover
 from rag.service import Notice
 
-CALL, CANCEL, UPLOAD = "/v1/call", "/v1/cancel", "/v1/upload"
+CALL, CANCEL, UPLOAD, UPLOADS = "/v1/call", "/v1/cancel", "/v1/upload", "/v1/uploads"
 
 
 class HttpChannel:
@@ -74,16 +74,25 @@ class HttpChannel:
         threading.Thread(target=send, name="cancel", daemon=True).start()
 
     def _upload(self, paths: list[Path], collection: str, cancel: CancelToken | None) -> None:
-        """Send the server each file of this machine that ``paths`` name, for it to index in their place."""
-        files, _, _ = discover(p for p in paths if Path(p).exists())
+        """Send the server each file of this machine that ``paths`` name and it lacks (or holds an
+        older copy of), for it to index in their place; files gone from a folder go from its copy."""
+        files, folders, _ = discover(p for p in paths if Path(p).exists())
+        hashes = {}
         for file in files:
             if cancel is not None and cancel.cancelled:
                 return  # the ingest that follows stops at once, keeping what was done
+            with contextlib.suppress(OSError):  # unreadable here: the server reports it as it would any other
+                hashes[str(file)] = content_hash(file)
+        wanted = self._json("POST", UPLOADS, json={"collection": collection, "folders": [str(f) for f in folders],
+                                                   "files": hashes})["needed"]
+        for name in wanted:
+            if cancel is not None and cancel.cancelled:
+                return
             try:
-                with file.open("rb") as body:
-                    response = self._http.put(UPLOAD, params={"collection": collection, "path": str(file)}, content=body)
+                with open(name, "rb") as body:
+                    response = self._http.put(UPLOAD, params={"collection": collection, "path": name}, content=body)
             except OSError:
-                continue  # unreadable here: the server reports the file as it would any other
+                continue
             except httpx.HTTPError as exc:
                 raise StoreUnavailable(f"cannot reach the knowledge base at {self.url} ({exc})") from exc
             if response.status_code != 200:

@@ -3,6 +3,8 @@ with a user behind every call and that user's rights checked before the call run
 
     POST /v1/call     {"id": "...", "call": "ask", "args": {...}}  ->  NDJSON messages, as on the pipe
     POST /v1/cancel   {"id": "..."}                               Stop one of your own calls
+    POST /v1/uploads  {"collection": C, "files": {P: hash}, "folders": [F]}  ->  {"needed": [P]}: the files
+                      the server lacks or holds older copies of; copies of files gone from F are deleted
     PUT  /v1/upload?collection=C&path=P   the file's bytes        a file of the user's machine, kept for ingest:
                       from then on, P in that user's calls means the server's copy
     GET  /v1/whoami   {"name": ..., "admin": ..., "groups": [...]}
@@ -38,6 +40,7 @@ from rag import codec
 from rag.ask import AskOptions
 from rag.conversations import ConversationStore
 from rag.errors import AccessDenied, KnowledgeBaseError, NotSignedIn
+from rag.ingest import content_hash
 from rag.knowledge_base import KnowledgeBase
 from rag.service import CALLS, call
 from rag.store import CollectionInfo
@@ -249,6 +252,30 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             running.pop(number, None)
             if not finished:  # the client went away or pressed Stop
                 cancel.cancel()
+
+    @app.post("/v1/uploads")
+    async def uploads(request: Request, user: Caller) -> dict[str, list[str]]:
+        """Which of the user's files (path on their machine: content hash) the server lacks; the
+        copies of files gone from the folders they name are deleted."""
+        body = await request.json()
+        collection = str(body.get("collection", ""))
+        address = request.client.host if request.client else ""
+        try:
+            accounts.require(user, collection, Role.EDITOR)
+        except AccessDenied as exc:
+            audit.record(user.name, "upload", collection, exc.reason, "refused", address)
+            raise
+        files: dict[str, str] = {str(k): str(v) for k, v in dict(body.get("files", {})).items()}
+        return {"needed": await asyncio.to_thread(_needed, user, files, [str(f) for f in body.get("folders", [])])}
+
+    def _needed(user: User, files: dict[str, str], folders: list[str]) -> list[str]:
+        kept = {config.uploaded(user, name) for name in files}
+        for folder in folders:
+            for copy in config.uploaded(user, folder).rglob("*"):
+                if copy.is_file() and copy not in kept:
+                    copy.unlink()
+        return [name for name, digest in files.items()
+                if not (copy := config.uploaded(user, name)).is_file() or content_hash(copy) != digest]
 
     @app.put("/v1/upload")
     async def upload(request: Request, collection: str, path: str, user: Caller) -> dict[str, str]:

@@ -16,7 +16,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from rag.app.chroma_server import _free_port
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -25,7 +30,7 @@ def redis_server(folder: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (tests/setup-system.sh installs it)")
-    port = _free_port()
+    port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                 "--dir", str(folder)], stdout=subprocess.DEVNULL)
@@ -45,7 +50,7 @@ def redis_server(folder: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
     """``app`` on http://127.0.0.1:PORT until the block ends."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+from multiprocessing.connection import Client
+from multiprocessing.context import AuthenticationError
 from pathlib import Path
 
 import jsonschema
@@ -18,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 from desktop.app import crash_notice, install_translations
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
+from rag.app.kb_process import NOTE, running_knowledge_base
 from rag.app.settings import Settings
 from samples import PROSE, make_pdf
 
@@ -31,7 +36,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def window(qtbot, settings: Settings):
-    """The window as shipped: its own knowledge-base process (store server, embedder, engine process)."""
+    """The window as shipped: its own knowledge-base process (store, embedder, engine process)."""
     backend = Backend(settings)
     win = MainWindow(backend)
     qtbot.addWidget(win)
@@ -145,6 +150,21 @@ def test_a_document_added_from_the_cli_appears_in_the_window(qtbot, window: Main
     assert cli.returncode == 0, cli.stderr
     assert "Warning" not in cli.stderr, cli.stderr
     qtbot.waitUntil(lambda: statuses(window) == {"pump.txt": "Indexed"}, timeout=15_000)
+
+
+def test_the_knowledge_base_answers_only_its_own_user(window: MainWindow, settings: Settings):
+    process = window.backend.process
+    tree = [psutil.Process(process.pid), *children(process.pid)]
+    assert [c for p in tree for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN] == []  # no port
+    note = settings.data_path / NOTE
+    assert stat.S_IMODE(note.stat().st_mode) == 0o600
+    address = json.loads(note.read_text())["address"]
+    assert stat.S_IMODE(Path(address).parent.stat().st_mode) == 0o700  # a socket only its owner can reach
+    with pytest.raises(AuthenticationError):
+        Client(address, family="AF_UNIX", authkey=b"a guess")  # and only with the session's key
+    client = running_knowledge_base(settings.data_path)
+    assert [c.name for c in client.collections()] == ["Documents"]
+    client.close()
 
 
 def test_a_killed_knowledge_base_process_is_said_restarted_and_loses_nothing(qtbot, window: MainWindow, tmp_path: Path):

@@ -82,6 +82,6 @@ def test_self_test_passes_without_a_display(tmp_path: Path):
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
         "PASS  vocabulary", "PASS  knowledge base", "PASS  index samples", "PASS  answer a question", "PASS  model load and unload"]
-    assert "store server on port" in lines[1] and "after launch" in lines[3]
+    assert "store, embedder and" in lines[1] and "after launch" in lines[3]
     assert "llama.cpp CPU variant" in lines[1] and "sapphirerapids" not in lines[1].split("skipped")[0]
     assert lines[-1].startswith("OK: 5 of 5 checks passed")

@@ -16,15 +16,15 @@ from typing import BinaryIO
 
 import httpx
 import pytest
-from servers import redis_server
+from servers import free_port, redis_server
 from test_team import KEY, ChromaServer, _wait_for, inference_server  # noqa: F401 - a fixture
 
-from rag.app.chroma_server import _free_port
 from rag.ask import Answered, AskOptions, Retrieved
 from rag.errors import AccessDenied, NotSignedIn
 from rag.service import KnowledgeBaseClient
 from rag.service_http import HttpChannel
-from server.accounts import Accounts, Role
+from server.accounts import Accounts, Role, User
+from server.app import ServerConfig
 
 SERVER = [sys.executable, "-m", "server.cli"]
 DOCUMENTS = {
@@ -47,7 +47,7 @@ class Team:
 
     def replica(self) -> str:
         """A second server on the same home, store and Redis, as behind a load balancer; its URL."""
-        port = _free_port()
+        port = free_port()
         self.replicas.append(subprocess.Popen([*SERVER, "--home", str(self.home), "serve", "--port", str(port)],
                                               stdout=self.log, stderr=subprocess.STDOUT))
         url = f"http://127.0.0.1:{port}"
@@ -85,7 +85,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, inference_server: str) -> Ite
     accounts.grant("@staff", "Handbook", Role.READER)
     accounts.join("staff", "bob")
     accounts.close()
-    port = _free_port()
+    port = free_port()
     log = (root / "server.log").open("wb")
     process = subprocess.Popen([*SERVER, "--home", str(home), "serve", "--port", str(port)], stdout=log,
                                stderr=subprocess.STDOUT)
@@ -225,3 +225,20 @@ def test_the_cli_works_the_same_against_the_server(team: Team):
     assert whoami.stdout.strip() == "alice"
     wrong = subprocess.run([*cli, "status"], capture_output=True, text=True, env={**env, "ARCHIVIST_TOKEN": "nope"}, check=False)
     assert wrong.returncode == 1 and "did not accept your sign-in" in wrong.stderr
+
+
+def test_files_are_sent_once_and_a_folder_s_copy_follows_the_folder(team: Team):
+    alice = team.client("alice")
+    folder = team.docs / "policies"
+    folder.mkdir()
+    (folder / "visitors.txt").write_text("Visitors sign in at the front desk.")
+    (folder / "badges.txt").write_text("Badges are worn where they can be seen.")
+    assert alice.ingest([folder], "Handbook").count("indexed") == 2
+    copy = ServerConfig(home=team.home).uploaded(User("alice"), str(folder / "visitors.txt"))
+    sent = copy.stat().st_mtime_ns
+    time.sleep(0.01)
+    (folder / "badges.txt").unlink()
+    report = alice.ingest([folder], "Handbook")
+    assert copy.stat().st_mtime_ns == sent  # unchanged: not sent again
+    assert {(o.path.name, o.status) for o in report.outcomes} == {("visitors.txt", "unchanged"), ("badges.txt", "removed")}
+    assert not copy.with_name("badges.txt").exists()

@@ -17,19 +17,29 @@ from pathlib import Path
 
 import httpx
 import pytest
+from samples import PROSE
+from servers import free_port
+from test_crash_safety import WORKER, _assert_consistent
 
-from engine import AnswerDelta, CancelToken, ChatMessage, Done, Failed, GenerationCancelled, GenerationRequest, RemoteEngine
-from engine import RemoteError, collect
-from rag.ask import Answered, AskFailed, AskOptions, Retrieved
-from rag.app.chroma_server import _free_port
-from engine import backends
+from engine import (
+    AnswerDelta,
+    CancelToken,
+    ChatMessage,
+    Done,
+    Failed,
+    GenerationCancelled,
+    GenerationRequest,
+    RemoteEngine,
+    RemoteError,
+    backends,
+    collect,
+)
 from rag.app.composition import open_knowledge_base
+from rag.app.settings import Settings
+from rag.ask import Answered, AskFailed, AskOptions, Retrieved
 from rag.errors import StoreUnavailable
 from rag.knowledge_base import KnowledgeBase
-from rag.app.settings import Settings
 from rag.store import VectorStore
-from samples import PROSE
-from test_crash_safety import WORKER, _assert_consistent
 
 KEY = "team-secret"
 
@@ -39,7 +49,7 @@ class ChromaServer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -81,7 +91,7 @@ def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
 
 @pytest.fixture(scope="module")
 def inference_server(starter_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(starter_model), "--model_alias", "starter",
@@ -204,7 +214,7 @@ def test_remote_engine_wrong_key_and_refused_connection(inference_server: str):
     out = collect(RemoteEngine(inference_server, "starter", "wrong").stream(_request()))
     assert isinstance(out.failed.error, RemoteError) and out.failed.error.status == 401
     assert "refused the API key" in str(out.failed.error)
-    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    closed = f"http://127.0.0.1:{free_port()}/v1"
     out = collect(RemoteEngine(closed, "starter", context=4096).stream(_request()))
     assert "could not reach the inference server" in str(out.failed.error)
 
@@ -241,7 +251,7 @@ def test_remote_engine_cancel_closes_the_stream(inference_server: str):
 class _Misbehaving(http.server.BaseHTTPRequestHandler):
     """Answers /v1/chat/completions with the status named by the model field, or not at all."""
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         model = body["model"]
         if model == "slow":

@@ -110,13 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     collection = getattr(args, "collection", None) or settings.collection
     try:
         from rag.app.composition import open_cache, open_knowledge_base, team_server
+        from rag.app.kb_process import running_knowledge_base
 
         team = team_server(settings, args.server)
         if args.command in ("whoami", "grant", "revoke"):
             return _team(team, args, collection)
         if args.command == "cache" and team is None:
             return _cache(open_cache(settings), args.action)
-        kb = team or open_knowledge_base(settings, with_model=args.command in ("ask", "extract"))
+        # The team's server; else the open window's knowledge base; else this folder's, opened here.
+        kb = team or running_knowledge_base(settings.data_path) or open_knowledge_base(
+            settings, with_model=args.command in ("ask", "extract"))
         try:
             if args.command == "cache":
                 return _cache(kb, args.action)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 from pathlib import Path
@@ -21,7 +20,6 @@ from engine.catalog import (
     starter_model_path,
 )
 from rag.answer_cache import AnswerCache
-from rag.app.chroma_server import LocalChromaServer, running_server
 from rag.app.settings import Settings
 from rag.conversations import ConversationStore
 from rag.embedding import Embedder
@@ -31,26 +29,14 @@ from rag.service import KnowledgeBaseClient
 from rag.store import VectorStore
 
 
-def open_store(settings: Settings, out_of_process: bool = False) -> tuple[VectorStore, Path]:
-    """The vector store the settings name, and the folder for its local keyword indexes.
-
-    The local store is opened in this process, unless a private server already serves it
-    (the desktop app's) or ``out_of_process`` asks for one (the desktop app itself).
-    """
+def open_store(settings: Settings) -> tuple[VectorStore, Path]:
+    """The vector store the settings name, and the folder for its local keyword indexes."""
     data = settings.data_path
     if settings.chroma_host:
         store = VectorStore.server(settings.chroma_host, settings.chroma_port, settings.chroma_ssl, settings.chroma_token)
         tag = hashlib.sha1(store.location.encode()).hexdigest()[:12]
         return store, data / "keyword" / f"server-{tag}"
-    folder = data / "chroma"
-    port = running_server(folder)
-    if port is None and out_of_process:
-        server = LocalChromaServer(folder)
-        port = server.start()
-        atexit.register(server.stop)
-    if port is not None:
-        return VectorStore.server("127.0.0.1", port), data / "keyword" / "local"
-    return VectorStore.embedded(folder), data / "keyword" / "local"
+    return VectorStore.embedded(data / "chroma"), data / "keyword" / "local"
 
 
 def models_dir(settings: Settings) -> Path:
@@ -113,9 +99,9 @@ def team_server(settings: Settings, url: str = "") -> KnowledgeBaseClient | None
     return KnowledgeBaseClient(HttpChannel(url, load_token(url))) if url else None
 
 
-def open_knowledge_base(settings: Settings, with_model: bool = True, out_of_process: bool = False) -> KnowledgeBase:
+def open_knowledge_base(settings: Settings, with_model: bool = True) -> KnowledgeBase:
     """A knowledge base wired from the settings: store, embedder, chunking, model, cache."""
-    store, keyword_dir = open_store(settings, out_of_process)
+    store, keyword_dir = open_store(settings)
     embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
                         idle_seconds=settings.idle_minutes * 60)
     return KnowledgeBase(

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 _SERVICE = "Archivist team server"
 
 
-def _keyring():  # noqa: ANN202 - the keyring module, or None where no real keyring exists
+def _keyring():
     try:
         import keyring
         from keyring.backends import fail, null

@@ -6,25 +6,39 @@ process imports none of torch, chromadb or llama.cpp: it talks to this process t
 ``KnowledgeBaseClient`` over a pipe (``rag.service``). If the process dies, every call in
 flight fails with ``ServiceStopped``, listeners hear of it, and ``restart`` starts a new one;
 what was indexed is on disk and stays.
+
+The process opens the store itself, so nothing of it listens on the network. The user's
+other clients (``archivist-cli`` run while the window is open) reach it on a socket only that
+user can open, proving a per-session key (``running_knowledge_base``), rather than opening the
+same store a second time beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
+import secrets
 import sys
 import threading
 from collections.abc import Generator
-from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.context import AuthenticationError
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
 
 from engine import ArchivistError, CancelToken
 from rag import codec
 from rag.app.settings import Settings
-from rag.errors import ServiceStopped
-from rag.service import Message, Notice, PipeChannel
+from rag.errors import ServiceStopped, StoreUnavailable
+from rag.service import KnowledgeBaseClient, Message, Notice, PipeChannel
+
+if TYPE_CHECKING:
+    from rag.knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +130,45 @@ def _exit_code(process: multiprocessing.process.BaseProcess) -> int | None:
 
 
 def serve(settings: Settings, connection: Connection) -> None:
-    """The knowledge-base process: open the knowledge base, answer requests until the pipe closes."""
+    """The knowledge-base process: open the knowledge base, answer the window until the pipe
+    closes, and meanwhile its user's other clients (``archivist-cli``) on a private socket."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             os.nice(5)  # the window's process comes first when cores are scarce
     from rag import offline
     from rag.app import logs
     from rag.app.composition import open_knowledge_base
-    from rag.service import Service
 
     offline.enforce()
     logs.configure(settings.log_path, process="knowledge-base")
+    # Chroma's and torch's imports take seconds each; they run side by side.
+    threading.Thread(target=_import_heavy_libraries, name="import", daemon=True).start()
+    try:
+        kb = open_knowledge_base(settings)
+    except ArchivistError as exc:
+        with contextlib.suppress(OSError, ValueError):
+            connection.send_bytes(codec.dumps({"id": 0, "error": exc}).encode())
+        connection.close()
+        return
+    kb.start()
+    # The embedder's weights, now rather than in the first search.
+    threading.Thread(target=kb.embedder.embed, args=(["warm up"],), name="warm-up", daemon=True).start()
+    listener = _listen(kb, settings.data_path / NOTE)
+    try:
+        _answer(kb, connection, notices=True)
+    finally:
+        with contextlib.suppress(OSError):
+            (settings.data_path / NOTE).unlink()
+        with contextlib.suppress(OSError):
+            listener.close()
+        kb.close()
+        log.info("knowledge base closed")
+
+
+def _answer(kb: KnowledgeBase, connection: Connection, notices: bool) -> None:
+    """Serve one client on ``connection`` until it says it is done or goes away."""
+    from rag.service import Service
+
     lock = threading.Lock()
 
     def send(message: Message) -> None:
@@ -134,18 +176,7 @@ def serve(settings: Settings, connection: Connection) -> None:
         with lock, contextlib.suppress(OSError, ValueError):
             connection.send_bytes(data)
 
-    # Chroma's and torch's imports take seconds; they run while the store server starts, not after it.
-    threading.Thread(target=_import_heavy_libraries, name="import", daemon=True).start()
-    try:
-        kb = open_knowledge_base(settings, out_of_process=True)
-    except ArchivistError as exc:
-        send({"id": 0, "error": exc})
-        connection.close()
-        return
-    service = Service(kb, send)
-    kb.start()
-    # The embedder's weights, now rather than in the first search.
-    threading.Thread(target=kb.embedder.embed, args=(["warm up"],), name="warm-up", daemon=True).start()
+    service = Service(kb, send, notices)
     try:
         while service.handle(codec.loads(connection.recv_bytes())):
             pass
@@ -153,14 +184,61 @@ def serve(settings: Settings, connection: Connection) -> None:
         pass
     finally:
         service.stop()
-        kb.close()
         connection.close()
-        log.info("knowledge base closed")
+
+
+# -- the user's other clients: a private socket -------------------------------------------
+
+NOTE = "knowledge-base.json"  # in the data folder: where the running process listens, and its key
+
+
+def _listen(kb: KnowledgeBase, note: Path) -> Listener:
+    """Answer clients of this user on a socket only they can reach: a Unix socket in a folder
+    only they may enter (a named pipe on Windows), and a random key each client must prove it
+    holds (multiprocessing's HMAC challenge), written to a note only they may read."""
+    key = secrets.token_bytes(32)
+    listener = Listener(family="AF_PIPE" if sys.platform == "win32" else "AF_UNIX", authkey=key)
+    temporary = note.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"address": listener.address, "key": key.hex(), "pid": os.getpid()}, out)
+    os.replace(temporary, note)
+
+    def accept() -> None:
+        while True:
+            try:
+                connection = listener.accept()
+            except AuthenticationError:
+                log.warning("refused a local client that did not know the key")
+                continue
+            except OSError:
+                return  # closed
+            threading.Thread(target=_answer, args=(kb, connection, False), name="local-client", daemon=True).start()
+
+    threading.Thread(target=accept, name="local-clients", daemon=True).start()
+    return listener
+
+
+def running_knowledge_base(data: Path) -> KnowledgeBaseClient | None:
+    """The knowledge base of the process that serves the data folder ``data`` (the window's),
+    if one runs: a second process must not open the same store beside it."""
+    try:
+        note = json.loads((data / NOTE).read_text())
+        address, key, pid = note["address"], bytes.fromhex(note["key"]), int(note["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not psutil.pid_exists(pid):
+        return None  # it crashed: its note stayed behind
+    try:
+        connection = Client(address, family="AF_PIPE" if sys.platform == "win32" else "AF_UNIX", authkey=key)
+    except (OSError, AuthenticationError) as exc:
+        raise StoreUnavailable(f"the Archivist window's knowledge base (process {pid}) holds this data folder and "
+                               f"did not answer ({exc}); close the window or try again") from exc
+    return KnowledgeBaseClient(PipeChannel(connection))
 
 
 def _import_heavy_libraries() -> None:
     from rag import offline
 
     offline.enforce()
-    import chromadb  # noqa: F401
-    import sentence_transformers  # noqa: F401
+    import sentence_transformers  # noqa: F401 - while the store opens

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text stream
+def run(data_dir: Path | None = None, out=None) -> int:
     """Run every check; returns the exit status."""
     out = out or sys.stdout
     started = time.perf_counter()
@@ -54,17 +54,12 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
             starter = starter_model_path()
             if starter is None:
                 raise RuntimeError("the starter model is missing from this installation")
-            from rag.app.chroma_server import LocalChromaServer
-
             # The model as the app runs it: llama.cpp in an engine process of its own.
             state["model"] = model = ProcessEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME),
                                                    watch_thread=False)
-            # The store as the window uses it: a private Chroma server in a child process.
-            state["server"] = server = LocalChromaServer(folder / "chroma")
-            port = server.start()
-            state["kb"] = KnowledgeBase(VectorStore.server("127.0.0.1", port), Embedder(), folder / "keyword",
+            state["kb"] = KnowledgeBase(VectorStore.embedded(folder / "chroma"), Embedder(), folder / "keyword",
                                         model=state["model"], cache=AnswerCache(folder / "cache"))
-            return f"store server on port {port}, embedder and {STARTER_NAME} set up; {model.facts().backends}"
+            return f"store, embedder and {STARTER_NAME} set up; {model.facts().backends}"
 
         def ingest() -> str:
             from resources import resource_path
@@ -108,10 +103,10 @@ def run(data_dir: Path | None = None, out=None) -> int:  # noqa: ANN001 - a text
                 results.append(False)
                 continue
             check(name, fn)
-        if "model" in state:
+        if "kb" in state:
+            state["kb"].close()  # the model's process too
+        elif "model" in state:
             state["model"].close()
-        if "server" in state:
-            state["server"].stop()
     ok = all(results)
     print(f"{'OK' if ok else 'FAILED'}: {sum(results)} of {len(results)} checks passed in {time.perf_counter() - started:.1f}s",
           file=out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import CancelToken
 from rag.app.credentials import load_token
@@ -19,7 +19,9 @@ from rag.app.kb_process import KnowledgeBaseProcess
 from rag.app.settings import Settings
 from rag.errors import ServiceStopped
 from rag.service import Notice
-from rag.service_http import HttpChannel
+
+if TYPE_CHECKING:
+    from rag.service_http import HttpChannel
 
 
 def server_url(settings: Settings) -> str:
@@ -48,6 +50,10 @@ class TeamConnection:
         return server_url(self.settings)
 
     def start(self) -> None:
+        from rag.service_http import (
+            HttpChannel,  # httpx: only when there is a team server
+        )
+
         with self._lock:
             self._channel = HttpChannel(self.url, load_token(self.url))
 

@@ -1382,12 +1382,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="126" />
+        <location filename="../../desktop/app.py" line="122" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="127" />
+        <location filename="../../desktop/app.py" line="123" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>
