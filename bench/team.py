@@ -186,7 +186,8 @@ def mixed(clients: list, label: str, users: int, seconds: float) -> dict[str, ob
                                                                                   use_cache=False)))
                 ok = isinstance(events[-1], Answered) and bool(events[-1].result.answer.strip())
                 return "ask", time.perf_counter() - began, ok
-            return "search", time.perf_counter() - began, bool(clients[user].search(question, COLLECTION, limit=8))
+            found = bool(clients[user].search(question, COLLECTION, limit=8))
+            return "search", time.perf_counter() - began, found
         except Exception as exc:  # noqa: BLE001 - counted and shown
             print(f"    {label}: {type(exc).__name__}: {exc}", flush=True)
             return "error", 0.0, False

@@ -25,6 +25,7 @@ import itertools
 import logging
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,6 +75,8 @@ class Service:
         self._send = send
         self._running: dict[int, CancelToken] = {}
         self._lock = threading.Lock()
+        # Threads that live on: a thread's first embedding sets up torch's own threads (milliseconds).
+        self._calls = ThreadPoolExecutor(max_workers=32, thread_name_prefix="call")
         if notices:
             kb.add_listener(lambda status: send({"id": 0, "event": status}))
 
@@ -91,8 +94,7 @@ class Service:
         token = CancelToken()
         with self._lock:
             self._running[number] = token
-        threading.Thread(target=self._run, args=(number, message, token), name=f"call-{message.get('call')}",
-                         daemon=True).start()
+        self._calls.submit(self._run, number, message, token)
         return True
 
     def stop(self) -> None:
@@ -101,6 +103,7 @@ class Service:
             tokens = list(self._running.values())
         for token in tokens:
             token.cancel()
+        self._calls.shutdown(wait=False)
 
     def _run(self, number: int, message: Message, token: CancelToken) -> None:
         try:
