@@ -65,6 +65,11 @@ def extract(
         progress(ExtractionProgress(len(files), len(files), None))
 
 
+def write_rows(rows: Iterable[ExtractionRow], out: Path) -> int:
+    """Write ``rows`` to ``out``: JSON Lines for a ``.jsonl`` file, else CSV; how many were written."""
+    return (write_jsonl if out.suffix.lower() == ".jsonl" else write_csv)(rows, out)
+
+
 def write_jsonl(rows: Iterable[ExtractionRow], out: Path) -> int:
     """One JSON object per line: the file, its data (or error) and the sources used."""
     count = 0

@@ -26,7 +26,7 @@ from rag.ask import AskContext, AskEvent, AskOptions, answer
 from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
-from rag.extract import ExtractionProgress, extract, write_csv, write_jsonl
+from rag.extract import ExtractionProgress, extract, write_rows
 from rag.following import Followed, FollowedFolders
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
 from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
@@ -313,8 +313,7 @@ class KnowledgeBase:
         cancel: CancelToken | None = None, effort: str = "low",
     ) -> int:
         """Extract one ``schema`` object per indexed document into ``out`` (.jsonl, else CSV); rows written."""
-        rows = extract(self, collection, schema, progress, cancel, effort)
-        return (write_jsonl if out.suffix.lower() == ".jsonl" else write_csv)(rows, out)
+        return write_rows(extract(self, collection, schema, progress, cancel, effort), out)
 
     # -- check-up ---------------------------------------------------------------------------
 

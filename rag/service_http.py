@@ -25,6 +25,7 @@ import httpx
 from engine import ArchivistError, CancelToken
 from rag import codec
 from rag.errors import NotSignedIn, ServiceError, StoreUnavailable
+from rag.extract import ExtractionRow, write_rows
 from rag.ingest import content_hash, discover
 from rag.service import Notice
 
@@ -51,12 +52,17 @@ class HttpChannel:
                     raise _refusal(response, self.url)
                 forget = cancel.watch(lambda: self._cancel(number)) if cancel is not None else (lambda: None)
                 try:
+                    rows: list[ExtractionRow] = []
                     for line in response.iter_lines():
                         message = codec.loads(line)
-                        if "event" in message:
+                        if isinstance(message.get("event"), ExtractionRow):  # the file is written here
+                            rows.append(message["event"])
+                        elif "event" in message:
                             yield message["event"]
                         elif "error" in message:
                             raise message["error"]
+                        elif method == "extract":
+                            return write_rows(rows, Path(args["out"]))
                         else:
                             return message["result"]
                 finally:
@@ -139,3 +145,4 @@ def _refusal(response: httpx.Response, url: str) -> ArchivistError:
     if response.status_code == 401:
         return NotSignedIn(f"the server at {url} wants a valid token.")
     return ServiceError(f"the server at {url} answered {response.status_code}: {response.text.strip()[:300]}")
+

@@ -41,6 +41,7 @@ from rag import codec
 from rag.ask import AskOptions
 from rag.conversations import ConversationStore
 from rag.errors import AccessDenied, KnowledgeBaseError, NotSignedIn
+from rag.extract import extract
 from rag.ingest import content_hash
 from rag.knowledge_base import KnowledgeBase
 from rag.service import CALLS, call
@@ -68,7 +69,7 @@ _AUDITED = frozenset(_NEEDS) - {
     "list_conversations", "get_conversation", "export_conversation", "rename_conversation",
 } | {"create_collection"} | _ADMIN
 # Arguments that name a file or folder on the server: only inside the folders it offers.
-_SERVER_PATHS = {"ingest": "paths", "follow": "folder", "extract": "out", "set_adapter": "adapter"}
+_SERVER_PATHS = {"ingest": "paths", "follow": "folder", "set_adapter": "adapter"}
 assert set(_NEEDS) | _ANYONE | _ADMIN == CALLS, "every call of the facade needs a rule"
 
 
@@ -240,7 +241,14 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         def work() -> None:
             collection = str(args.get("collection", args.get("name", "")))
             try:
-                result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
+                if method == "extract":  # the rows go back; the client writes its own file
+                    rows = extract(view(user), str(args["collection"]), args["schema"],
+                                   lambda progress: put({"event": progress}), cancel, str(args.get("effort", "low")))
+                    result: object = 0
+                    for result, row in enumerate(rows, 1):
+                        put({"event": row})
+                else:
+                    result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
                 put({"result": answer(user, method, result, args)})
                 outcome = "ok"
             except Exception as exc:
