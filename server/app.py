@@ -144,7 +144,9 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             if vouched is not None:
                 if address not in config.proxies:
                     raise NotSignedIn(f"the {config.proxy_header} header came from {address}, which is not a trusted proxy.")
-                return accounts.user(vouched)
+                if not vouched.strip():
+                    raise NotSignedIn(f"the proxy sent an empty {config.proxy_header} header.")
+                return accounts.user(vouched.strip())
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             return accounts.authenticate(token.strip() if scheme.lower() == "bearer" else "")
         except NotSignedIn as exc:
@@ -240,6 +242,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
 
         def work() -> None:
             collection = str(args.get("collection", args.get("name", "")))
+            outcome = "failed"
             try:
                 if method == "extract":  # the rows go back; the client writes its own file
                     rows = extract(view(user), str(args["collection"]), args["schema"],
@@ -249,17 +252,19 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
                         put({"event": row})
                 else:
                     result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
-                put({"result": answer(user, method, result, args)})
+                message: dict[str, object] = {"result": answer(user, method, result, args)}
                 outcome = "ok"
             except Exception as exc:
                 ours = isinstance(exc, ArchivistError)
                 log.log(logging.INFO if ours else logging.ERROR, "call %s failed", method, exc_info=not ours)
-                put({"error": exc})
-                outcome = "failed"
-            finally:
-                put(None)
-            if method in _AUDITED:
-                audit.record(user.name, method, collection, said, outcome, address)
+                message = {"error": exc}
+            if method in _AUDITED:  # on record before the caller hears the outcome
+                try:
+                    audit.record(user.name, method, collection, said, outcome, address)
+                except OSError:
+                    log.exception("cannot write the audit log: %s %s on %r by %s", method, outcome, collection, user.name)
+            put(message)
+            put(None)
 
         calls.submit(work)
         return messages
