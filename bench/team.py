@@ -44,8 +44,8 @@ offline.enforce()
 from corpus import paragraphs  # noqa: E402
 from engine import RemoteEngine, backends  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
-from rag.answer_cache import SIMILAR_THRESHOLD, AnswerCache  # noqa: E402
-from rag.ask import Answered, AskOptions  # noqa: E402
+from rag.answer_cache import SIMILAR_THRESHOLD, AnswerCache, normalise  # noqa: E402
+from rag.ask import Answered, AskFailed, AskOptions  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.service import KnowledgeBaseClient  # noqa: E402
@@ -298,16 +298,24 @@ def day(through: list[KnowledgeBaseClient], embedder: Embedder, args: argparse.N
     print(f"3. a day's question log: {len(log)} questions from {args.users} people, {len(LOG_QUESTIONS)} topics "
           f"(answers of up to 256 tokens; only an answer that ended by itself is cached):", flush=True)
     kinds: dict[str, int] = {"exact": 0, "similar": 0, "model": 0}
-    cut = 0
+    cut, failed, repeats = 0, [], 0
+    answered: set[str] = set()
     for user, question in log:
         events = list(through[user].ask(question, COLLECTION, AskOptions(answer_tokens=256, passages=4)))
         result = events[-1].result if isinstance(events[-1], Answered) else None
+        if isinstance(events[-1], AskFailed):
+            failed.append(str(events[-1].error))
         kinds[result.cached if result and result.cached else "model"] += 1
-        cut += bool(result and not result.cached and result.usage.completion >= 256)
+        cut += bool(result and not result.cached and result.finish == "length")
+        form = normalise(question)
+        repeats += bool(result and not result.cached and form in answered)  # asked in these words before, yet a miss
+        answered.add(form)
     saved = (kinds["exact"] + kinds["similar"]) / len(log)
     print(f"  through the server, the team's one cache: {saved:.0%} of model calls saved ({kinds['exact']} exact, "
-          f"{kinds['similar']} near matches, {kinds['model']} model calls, of which {cut} answers were cut at 256 "
-          "tokens and so not cached)", flush=True)
+          f"{kinds['similar']} near matches, {kinds['model']} model calls: {cut} answers cut at 256 tokens (not "
+          f"cached), {len(failed)} failed, {repeats} misses on words asked before)", flush=True)
+    for reason in dict.fromkeys(failed):
+        print(f"    failed: {reason}", flush=True)
     vectors = {q: embedder.embed_query(q) for q in {q for _, q in log}}
 
     def replay(cache_of: Callable[[int], AnswerCache]) -> float:

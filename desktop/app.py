@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start Archivist's window (or run the self-test)."""
     multiprocessing.freeze_support()  # the frozen app's own processes (knowledge base, engine) start through main
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    from rag.app import Settings, config_dir, configure_logs, crash_reports, enforce_offline, run_self_test
+    from rag.app import Settings, configure_logs, crash_reports, enforce_offline, run_self_test
 
     enforce_offline()
     if args.self_test:
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logs(settings.log_path, process="window")
     # The knowledge base takes seconds to open (torch's import): its process starts before anything else
     # (or, with a team server, the connection to it).
-    from rag.app import connect, server_url
+    from rag.app import connect
 
     knowledge_base = connect(settings)
     knowledge_base.start()
-    first_run = not (config_dir() / "settings.toml").exists() and not settings.model_path and not server_url(settings)
+    first_run = is_first_run(settings)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     from desktop.main_window import MainWindow
 
     backend = Backend(settings, process=knowledge_base)
-    window = MainWindow(backend, first_run=first_run and _no_gpt_oss(settings))
+    window = MainWindow(backend, first_run=first_run)
     window.show()
+    window.raise_()
+    window.activateWindow()  # keys (Ctrl+Q, typing a question) work before the first click
     if crashes:
         crash_notice(window, crashes)  # the window, its parent, keeps it
     QTimer.singleShot(0, backend.open)
@@ -134,6 +136,15 @@ def _report_searchable(backend: Backend) -> None:
 
     job = backend.call("io", "first search", lambda kb, _job: kb.search("pump", backend.collection))
     job.done.connect(lambda _r: print(f"searchable\nrss {psutil.Process().memory_info().rss}", flush=True))
+
+
+def is_first_run(settings: Settings) -> bool:
+    """Whether to greet with the first-run page: nothing chosen yet (no settings saved, no model
+    set, no team server) and no gpt-oss found."""
+    from rag.app import config_dir, server_url
+
+    chosen = (config_dir() / "settings.toml").exists() or settings.model_path or server_url(settings)
+    return not chosen and _no_gpt_oss(settings)
 
 
 def _no_gpt_oss(settings: Settings) -> bool:

@@ -110,6 +110,8 @@ class Asking(QObject):
             self.conversation = event.id  # a new conversation, started for this question
         elif isinstance(event, Retrieved):
             self.status.showMessage(self.tr("{} sources ({})").format(len(event.sources), event.mode), 4000)
+            if event.quote is not None:
+                self.chat.show_quote(event.quote)
         elif isinstance(event, Loading):
             self.status.showMessage(self.tr("Loading {}…").format(event.model))
         elif isinstance(event, ReasoningDelta):

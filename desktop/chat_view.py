@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QGuiApplication, QKeyEvent, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -25,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.structured_view import StructuredPanel
-from rag import AnswerResult, Citation, Source, link_marks
+from rag import STARTER_NAME, AnswerResult, Citation, Claim, Quote, Source, link_marks
 
 
 
@@ -43,6 +45,9 @@ class ShownTurn:
     error: str = ""
     sources: list[Source] = field(default_factory=list)
     data: Any = None
+    claims: list[Claim] = field(default_factory=list)
+    model: str = ""
+    quote: Quote | None = None
 
 
 class QuestionBox(QPlainTextEdit):
@@ -81,15 +86,15 @@ class ChatPanel(QWidget):
         new = QPushButton(self.tr("New"))
         new.setToolTip(self.tr("New conversation (Ctrl+N)"))
         new.clicked.connect(self.conversation_new.emit)
-        rename = QToolButton()
-        rename.setText(self.tr("Rename"))
-        rename.clicked.connect(self._rename)
-        delete = QToolButton()
-        delete.setText(self.tr("Delete"))
-        delete.clicked.connect(self._delete)
-        export = QToolButton()
-        export.setText(self.tr("Export…"))
-        export.clicked.connect(self._export)
+        manage = QToolButton()
+        manage.setText("⋯")
+        manage.setToolTip(self.tr("Rename, delete or export this conversation"))
+        manage.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(manage)
+        menu.addAction(self.tr("Rename"), self._rename)
+        menu.addAction(self.tr("Delete"), self._delete)
+        menu.addAction(self.tr("Export…"), self._export)
+        manage.setMenu(menu)
 
         self.transcript = QTextBrowser()
         self.transcript.setOpenLinks(False)
@@ -129,19 +134,23 @@ class ChatPanel(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(QLabel(self.tr("Conversation:")))
         bar.addWidget(self.conversations, 1)
-        for widget in (new, rename, delete, export):
-            bar.addWidget(widget)
+        bar.addWidget(new)
+        bar.addWidget(manage)
         badges = QHBoxLayout()
         badges.addWidget(self.reasoning_toggle)
         badges.addStretch(1)
         badges.addWidget(self.badge)
+        # Two short rows rather than one long one: the chat can then be narrow and the cited page wide.
+        shape = QHBoxLayout()
+        shape.addWidget(self.structured.toggle)
+        shape.addWidget(self.structured.picker, 1)
+        shape.addWidget(self.structured.edit_button)
         controls = QHBoxLayout()
-        controls.addWidget(self.structured.toggle)
-        controls.addWidget(self.structured.picker)
-        controls.addWidget(self.structured.edit_button)
+        controls.addWidget(self.copy_button)
+        controls.addWidget(self.regenerate_button)
         controls.addStretch(1)
-        for button in (self.copy_button, self.regenerate_button, self.stop_button, self.ask_button):
-            controls.addWidget(button)
+        controls.addWidget(self.stop_button)
+        controls.addWidget(self.ask_button)
 
         upper = QWidget()
         upper_layout = QVBoxLayout(upper)
@@ -157,8 +166,9 @@ class ChatPanel(QWidget):
         split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(split, 1)
-        layout.addLayout(controls)
+        layout.addLayout(shape)
         layout.addWidget(self.question)
+        layout.addLayout(controls)
 
         self._render_timer = QTimer(self)
         self._render_timer.setInterval(50)  # at most 20 repaints a second while streaming
@@ -224,6 +234,11 @@ class ChatPanel(QWidget):
         self.reasoning.moveCursor(self.reasoning.textCursor().MoveOperation.End)
         self.reasoning.insertPlainText(text)
 
+    def show_quote(self, quote: Quote) -> None:
+        """The best source sentence, word for word, above the answer being written."""
+        self.turns[-1].quote = quote
+        self._dirty = True
+
     def add_answer(self, text: str) -> None:
         self.turns[-1].answer += text
         self._dirty = True
@@ -237,6 +252,9 @@ class ChatPanel(QWidget):
         turn.cached_question = result.cached_question
         turn.mode = result.mode
         turn.data = result.data
+        turn.claims = result.claims
+        turn.model = result.model
+        turn.quote = result.quote or turn.quote
         if result.cached:
             text = self.tr("From the answer cache") if result.cached == "exact" else self.tr("Cached answer to a similar question: “{}”").format(result.cached_question)
             self.badge.setText(text)
@@ -272,16 +290,42 @@ class ChatPanel(QWidget):
         you, sources = self.tr("You"), self.tr("Sources")
         for index, turn in enumerate(self.turns):
             parts.append(f"**{you}:** {_escape(turn.question)}\n")
+            if turn.quote is not None:
+                n = turn.quote.number
+                parts.append(f"> “{_escape(turn.quote.text)}” [\\[{n}\\]](cite:{index}/{n})\n")
             answer = turn.answer if turn.data is None else self.tr("(structured answer below)")
-            linked = link_marks(answer, lambda n, i=index: f"[\\[{n}\\]](cite:{i}/{n})")
+            linked = _linked(answer, index, turn.claims if turn.data is None else [])
             parts.append(linked or ("…" if self.busy and index == len(self.turns) - 1 else ""))
             if turn.error:
                 parts.append(f"\n*{_escape(turn.error)}*")
-            if turn.citations:
-                links = " · ".join(f"[{c.number}: {_escape(c.label)}](cite:{index}/{c.number})" for c in turn.citations)
-                parts.append(f"\n<small>{sources}: {links}</small>")
+            parts.extend(self._sources_lines(index, turn, sources))
             parts.append("\n\n---\n")
         return "\n".join(parts)
+
+    def _sources_lines(self, index: int, turn: ShownTurn, heading: str) -> list[str]:
+        """Under an answer: what it cites, what else it was drawn from, and what to check."""
+        lines = []
+        cited = {c.number for c in turn.citations}
+        if turn.citations:
+            links = " · ".join(f"[{c.number}: {_escape(c.label)}](cite:{index}/{c.number})" for c in turn.citations)
+            lines.append(f"\n<small>{heading}: {links}</small>")
+        read = [s for s in turn.sources if s.number not in cited]
+        if read and (turn.citations or turn.answer) and not self._streaming(index):
+            links = " · ".join(f"[{s.number}: {_escape(s.label)}](cite:{index}/{s.number})" for s in read)
+            label = self.tr("Also read") if turn.citations else self.tr("The answer cites none of its sources; it was drawn from")
+            lines.append(f"\n<small>{label}: {links}</small>")
+        if turn.model == STARTER_NAME:
+            note = self.tr("Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence "
+                           "against its source.")
+            lines.append(f"\n<small>ℹ {note}</small>")
+        flagged = [c for c in turn.claims if c.flagged]
+        if flagged and turn.data is None:
+            note = self.tr("Sentences to check: {} (underlined; hover for why).").format(len(flagged))
+            lines.append(f"\n<small>⚠ {note}</small>")
+        return lines
+
+    def _streaming(self, index: int) -> bool:
+        return self.busy and index == len(self.turns) - 1
 
     def _flush(self) -> None:
         if not self._dirty:
@@ -290,6 +334,7 @@ class ChatPanel(QWidget):
         bar = self.transcript.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 4
         self.transcript.setMarkdown(self.markdown())
+        self._mark_claims()
         if at_end:
             bar.setValue(bar.maximum())
 
@@ -307,13 +352,67 @@ class ChatPanel(QWidget):
             self._dirty = True
             self.ask.emit(question, True)
 
+    def _mark_claims(self) -> None:
+        """Underline, subtly, each sentence its source does not bear out, with the reason on hover."""
+        document = self.transcript.document()
+        spans = []
+        block = document.begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                href = fragment.charFormat().anchorHref()
+                if href.startswith("check:"):
+                    spans.append((fragment.position(), fragment.length(), fragment.charFormat(), href))
+                it += 1
+            block = block.next()
+        for position, length, old, href in spans:
+            claim = self._claim(href)
+            if claim is None:
+                continue
+            mark = QTextCharFormat(old)
+            mark.setForeground(self.palette().text())
+            mark.setFontUnderline(True)
+            mark.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine)
+            mark.setUnderlineColor(QColor("#c07000"))
+            mark.setToolTip(self.why(claim))
+            cursor = QTextCursor(document)
+            cursor.setPosition(position)
+            cursor.setPosition(position + length, QTextCursor.MoveMode.KeepAnchor)
+            cursor.setCharFormat(mark)
+
+    def why(self, claim: Claim) -> str:
+        """The hover text of a flagged sentence."""
+        if claim.supported is None:
+            text = self.tr("This sentence cites no source.")
+        else:
+            text = self.tr("Not borne out by its source: {}.").format(claim.problem)
+        if claim.suggested is not None:
+            text += " " + self.tr("[{}] holds it; click to open it.").format(claim.suggested)
+        return text
+
+    def _claim(self, href: str) -> Claim | None:
+        turn, _, number = href.removeprefix("check:").partition("/")
+        try:
+            return self.turns[int(turn)].claims[int(number)]
+        except (ValueError, IndexError):
+            return None
+
     def _anchor(self, url: QUrl) -> None:
+        if url.scheme() == "check":
+            claim = self._claim(url.toString())
+            turn = url.path().partition("/")[0]
+            number = None if claim is None else claim.suggested if claim.suggested is not None else \
+                next(iter(claim.cited), None)
+            if number is None:
+                return
+            url = QUrl(f"cite:{turn}/{number}")
         if url.scheme() != "cite":
             return
         turn, _, number = url.path().partition("/")
         try:
             shown = self.turns[int(turn)]
-            citation = next(c for c in shown.citations or shown.sources if c.number == int(number))
+            citation = next(c for c in [*shown.citations, *shown.sources] if c.number == int(number))
         except (ValueError, IndexError, StopIteration):
             return
         self.citation_clicked.emit(citation)
@@ -321,6 +420,38 @@ class ChatPanel(QWidget):
     def _toggle_reasoning(self, shown: bool) -> None:
         self.reasoning.setVisible(shown)
         self.reasoning_toggle.setText(self.tr("Reasoning ▾") if shown else self.tr("Reasoning ▸"))
+
+
+_LEAD = re.compile(r"\s*(?:(?:[-*+]|\d+[.)]|#{1,6})\s+)?")  # spaces, and a list's bullet or a heading's #
+
+
+def _linked(answer: str, turn: int, claims: list[Claim]) -> str:
+    """The answer as Markdown: ``[n]`` marks become ``cite:TURN/N`` links, and each flagged
+    sentence's words a ``check:TURN/K`` link (``_mark_claims`` restyles those)."""
+
+    def cite(text: str) -> str:
+        return link_marks(text, lambda n: f"[\\[{n}\\]](cite:{turn}/{n})")
+
+    out, at = [], 0
+    for k, claim in enumerate(claims):
+        if not claim.flagged or claim.start < at:
+            continue
+        out.append(cite(answer[at:claim.start]))
+        # The sentence's words around its marks: each run of words one link (marks cannot nest in one).
+        pieces = re.split(r"\x00(\d+)\x00", link_marks(answer[claim.start:claim.end], lambda n: f"\x00{n}\x00"))
+        for j, piece in enumerate(pieces):
+            if j % 2:
+                out.append(f"[\\[{piece}\\]](cite:{turn}/{piece})")
+            elif piece[len(_LEAD.match(piece).group()):].strip():  # type: ignore[union-attr]
+                lead = _LEAD.match(piece).group()  # type: ignore[union-attr] - it matches the empty string too
+                words, trail = piece[len(lead):].rstrip(), piece[len(piece.rstrip()):]
+                label = words.replace("[", "\\[").replace("]", "\\]")
+                out.append(f"{lead}[{label}](check:{turn}/{k}){trail}")
+            else:
+                out.append(piece)
+        at = claim.end
+    out.append(cite(answer[at:]))
+    return "".join(out)
 
 
 def _escape(text: str) -> str:

@@ -197,9 +197,13 @@ class LibraryPanel(QWidget):
         top.addWidget(QLabel(self.tr("Collection:")))
         top.addWidget(self.collections, 1)
         top.addWidget(manage)
-        buttons = QHBoxLayout()
-        for button in (add_files, add_folder, follow, self.remove_button, self.reindex_button):
+        buttons = QHBoxLayout()  # adding on the left, what acts on the selection on the right
+        for button in (add_files, add_folder, follow):
             buttons.addWidget(button)
+        selection = QHBoxLayout()
+        selection.addStretch(1)
+        selection.addWidget(self.remove_button)
+        selection.addWidget(self.reindex_button)
         following = QHBoxLayout()
         following.addWidget(self.followed, 1)
         following.addWidget(self.unfollow)
@@ -211,6 +215,7 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty)
         layout.addLayout(buttons)
+        layout.addLayout(selection)
         layout.addLayout(following)
         layout.addWidget(self.progress_label)
         layout.addLayout(busy)

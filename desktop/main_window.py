@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
             split.addWidget(widget)
             split.setStretchFactor(split.indexOf(widget), stretch)
         split.setSizes([380, 620, 360])
+        self.split = split
         self.welcome = WelcomePage(models_dir(backend.settings))
         self.pages = QStackedWidget()
         self.pages.addWidget(split)
@@ -83,7 +84,10 @@ class MainWindow(QMainWindow):
         settings = QAction(self.tr("Settings…"), self, shortcut=QKeySequence("Ctrl+,"), triggered=self.open_settings)
         unload = QAction(self.tr("Unload the model now"), self, triggered=lambda: self.backend.call("model", "unload", lambda kb, _job: kb.unload_model()))
         checkup = QAction(self.tr("Check-up…"), self, triggered=self.open_checkup)
-        quit_action = QAction(self.tr("Quit"), self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
+        quit_action = QAction(self.tr("Quit"), self, triggered=self.close)
+        # Ctrl+Q everywhere (Windows has no standard Quit key), wherever the focus is, from the first moment.
+        quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit) or [QKeySequence("Ctrl+Q")])
+        quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         file_menu.addActions([add_files, add_folder])
         file_menu.addSeparator()
         file_menu.addActions([settings, checkup, unload])
@@ -116,8 +120,9 @@ class MainWindow(QMainWindow):
         lib.rename_collection.connect(lambda old, new: self._collection_op(lambda kb: kb.rename_collection(old, new), new))
         lib.delete_collection.connect(lambda name: self._collection_op(lambda kb: kb.delete_collection(name), None))
         lib.set_adapter.connect(lambda name, path: self._collection_op(lambda kb: kb.set_adapter(name, path), name))
+        self.chat.citation_clicked.connect(lambda _c: self._room_for_sources())
         w = self.welcome
-        w.use_starter.connect(lambda: self.pages.setCurrentIndex(0))
+        w.use_starter.connect(self.use_starter)
         w.download.connect(self.open_settings)
         w.download_embedder.connect(lambda: self.open_settings("paraphrase-multilingual-MiniLM-L12-v2"))
         w.choose_model.connect(self.use_model_file)
@@ -264,6 +269,21 @@ class MainWindow(QMainWindow):
     def apply_settings(self, settings: Settings) -> None:
         self.status.showMessage(self.tr("Applying the new settings…"))
         self.backend.reopen(settings)
+
+    def _room_for_sources(self) -> None:
+        """A cited page is read, not glanced at: the source pane gets at least two fifths of the width."""
+        sizes = self.split.sizes()
+        total = sum(sizes)
+        want = int(total * 0.4)
+        if total and sizes[2] < want:
+            taken = want - sizes[2]
+            library = min(max(0, sizes[0] - 300), taken // 2)  # the library keeps room for its names
+            self.split.setSizes([sizes[0] - library, sizes[1] - (taken - library), want])
+
+    def use_starter(self) -> None:
+        """The starter model, chosen: the choice is saved, so the first-run page does not come back."""
+        self.backend.settings.save()
+        self.pages.setCurrentIndex(0)
 
     def use_model_file(self, path: str) -> None:
         settings = dataclasses.replace(self.backend.settings, model_path=path)

@@ -38,6 +38,9 @@ class SourcePanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.passage)
         split.addWidget(self.pdf)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 4)  # the page itself gets the room; the passage above is a few lines
+        self.split = split
         actions = QHBoxLayout()
         actions.addStretch(1)
         actions.addWidget(self.open_button)
@@ -69,7 +72,10 @@ class SourcePanel(QWidget):
         if self.document.load(str(self.path)) != QPdfDocument.Error.None_:
             self.pdf.hide()
             return
-        self.pdf.show()
+        if self.pdf.isHidden():
+            self.pdf.show()
+            height = max(1, self.split.height())
+            self.split.setSizes([height // 4, height - height // 4])
         self.pdf.pageNavigator().jump(self.page - 1, QPointF(), 0)
         words = text.split()
         self.search.setSearchString(" ".join(words[:6]) if words else "")

@@ -92,6 +92,8 @@ class StructuredPanel(QWidget):
         self.toggle = QCheckBox(self.tr("Structured answer"))
         self.toggle.setToolTip(self.tr("Answer as an object of a fixed shape instead of prose"))
         self.picker = QComboBox()
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.picker.setMinimumContentsLength(8)  # long schema titles are elided, not given the width
         self.schemas = {s.name: s for s in shipped()}
         for schema in self.schemas.values():
             title = _TITLES.get(schema.name, schema.title)

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from desktop.settings_dialog import human_bytes
 from rag import CATALOG
@@ -27,6 +27,7 @@ class WelcomePage(QWidget):
         free = shutil.disk_usage(models_folder).free
         gpt = CATALOG[0]
         title = QLabel(self.tr("<h1>Welcome to Archivist</h1>"))
+        title.setWordWrap(True)
         intro = QLabel(self.tr(
             "Archivist answers questions about your documents, on this computer. It needs a language model: "
             "no gpt-oss model was found here yet."
@@ -63,9 +64,15 @@ class WelcomePage(QWidget):
             inner.addSpacing(8)
         inner.addWidget(samples, 0, Qt.AlignmentFlag.AlignLeft)
         inner.addWidget(languages, 0, Qt.AlignmentFlag.AlignLeft)
+        # Centred by stretches, not by an alignment flag: an aligned widget is given its size hint,
+        # and word-wrapped labels then get one line's height and overlap (heightForWidth is skipped).
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(column, 100)
+        row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
-        layout.addWidget(column, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addLayout(row)
         layout.addStretch(2)
         for note in (starter_note, download_note):
             note.setStyleSheet("color: palette(mid);")

@@ -26,6 +26,7 @@ from rag.answer_cache import CacheStats
 from rag.ask import AnswerResult, Answered, AskEvent, AskFailed, AskOptions, Retrieved
 from rag.checkup import TOP, CheckQuestion, CheckupReport, CheckupState, CheckRun
 from rag.citations import Citation, link_marks
+from rag.claims import Claim, Quote
 from rag.conversations import Conversation, Turn
 from rag.documents import Passage, display_path
 from rag.errors import AccessDenied, EmbedderMismatch, KnowledgeBaseError, NotSignedIn, ServiceError, ServiceStopped
@@ -61,6 +62,7 @@ __all__ = [
     "CheckupReport",
     "CheckupState",
     "Citation",
+    "Claim",
     "CollectionInfo",
     "CollectionStatus",
     "Conversation",
@@ -81,6 +83,7 @@ __all__ = [
     "ModelStatus",
     "NamedSchema",
     "Passage",
+    "Quote",
     "ReasoningDelta",
     "Retrieved",
     "SchemaInvalid",

@@ -32,6 +32,7 @@ from engine import (
 )
 from rag.answer_cache import AnswerCache
 from rag.citations import Citation, citation_from_dict, resolve
+from rag.claims import Claim, Quote, Similarity, check, quote
 from rag.conversations import ConversationStore, Turn
 from rag.documents import Passage, path_to_text, text_to_path
 from rag.field_sources import FieldSource, split
@@ -87,6 +88,15 @@ class AnswerResult:
     cached_question: str = ""
     conversation: str | None = None
     field_sources: list[FieldSource] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    model: str = ""  # the name of the model that wrote it
+    quote: Quote | None = None  # for a small model: the best source sentence, word for word
+    finish: str = "stop"  # "length": the answer was cut at its token limit
+
+    @property
+    def flagged(self) -> list[Claim]:
+        """The sentences a reader should check: not found in their source, or citing none."""
+        return [c for c in self.claims if c.flagged]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,7 @@ class Retrieved:
 
     sources: list[Source]
     mode: str
+    quote: Quote | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +136,10 @@ class AskContext:
     search: Callable[[str, int, Sequence[Path] | None, np.ndarray | None], list[Passage]]
     document_chunks: Callable[[Path], list[Passage]]
     embed_query: Callable[[str], np.ndarray]
+    embed: Callable[[Sequence[str]], np.ndarray]
     cache: AnswerCache | None
     conversations: ConversationStore
+    quote: bool = False  # quote the best source sentence above the answer (the starter model)
 
 
 def answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken | None = None) -> Iterator[AskEvent]:
@@ -159,8 +172,9 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     if cacheable:
         hit = ctx.cache.get(question, scope, question_vector)  # type: ignore[union-attr]
         if hit is not None:
-            result = _from_payload(hit.payload, question, hit.kind, hit.question, time.perf_counter() - started)
-            yield Retrieved(result.sources, result.mode)
+            result = _from_payload(hit.payload, question, hit.kind, hit.question, time.perf_counter() - started,
+                                   model.name)
+            yield Retrieved(result.sources, result.mode, result.quote)
             yield AnswerDelta(result.answer)
             yield Answered(result)
             return
@@ -194,7 +208,8 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     packing_seconds = time.perf_counter() - packing_started
     request = dataclasses.replace(request, adapter=ctx.adapter)
     shown = reused + sources
-    yield Retrieved(shown, mode)
+    quoted = quote(question, sources, ctx.embed) if ctx.quote and options.schema is None else None
+    yield Retrieved(shown, mode, quoted)
 
     for event in model.stream(request, cancel):
         if isinstance(event, (Loading, ReasoningDelta, AnswerDelta)):
@@ -211,13 +226,15 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
                 citations = list({c.number: c for f in field_sources for c in f.citations}.values())
             else:
                 text, citations, dropped = resolve(event.text, citable)
+            claims = check(text, citable, _similarity(ctx)) if options.schema is None else []
             timings = StageTimings(
                 cache_seconds, retrieval_seconds, packing_seconds, event.timings.load, event.timings.first_token,
                 event.timings.total, time.perf_counter() - started,
             )
             result = AnswerResult(
                 question, text, citations, shown, dropped, data, event.reasoning, mode, event.usage, timings,
-                conversation=options.conversation, field_sources=field_sources,
+                conversation=options.conversation, field_sources=field_sources, claims=claims, model=model.name,
+                finish=event.finish, quote=quoted,
             )
             if cacheable and event.finish == "stop":
                 ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
@@ -229,6 +246,14 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
                          sources=[_source_dict(s) for s in sources]),
                 )
             yield Answered(result)
+
+
+def _similarity(ctx: AskContext) -> Similarity:
+    def similarity(claim: str, sentences: Sequence[str]) -> list[float]:
+        vectors = ctx.embed([claim, *sentences])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
+
+    return similarity
 
 
 class _EarlierTurn:
@@ -295,10 +320,13 @@ def _to_payload(result: AnswerResult) -> dict[str, Any]:
             {"field": f.field, "supported": f.supported, "citations": [_citation_dict(c) for c in f.citations]}
             for f in result.field_sources
         ],
+        "claims": [asdict(c) for c in result.claims],
+        "quote": asdict(result.quote) if result.quote else None,
     }
 
 
-def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_question: str, seconds: float) -> AnswerResult:
+def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_question: str, seconds: float,
+                  model: str) -> AnswerResult:
     citations = [citation_from_dict(c) for c in payload["citations"]]
     field_sources = [FieldSource(f["field"], [citation_from_dict(c) for c in f["citations"]], f["supported"])
                      for f in payload.get("field_sources", [])]
@@ -307,6 +335,8 @@ def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_ques
         question, payload["answer"], citations, sources, payload["dropped"], payload["data"], payload["reasoning"],
         payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
         cached_question=cached_question, field_sources=field_sources,
+        claims=[Claim(**{**c, "cited": tuple(c["cited"])}) for c in payload.get("claims", [])], model=model,
+        quote=Quote(**payload["quote"]) if payload.get("quote") else None,
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.field_sources import normalise
+from rag.claims import normalise
 
 if TYPE_CHECKING:
     from rag.documents import Passage

@@ -74,6 +74,16 @@ def citation_from_dict(data: dict[str, Any]) -> Citation:
     return Citation(**{**data, "chunk_ids": tuple(data.get("chunk_ids", ()))})
 
 
+def marks(text: str) -> list[int]:
+    """The source numbers ``text`` cites, in order, each once."""
+    return list(dict.fromkeys(n for m in _MARK.finditer(text) for n in _numbers(m.group(1))))
+
+
+def strip_marks(text: str) -> str:
+    """``text`` without its ``[n]`` marks."""
+    return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", _MARK.sub("", text))
+
+
 def link_marks(answer: str, link: Callable[[int], str]) -> str:
     """The answer with each ``[n]`` mark replaced by ``link(n)`` (the window makes them clickable)."""
     return _MARK.sub(lambda m: "".join(link(n) for n in _numbers(m.group(1))), answer)

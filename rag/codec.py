@@ -27,7 +27,7 @@ VERSION = 1
 # The modules whose dataclasses, enums and errors cross a boundary.
 _MODULES = (
     "engine.interface", "engine.errors", "engine.catalog",
-    "rag.errors", "rag.ask", "rag.store", "rag.ingest", "rag.documents", "rag.sources", "rag.citations",
+    "rag.errors", "rag.ask", "rag.store", "rag.ingest", "rag.documents", "rag.sources", "rag.citations", "rag.claims",
     "rag.conversations", "rag.checkup", "rag.extract", "rag.field_sources", "rag.answer_cache", "rag.schemas",
     "rag.retrieval", "rag.following", "rag.knowledge_base", "engine.download",
 )

@@ -9,13 +9,12 @@ retrieved passages (the model made it up, or rephrased it beyond recognition).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rag.citations import Citation, citation_for
+from rag.claims import supports
 from rag.sources import Source
 
 SOURCES_INSTRUCTION = (
@@ -23,8 +22,6 @@ SOURCES_INSTRUCTION = (
     "for each field of `result` the ids of the sources its value was taken from (an empty list "
     "when the field is null or empty)."
 )
-# Share of a text value's words that must occur in the sources for it to count as supported.
-_WORD_SHARE = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,30 +75,9 @@ def split(output: Any, schema: dict[str, Any], sources: Sequence[Source]) -> tup
 
 
 def supported(value: Any, texts: Sequence[str]) -> bool:
-    """Whether every text and number in ``value`` can be found in ``texts`` (word by word
-    for longer text, so that a value the model shortened or re-cased still counts)."""
-    haystack = normalise(" ".join(texts))
-    words = set(_WORD.findall(haystack))
-    for leaf in _leaves(value):
-        needle = normalise(leaf)
-        if not needle or needle in haystack:
-            continue
-        wanted = [w for w in _WORD.findall(needle) if len(w) > 2 or w.isdigit()]
-        if not wanted or sum(w in words for w in wanted) / len(wanted) < _WORD_SHARE:
-            return False
-    return True
-
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-_THOUSANDS = re.compile(r"(?<=\d)[,\u202f ](?=\d{3}\b)")
-
-
-def normalise(text: str) -> str:
-    """Case, width and spacing folded; 1,250,000 read as 1250000."""
-    text = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-    return _THOUSANDS.sub("", text)
+    """Whether every text and number in ``value`` can be found in ``texts`` (the test a cited
+    sentence gets: numbers as numbers, longer text word by word)."""
+    return all(supports(leaf, texts) for leaf in _leaves(value))
 
 
 def _leaves(value: Any) -> Iterator[str]:

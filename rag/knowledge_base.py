@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import CATALOG, CancelToken, LanguageModel, ModelStatus, check_adapter
+from engine import CATALOG, STARTER_NAME, CancelToken, LanguageModel, ModelStatus, check_adapter
 from engine.download import DownloadProgress, download
 from rag.answer_cache import AnswerCache, CacheStats
 from rag.checkup import Checkup, CheckQuestion, CheckupReport, CheckupState
@@ -303,8 +303,10 @@ class KnowledgeBase:
             search=lambda q, limit, paths, vector: self.search(q, collection, limit, paths, query_vector=vector),
             document_chunks=lambda path: self.document_passages(path, collection),
             embed_query=self.embedder.embed_query,
+            embed=self.embedder.embed,
             cache=self.cache,
             conversations=self.conversations,
+            quote=self.model.name == STARTER_NAME,
         )
         return answer(question, context, options, cancel)
 

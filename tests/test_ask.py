@@ -209,3 +209,30 @@ def test_question_too_long_for_the_context(asking_kb: KnowledgeBase, docs: Path)
     asking_kb.ingest([docs / "pump.txt"], "Docs")
     events = run(asking_kb, "why " * 9000, use_cache=False)
     assert isinstance(events[-1], AskFailed) and isinstance(events[-1].error, ContextTooLong)
+
+
+def test_the_starter_model_says_what_it_is_and_quotes_its_best_source(tmp_path: Path, embedder, starter_model: Path,
+                                                                      docs: Path):
+    from engine import STARTER_NAME, LlamaEngine, LlamaSettings
+    from rag.answer_cache import AnswerCache
+    from rag.store import VectorStore
+
+    engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, label=STARTER_NAME), idle_thread=False)
+    kb = KnowledgeBase(VectorStore.embedded(tmp_path / "chroma"), embedder, tmp_path / "keyword", model=engine,
+                       cache=AnswerCache(tmp_path / "cache"))
+    try:
+        kb.ingest([docs], "Docs")
+        events = run(kb, "How often does the pump need oil?", answer_tokens=48)
+        quoted = events[0].quote  # before a word is generated: the source's own sentence
+        assert quoted is not None and quoted.text == "The pump in hall 3 needs oil every 200 hours."
+        assert events[0].sources[quoted.number - 1].path.name == "pump.txt"
+        result = answered(events).result
+        assert result.model == STARTER_NAME and result.quote == quoted
+        assert result.finish in ("stop", "length") and all(c.end <= len(result.answer) for c in result.claims)
+        again = run(kb, "How often does the pump need oil?")
+        if result.finish == "stop":  # a cached answer keeps its quote
+            assert again[-1].result.cached == "exact" and again[-1].result.quote == quoted
+        structured = run(kb, "How often does the pump need oil?", schema=resolve("key_facts"), use_cache=False)
+        assert structured[0].quote is None  # the shape's fields carry their own sources
+    finally:
+        engine.close()

@@ -138,13 +138,31 @@ def test_a_collection_names_its_adapter(capsys, corpus: Path, tmp_path: Path):
     assert code == 1 and "no collection named 'Nope'" in err
 
 
-def test_ask_as_json_lines_speaks_the_window_s_messages(capsys, corpus: Path):
+def test_ask_as_json_and_as_the_window_s_messages(capsys, corpus: Path):
+    import json
+
     from rag import codec
     from rag.ask import Answered, Retrieved
 
     assert run(capsys, "ingest", str(corpus), "-c", "Manuals")[0] == 0
     code, out, err = run(capsys, "ask", "How often does the pump need oil?", "-c", "Manuals", "--format", "json")
     assert code == 0, err
+    answer = json.loads(out)
+    assert answer["answer"] and answer["sources"] and answer["question"] == "How often does the pump need oil?"
+    first = answer["sources"][0]
+    assert {"number", "file", "page", "start", "end", "cited", "text"} <= set(first) and first["end"] > first["start"]
+    for claim in answer["claims"]:  # every sentence with a claim, checked against what it cites
+        assert answer["answer"][claim["start"]:claim["end"]].startswith(claim["sentence"][:3])
+        assert claim["supported"] in (True, False, None) and (claim["supported"] or claim["problem"])
+
+    code, out, err = run(capsys, "ask", "How often does the pump need oil?", "-c", "Manuals", "--format", "events")
+    assert code == 0, err
     events = [codec.loads(line) for line in out.splitlines()]
     assert isinstance(events[0], Retrieved) and isinstance(events[-1], Answered)
     assert events[-1].result.sources[0].path.name in {"pump.pdf"} | {f"note{i}.txt" for i in range(5)}
+
+    # As text: the sources are always listed (cited or only read), and the starter says what it is.
+    code, out, err = run(capsys, "ask", "When was the pump manual written?", "-c", "Manuals", "--no-cache")
+    assert code == 0, err
+    assert "\nSources" in out and events[-1].result.sources[0].path.name in out
+    assert "a small stand-in for gpt-oss-20b" in err and "; check each sentence against its source)" in err

@@ -80,8 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-cache", action="store_true", help="do not use or fill the answer cache")
     ask.add_argument("--show-reasoning", action="store_true", help="print the model's reasoning to stderr")
     ask.add_argument("--effort", choices=["low", "medium", "high"], help="reasoning effort (gpt-oss)")
-    ask.add_argument("--format", choices=["text", "json"], default="text",
-                     help="json: every message on one line of JSON, as the window receives them")
+    ask.add_argument("--format", choices=["text", "json", "events"], default="text",
+                     help="json: the answer as one JSON object (sources, citations, each sentence checked); "
+                          "events: every message on one line of JSON, as the window receives them")
 
     extract = command("extract", "apply a schema to every document; write JSON Lines or CSV")
     extract.add_argument("--schema", required=True, metavar="NAME|FILE")

@@ -61,27 +61,27 @@
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="114" />
+        <location filename="../../desktop/asking.py" line="116" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="138" />
+        <location filename="../../desktop/asking.py" line="140" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="139" />
+        <location filename="../../desktop/asking.py" line="141" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="176" />
+        <location filename="../../desktop/asking.py" line="178" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="177" />
+        <location filename="../../desktop/asking.py" line="179" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
@@ -89,143 +89,183 @@
 <context>
     <name>ChatPanel</name>
     <message>
-        <location filename="../../desktop/chat_view.py" line="79" />
+        <location filename="../../desktop/chat_view.py" line="84" />
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="81" />
+        <location filename="../../desktop/chat_view.py" line="86" />
         <source>New</source>
         <translation>新建</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="82" />
+        <location filename="../../desktop/chat_view.py" line="87" />
         <source>New conversation (Ctrl+N)</source>
         <translation>新建对话 (Ctrl+N)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="85" />
+        <location filename="../../desktop/chat_view.py" line="91" />
+        <source>Rename, delete or export this conversation</source>
+        <translation>重命名、删除或导出此对话</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="94" />
         <source>Rename</source>
         <translation>重命名</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="88" />
+        <location filename="../../desktop/chat_view.py" line="95" />
         <source>Delete</source>
         <translation>删除</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="91" />
+        <location filename="../../desktop/chat_view.py" line="96" />
         <source>Export…</source>
         <translation>导出…</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="97" />
+        <location filename="../../desktop/chat_view.py" line="102" />
         <source>Ask a question about your documents.</source>
         <translation>就您的文档提问。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="103" />
-        <location filename="../../desktop/chat_view.py" line="323" />
+        <location filename="../../desktop/chat_view.py" line="108" />
+        <location filename="../../desktop/chat_view.py" line="422" />
         <source>Reasoning ▸</source>
         <translation>推理过程 ▸</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="114" />
+        <location filename="../../desktop/chat_view.py" line="119" />
         <source>Ask a question (Enter asks, Shift+Enter for a new line)</source>
         <translation>输入问题（Enter 提问，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="117" />
+        <location filename="../../desktop/chat_view.py" line="122" />
         <source>Ask</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="120" />
+        <location filename="../../desktop/chat_view.py" line="125" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="121" />
+        <location filename="../../desktop/chat_view.py" line="126" />
         <source>Stop the answer (Esc)</source>
         <translation>停止回答 (Esc)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="123" />
+        <location filename="../../desktop/chat_view.py" line="128" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="125" />
+        <location filename="../../desktop/chat_view.py" line="130" />
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="130" />
+        <location filename="../../desktop/chat_view.py" line="135" />
         <source>Conversation:</source>
         <translation>对话：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="175" />
+        <location filename="../../desktop/chat_view.py" line="185" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="187" />
+        <location filename="../../desktop/chat_view.py" line="197" />
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="187" />
+        <location filename="../../desktop/chat_view.py" line="197" />
         <source>Title:</source>
         <translation>标题：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="193" />
+        <location filename="../../desktop/chat_view.py" line="203" />
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="193" />
+        <location filename="../../desktop/chat_view.py" line="203" />
         <source>Delete this conversation?</source>
         <translation>删除此对话？</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="200" />
+        <location filename="../../desktop/chat_view.py" line="210" />
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="241" />
+        <location filename="../../desktop/chat_view.py" line="259" />
         <source>From the answer cache</source>
         <translation>来自答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="241" />
+        <location filename="../../desktop/chat_view.py" line="259" />
         <source>Cached answer to a similar question: “{}”</source>
         <translation>相似问题的缓存答案：“{}”</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="243" />
+        <location filename="../../desktop/chat_view.py" line="261" />
         <source>Regenerate to ask the model again.</source>
         <translation>点击“重新生成”可再次询问模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="272" />
+        <location filename="../../desktop/chat_view.py" line="290" />
         <source>You</source>
         <translation>您</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="272" />
+        <location filename="../../desktop/chat_view.py" line="290" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="275" />
+        <location filename="../../desktop/chat_view.py" line="296" />
         <source>(structured answer below)</source>
         <translation>（结构化答案见下方）</translation>
     </message>
     <message>
+        <location filename="../../desktop/chat_view.py" line="315" />
+        <source>Also read</source>
+        <translation>另参考</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="315" />
+        <source>The answer cites none of its sources; it was drawn from</source>
+        <translation>答案未引用任何来源；它依据的是</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="318" />
+        <source>Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence against its source.</source>
+        <translation>由小型入门模型（gpt-oss-20b 的替身）撰写：请对照来源核对每一句。</translation>
+    </message>
+    <message>
         <location filename="../../desktop/chat_view.py" line="323" />
+        <source>Sentences to check: {} (underlined; hover for why).</source>
+        <translation>需核对的句子：{} 句（已加下划线，悬停查看原因）。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="387" />
+        <source>This sentence cites no source.</source>
+        <translation>此句未引用任何来源。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="389" />
+        <source>Not borne out by its source: {}.</source>
+        <translation>来源不支持此句：{}。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="391" />
+        <source>[{}] holds it; click to open it.</source>
+        <translation>[{}] 包含此内容；点击打开。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/chat_view.py" line="422" />
         <source>Reasoning ▾</source>
         <translation>推理过程 ▾</translation>
     </message>
@@ -529,127 +569,127 @@
         <translation>知识库：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="233" />
+        <location filename="../../desktop/library_view.py" line="238" />
         <source>{} documents, {} chunks</source>
         <translation>{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="235" />
+        <location filename="../../desktop/library_view.py" line="240" />
         <source>, {} could not be indexed</source>
         <translation>，{} 个无法索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="242" />
+        <location filename="../../desktop/library_view.py" line="247" />
         <source>Following: {}</source>
         <translation>正在关注：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="244" />
+        <location filename="../../desktop/library_view.py" line="249" />
         <source>last change {}</source>
         <translation>最近变化 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="266" />
+        <location filename="../../desktop/library_view.py" line="271" />
         <source>Indexing {} of {} files: {}</source>
         <translation>正在索引第 {} 个文件（共 {} 个）：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="270" />
+        <location filename="../../desktop/library_view.py" line="275" />
         <source>Indexing {}%</source>
         <translation>正在索引 {}%</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="275" />
+        <location filename="../../desktop/library_view.py" line="280" />
         <source>Queued</source>
         <translation>排队中</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="282" />
+        <location filename="../../desktop/library_view.py" line="287" />
         <source>Add files</source>
         <translation>添加文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="282" />
+        <location filename="../../desktop/library_view.py" line="287" />
         <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)</source>
         <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="288" />
+        <location filename="../../desktop/library_view.py" line="293" />
         <source>Add folder</source>
         <translation>添加文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="293" />
+        <location filename="../../desktop/library_view.py" line="298" />
         <source>Follow a folder</source>
         <translation>关注文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="316" />
+        <location filename="../../desktop/library_view.py" line="321" />
         <source>Retry / re-index</source>
         <translation>重试 / 重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="318" />
+        <location filename="../../desktop/library_view.py" line="323" />
         <source>Remove from the collection</source>
         <translation>从知识库中移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="328" />
+        <location filename="../../desktop/library_view.py" line="333" />
         <source>New collection</source>
         <translation>新建知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="328" />
+        <location filename="../../desktop/library_view.py" line="333" />
         <source>Name of the new collection:</source>
         <translation>新知识库的名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="334" />
+        <location filename="../../desktop/library_view.py" line="339" />
         <source>Rename collection</source>
         <translation>重命名知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="334" />
+        <location filename="../../desktop/library_view.py" line="339" />
         <source>New name:</source>
         <translation>新名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="340" />
+        <location filename="../../desktop/library_view.py" line="345" />
         <source>Domain adapter</source>
         <translation>领域适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="341" />
+        <location filename="../../desktop/library_view.py" line="346" />
         <source>A LoRA adapter (a GGUF file made for the model in use) can improve answers in a field where the model is weak, such as law or medicine. Answers from “{}” use it; other collections do not.</source>
         <translation>LoRA 适配器（为当前模型制作的 GGUF 文件）可以改进模型在薄弱领域（如法律或医学）的回答。来自“{}”的回答会使用它，其他集合不会。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="344" />
+        <location filename="../../desktop/library_view.py" line="349" />
         <source>Choose a file…</source>
         <translation>选择文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="345" />
+        <location filename="../../desktop/library_view.py" line="350" />
         <source>Use none</source>
         <translation>不使用</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="351" />
+        <location filename="../../desktop/library_view.py" line="356" />
         <source>Choose a LoRA adapter</source>
         <translation>选择 LoRA 适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="352" />
+        <location filename="../../desktop/library_view.py" line="357" />
         <source>GGUF adapters (*.gguf)</source>
         <translation>GGUF 适配器 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="360" />
+        <location filename="../../desktop/library_view.py" line="365" />
         <source>Delete collection</source>
         <translation>删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="361" />
+        <location filename="../../desktop/library_view.py" line="366" />
         <source>Delete the collection “{}” and everything indexed in it? The files on disk are not touched.</source>
         <translation>删除知识库“{}”及其中的全部索引？磁盘上的文件不受影响。</translation>
     </message>
@@ -667,182 +707,182 @@
         <translation>Archivist 知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="75" />
+        <location filename="../../desktop/main_window.py" line="76" />
         <source>Opening the knowledge base…</source>
         <translation>正在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="80" />
+        <location filename="../../desktop/main_window.py" line="81" />
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="81" />
+        <location filename="../../desktop/main_window.py" line="82" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="82" />
+        <location filename="../../desktop/main_window.py" line="83" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="83" />
+        <location filename="../../desktop/main_window.py" line="84" />
         <source>Settings…</source>
         <translation>设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="84" />
+        <location filename="../../desktop/main_window.py" line="85" />
         <source>Unload the model now</source>
         <translation>立即卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="85" />
+        <location filename="../../desktop/main_window.py" line="86" />
         <source>Check-up…</source>
         <translation>检查…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="86" />
+        <location filename="../../desktop/main_window.py" line="87" />
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="92" />
+        <location filename="../../desktop/main_window.py" line="96" />
         <source>&amp;Conversation</source>
         <translation>对话(&amp;C)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="93" />
+        <location filename="../../desktop/main_window.py" line="97" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="94" />
+        <location filename="../../desktop/main_window.py" line="98" />
         <source>Ask a question</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="96" />
+        <location filename="../../desktop/main_window.py" line="100" />
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="97" />
+        <location filename="../../desktop/main_window.py" line="101" />
         <source>Getting started</source>
         <translation>入门</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="98" />
+        <location filename="../../desktop/main_window.py" line="102" />
         <source>About Archivist</source>
         <translation>关于 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="103" />
+        <location filename="../../desktop/main_window.py" line="107" />
         <source>The knowledge base could not be opened</source>
         <translation>无法打开知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="142" />
+        <location filename="../../desktop/main_window.py" line="147" />
         <source>Ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="150" />
+        <location filename="../../desktop/main_window.py" line="155" />
         <source>The knowledge base stopped unexpectedly; restarting it…</source>
         <translation>知识库意外停止，正在重新启动…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="151" />
+        <location filename="../../desktop/main_window.py" line="156" />
         <source>The knowledge base stopped</source>
         <translation>知识库已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="171" />
+        <location filename="../../desktop/main_window.py" line="176" />
         <source>Cannot read the collection</source>
         <translation>无法读取知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="182" />
+        <location filename="../../desktop/main_window.py" line="187" />
         <source>indexed</source>
         <translation>已索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="182" />
+        <location filename="../../desktop/main_window.py" line="187" />
         <source>removed</source>
         <translation>已移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="182" />
+        <location filename="../../desktop/main_window.py" line="187" />
         <source>failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="184" />
+        <location filename="../../desktop/main_window.py" line="189" />
         <source>{}: {}</source>
         <translation>{}：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="191" />
+        <location filename="../../desktop/main_window.py" line="196" />
         <source>Cannot follow the folder</source>
         <translation>无法跟踪该文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="198" />
+        <location filename="../../desktop/main_window.py" line="203" />
         <source>Already indexing; add these when it finishes.</source>
         <translation>正在索引中；请在完成后再添加。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="213" />
+        <location filename="../../desktop/main_window.py" line="218" />
         <source>{} indexed, {} unchanged, {} failed</source>
         <translation>已索引 {} 个，未变化 {} 个，失败 {} 个</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="216" />
+        <location filename="../../desktop/main_window.py" line="221" />
         <source>Indexing stopped; what was done is kept. </source>
         <translation>索引已停止；已完成的部分会保留。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="224" />
+        <location filename="../../desktop/main_window.py" line="229" />
         <source>Indexing stopped</source>
         <translation>索引已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="231" />
+        <location filename="../../desktop/main_window.py" line="236" />
         <source>Cannot remove</source>
         <translation>无法移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="241" />
+        <location filename="../../desktop/main_window.py" line="246" />
         <source>Cannot change the collection</source>
         <translation>无法修改知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="265" />
+        <location filename="../../desktop/main_window.py" line="270" />
         <source>Applying the new settings…</source>
         <translation>正在应用新设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="276" />
+        <location filename="../../desktop/main_window.py" line="296" />
         <source>The answer cache is empty.</source>
         <translation>答案缓存已清空。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="288" />
+        <location filename="../../desktop/main_window.py" line="308" />
         <source>Downloaded and verified. It is used from now on.</source>
         <translation>已下载并校验，从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="289" />
+        <location filename="../../desktop/main_window.py" line="309" />
         <source>Downloaded; checked against the server's checksum only. It is used from now on.</source>
         <translation>已下载；仅按服务器提供的校验值核对。从现在起使用该模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="352" />
+        <location filename="../../desktop/main_window.py" line="372" />
         <source>Quit Archivist</source>
         <translation>退出 Archivist</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="352" />
+        <location filename="../../desktop/main_window.py" line="372" />
         <source>Work is still running. Stop it and quit? Finished work is kept.</source>
         <translation>仍有任务在运行。要停止并退出吗？已完成的工作会保留。</translation>
     </message>
@@ -1118,7 +1158,7 @@
         <translation>打开文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="54" />
+        <location filename="../../desktop/source_view.py" line="57" />
         <source>page {}</source>
         <translation>第 {} 页</translation>
     </message>
@@ -1209,77 +1249,77 @@
         <translation>以固定结构的对象作答，而非段落文字</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="99" />
+        <location filename="../../desktop/structured_view.py" line="101" />
         <source>Your own…</source>
         <translation>自定义…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="101" />
+        <location filename="../../desktop/structured_view.py" line="103" />
         <source>Edit schema…</source>
         <translation>编辑结构…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="108" />
+        <location filename="../../desktop/structured_view.py" line="110" />
         <source>Field</source>
         <translation>字段</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="108" />
+        <location filename="../../desktop/structured_view.py" line="110" />
         <source>Value</source>
         <translation>值</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="108" />
+        <location filename="../../desktop/structured_view.py" line="110" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="110" />
+        <location filename="../../desktop/structured_view.py" line="112" />
         <source>Copy JSON</source>
         <translation>复制 JSON</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="112" />
+        <location filename="../../desktop/structured_view.py" line="114" />
         <source>Save…</source>
         <translation>保存…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="114" />
+        <location filename="../../desktop/structured_view.py" line="116" />
         <source>Extract from every document…</source>
         <translation>从每个文档中提取…</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="118" />
+        <location filename="../../desktop/structured_view.py" line="120" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="178" />
+        <location filename="../../desktop/structured_view.py" line="180" />
         <source>not found in the sources</source>
         <translation>来源中未找到</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="179" />
+        <location filename="../../desktop/structured_view.py" line="181" />
         <source>No retrieved passage contains this value; check it before relying on it.</source>
         <translation>检索到的段落中都没有这个值；使用前请核实。</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="199" />
+        <location filename="../../desktop/structured_view.py" line="201" />
         <source>Save result</source>
         <translation>保存结果</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="207" />
+        <location filename="../../desktop/structured_view.py" line="209" />
         <source>Extract to</source>
         <translation>提取到</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="207" />
+        <location filename="../../desktop/structured_view.py" line="209" />
         <source>CSV (*.csv);;JSON Lines (*.jsonl)</source>
         <translation>CSV (*.csv);;JSON Lines (*.jsonl)</translation>
     </message>
     <message>
-        <location filename="../../desktop/structured_view.py" line="215" />
+        <location filename="../../desktop/structured_view.py" line="217" />
         <source>%v of %m documents</source>
         <translation>%v / %m 个文档</translation>
     </message>
@@ -1292,52 +1332,52 @@
         <translation>&lt;h1&gt;欢迎使用 Archivist&lt;/h1&gt;</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="31" />
+        <location filename="../../desktop/welcome.py" line="32" />
         <source>Archivist answers questions about your documents, on this computer. It needs a language model: no gpt-oss model was found here yet.</source>
         <translation>Archivist 在本机上回答有关您文档的问题。它需要一个语言模型：这里尚未找到 gpt-oss 模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="35" />
+        <location filename="../../desktop/welcome.py" line="36" />
         <source>Start now with the small starter model</source>
         <translation>立即使用小型入门模型开始</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="37" />
+        <location filename="../../desktop/welcome.py" line="38" />
         <source>SmolLM2-135M, a small stand-in for gpt-oss-20b: it answers quickly but far less well.</source>
         <translation>SmolLM2-135M 是 gpt-oss-20b 的小型替代：回答很快，但质量差得多。</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="38" />
+        <location filename="../../desktop/welcome.py" line="39" />
         <source>Download gpt-oss-20b ({})</source>
         <translation>下载 gpt-oss-20b（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="41" />
+        <location filename="../../desktop/welcome.py" line="42" />
         <source>{} free on this disk. The download can be paused and resumed.</source>
         <translation>此磁盘剩余 {}。下载可以暂停并继续。</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="43" />
+        <location filename="../../desktop/welcome.py" line="44" />
         <source>Documents in Chinese or another language? Get multilingual search ({})</source>
         <translation>文档是中文或其他语言？获取多语言检索模型（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="47" />
+        <location filename="../../desktop/welcome.py" line="48" />
         <source>Choose a GGUF model file…</source>
         <translation>选择 GGUF 模型文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="49" />
+        <location filename="../../desktop/welcome.py" line="50" />
         <source>Try it on sample documents</source>
         <translation>用示例文档试一试</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="74" />
+        <location filename="../../desktop/welcome.py" line="81" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/welcome.py" line="74" />
+        <location filename="../../desktop/welcome.py" line="81" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
@@ -1382,12 +1422,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="122" />
+        <location filename="../../desktop/app.py" line="124" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="123" />
+        <location filename="../../desktop/app.py" line="125" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>

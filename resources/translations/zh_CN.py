@@ -266,4 +266,13 @@ ZH_CN = {
     "The knowledge base stopped unexpectedly; restarting it…": "知识库意外停止，正在重新启动…",
     "The knowledge base stopped": "知识库已停止",
     "Cannot follow the folder": "无法跟踪该文件夹",
+    "Also read": "另参考",
+    "The answer cites none of its sources; it was drawn from": "答案未引用任何来源；它依据的是",
+    "Sentences to check: {} (underlined; hover for why).": "需核对的句子：{} 句（已加下划线，悬停查看原因）。",
+    "This sentence cites no source.": "此句未引用任何来源。",
+    "Not borne out by its source: {}.": "来源不支持此句：{}。",
+    "[{}] holds it; click to open it.": "[{}] 包含此内容；点击打开。",
+    "Rename, delete or export this conversation": "重命名、删除或导出此对话",
+    "Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence against its source.":
+        "由小型入门模型（gpt-oss-20b 的替身）撰写：请对照来源核对每一句。",
 }
