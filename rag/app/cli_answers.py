@@ -127,7 +127,7 @@ def _print_answer(result: AnswerResult, structured: bool) -> None:
             print(f"  [{s.number}] {display_path(s.path)}{where}{also}", file=out)
     else:
         print("\n(no source: nothing in the collection matched)", file=out)
-    flagged = [c for c in result.claims if c.flagged]
+    flagged = result.flagged
     if flagged:
         print(f"\nCheck {len(flagged)} of {len(result.claims)} sentence(s):", file=out)
         for c in flagged:
