@@ -138,7 +138,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     app.add_exception_handler(KnowledgeBaseError, refused(400))
 
     async def signed_in(request: Request) -> User:  # on the event loop: a lookup of microseconds
-        address = request.client.host if request.client else ""
+        address = _address(request)
         vouched = request.headers.get(config.proxy_header)
         try:
             if vouched is not None:
@@ -209,7 +209,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
 
     @app.post("/v1/call")
     async def call_route(request: Request, user: Caller) -> Response:
-        address = request.client.host if request.client else ""
+        address = _address(request)
         try:
             body = await request.json()
             number, method, args = str(body["id"]), str(body["call"]), codec.decode(body.get("args") or {})
@@ -289,12 +289,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         copies of files gone from the folders they name are deleted."""
         body = await request.json()
         collection = str(body.get("collection", ""))
-        address = request.client.host if request.client else ""
-        try:
-            accounts.require(user, collection, Role.EDITOR)
-        except AccessDenied as exc:
-            audit.record(user.name, "upload", collection, exc.reason, "refused", address)
-            raise
+        require(user, collection, Role.EDITOR, "upload", request)
         files: dict[str, str] = {str(k): str(v) for k, v in dict(body.get("files", {})).items()}
         return {"needed": await asyncio.to_thread(_needed, user, files, [str(f) for f in body.get("folders", [])])}
 
@@ -310,12 +305,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     @app.put("/v1/upload")
     async def upload(request: Request, collection: str, path: str, user: Caller) -> dict[str, str]:
         """Keep a file of the user's machine (``path``, as it names it) for ingesting into ``collection``."""
-        address = request.client.host if request.client else ""
-        try:
-            accounts.require(user, collection, Role.EDITOR)
-        except AccessDenied as exc:
-            audit.record(user.name, "upload", collection, exc.reason, "refused", address)
-            raise
+        require(user, collection, Role.EDITOR, "upload", request)
         target = config.uploaded(user, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         limit, size = config.max_upload_mb * 2**20, 0
@@ -340,14 +330,14 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
 
     @app.get("/v1/grants")
     def grants(collection: str, request: Request, user: Caller) -> list[list[str]]:
-        owner(user, collection, "grants", request)
+        require(user, collection, Role.OWNER, "grants", request)
         return [[subject, role.name.lower()] for subject, _, role in accounts.grants(collection)]
 
     @app.post("/v1/grant")
     async def grant(request: Request, user: Caller) -> dict[str, bool]:
         body = await request.json()
         subject, collection = str(body.get("name", "")), str(body.get("collection", ""))
-        owner(user, collection, "grant", request)
+        require(user, collection, Role.OWNER, "grant", request)
         role = body.get("role")
         if role is None:
             done = accounts.revoke(subject, collection)
@@ -355,14 +345,15 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             accounts.grant(subject, collection, Role.named(str(role)))
             done = True
         audit.record(user.name, "grant" if role else "revoke", collection, f"{subject} {role or ''}".strip(),
-                     "ok", request.client.host if request.client else "")
+                     "ok", _address(request))
         return {"changed": done}
 
-    def owner(user: User, collection: str, action: str, request: Request) -> None:
+    def require(user: User, collection: str, role: Role, action: str, request: Request) -> None:
+        """``user`` holds ``role`` on ``collection``; a refusal is on the audit log as ``action``."""
         try:
-            accounts.require(user, collection, Role.OWNER)
+            accounts.require(user, collection, role)
         except AccessDenied as exc:
-            audit.record(user.name, action, collection, exc.reason, "refused", request.client.host if request.client else "")
+            audit.record(user.name, action, collection, exc.reason, "refused", _address(request))
             raise
 
     @app.post("/v1/cancel", status_code=204)
@@ -373,6 +364,10 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             token.cancel()
 
     return app
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _read_uploads(user: User, method: str, args: dict[str, Any], config: ServerConfig) -> None:
