@@ -145,10 +145,11 @@ def _unsupported(claim: str, source: str, name: str, similarity: Similarity | No
         return f"{absent[0]} is not in {name}".strip()
     sentences = _source_sentences(source_n)
     wanted = _terms(claim_n)
-    ranked = sorted(sentences, key=lambda s: -len(wanted & _terms(s))) or [source_n]
+    scored = sorted(((len(wanted & _terms(s)), s) for s in sentences), key=lambda pair: -pair[0]) or [(0, source_n)]
+    ranked = [s for _overlap, s in scored]
     # The sentences the claim speaks of: the closest, and the next ones when the claim joins them.
-    overlaps = [len(wanted & _terms(s)) for s in ranked[:3]]
-    near = [s for s, o in zip(ranked, overlaps, strict=False) if s is ranked[0] or o >= max(2, overlaps[0] // 2)]
+    best = scored[0][0]
+    near = [s for i, (overlap, s) in enumerate(scored[:3]) if i == 0 or overlap >= max(2, best // 2)]
     # A number must stand there, not anywhere in the passage.
     elsewhere = [n for n in numbers if n not in set(_numbers(" ".join(near)))]
     if elsewhere:
