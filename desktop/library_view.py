@@ -100,7 +100,8 @@ class DocumentsModel(QAbstractTableModel):
                     return record.reason
                 if record.status == "pending":
                     return self.tr("Indexing stopped before the end; re-index to finish it")
-                return "; ".join(record.warnings)
+                recognized = [self.tr("Text recognized on {} page(s)").format(record.recognized)] if record.recognized else []
+                return "; ".join(recognized + record.warnings)
         if role == Qt.ItemDataRole.ToolTipRole:
             detail = display_path(path)
             if record is not None and record.indexed_at:
@@ -284,7 +285,7 @@ class LibraryPanel(QWidget):
 
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, self.tr("Add files"), "", self.tr("Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)")
+            self, self.tr("Add files"), "", self.tr("Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
         )
         if files:
             self.add_paths.emit([Path(f) for f in files], False)

@@ -195,6 +195,8 @@ class SettingsDialog(QDialog):
         self.cache.setChecked(s.cache_enabled)
         self.similar = QCheckBox(self.tr("Also for questions worded differently (marked as such)"))
         self.similar.setChecked(s.cache_similar)
+        self.recognize = QCheckBox(self.tr("Read the text of scanned pages and images (text recognition)"))
+        self.recognize.setChecked(s.recognize_text)
         clear = QPushButton(self.tr("Clear the answer cache"))
         clear.clicked.connect(self.clear_cache.emit)
         self.embedding = QLineEdit(s.embedding_model)
@@ -206,6 +208,7 @@ class SettingsDialog(QDialog):
         data_form.addRow(self.cache)
         data_form.addRow(self.similar)
         data_form.addRow(clear)
+        data_form.addRow(self.recognize)
         data_form.addRow(self.tr("Embedding model folder"), _path_row(self.embedding, lambda: self._pick_folder(self.embedding)))
         data_form.addRow(self.tr("Data folder"), _path_row(self.data_dir, lambda: self._pick_folder(self.data_dir)))
 
@@ -259,6 +262,7 @@ class SettingsDialog(QDialog):
             memory_floor_gb=self.memory_floor.value(),
             cache_enabled=self.cache.isChecked(),
             cache_similar=self.similar.isChecked(),
+            recognize_text=self.recognize.isChecked(),
             embedding_model=self.embedding.text().strip(),
             data_dir=self.data_dir.text().strip(),
             server_url=self.server_url.text().strip().rstrip("/"),

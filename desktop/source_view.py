@@ -1,15 +1,27 @@
-"""A cited passage: its text highlighted, where it is, the PDF page itself, and a way to open the file."""
+"""A cited passage: its text highlighted, where it is, the PDF page itself, and a way to open the file.
+
+Text recognized from a page's image has no text layer to search: that page (of a PDF, or an
+image file) is shown as a picture with the passage's box marked on it."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QUrl
+from PySide6.QtGui import QColor, QDesktopServices, QImage, QImageReader, QPainter, QPen, QPixmap
 from PySide6.QtPdf import QPdfDocument, QPdfSearchModel
 from PySide6.QtPdfWidgets import QPdfView
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from rag import Source, display_path
 
@@ -35,11 +47,18 @@ class SourcePanel(QWidget):
         self.pdf.setPageMode(QPdfView.PageMode.SinglePage)
         self.pdf.setZoomMode(QPdfView.ZoomMode.FitToWidth)
         self.pdf.hide()
+        self.image = QLabel()  # a page whose text was recognized, the passage marked on it
+        self.image_area = QScrollArea()
+        self.image_area.setWidget(self.image)
+        self.image_area.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.image_area.hide()
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.passage)
         split.addWidget(self.pdf)
+        split.addWidget(self.image_area)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 4)  # the page itself gets the room; the passage above is a few lines
+        split.setStretchFactor(2, 4)
         self.split = split
         actions = QHBoxLayout()
         actions.addStretch(1)
@@ -63,7 +82,52 @@ class SourcePanel(QWidget):
             f"<p style='white-space: pre-wrap'><span style='background-color: #fff3a8; color: #000'>{html.escape(text.strip())}</span></p>"
         )
         self.open_button.setEnabled(self.path.exists())
+        if citation.box is not None and self._show_page_image(citation.box):
+            self.pdf.hide()
+            return
+        self.image_area.hide()
         self._show_pdf_page(text)
+
+    def _give_room(self, pane: QWidget) -> None:
+        if pane.isHidden():
+            pane.show()
+            height = max(1, self.split.height())
+            self.split.setSizes([height // 4, height - height // 4, 0] if pane is self.pdf else [height // 4, 0, height - height // 4])
+
+    def _page_image(self, width: int) -> QImage:
+        """The cited page as an image ``width`` pixels wide (null when it cannot be drawn)."""
+        assert self.path is not None
+        if self.path.suffix.lower() == ".pdf":
+            if self.page is None or self.document.load(str(self.path)) != QPdfDocument.Error.None_:
+                return QImage()
+            points = self.document.pagePointSize(self.page - 1)
+            return self.document.render(self.page - 1, QSize(width, round(width * points.height() / max(1.0, points.width()))))
+        reader = QImageReader(str(self.path))
+        reader.setAutoTransform(True)  # as the recognizer saw it: EXIF rotation applied
+        if self.page is not None:
+            reader.jumpToImage(self.page - 1)
+        image = reader.read()
+        return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation) if not image.isNull() else image
+
+    def _show_page_image(self, box: tuple[float, float, float, float]) -> bool:
+        if self.path is None or not self.path.exists():
+            return False
+        image = self._page_image(max(480, self.image_area.viewport().width() - 8))
+        if image.isNull():
+            return False
+        image = image.convertToFormat(QImage.Format.Format_ARGB32)
+        w, h = image.width(), image.height()
+        mark = QRectF(box[0] * w, box[1] * h, (box[2] - box[0]) * w, (box[3] - box[1]) * h).adjusted(-4, -4, 4, 4)
+        painter = QPainter(image)
+        painter.fillRect(mark, QColor(255, 214, 0, 90))
+        painter.setPen(QPen(QColor("#d68910"), 2))
+        painter.drawRect(mark)
+        painter.end()
+        self.image.setPixmap(QPixmap.fromImage(image))
+        self.image.resize(image.size())
+        self._give_room(self.image_area)
+        self.image_area.ensureVisible(int(mark.center().x()), int(mark.center().y()), 40, int(mark.height() / 2) + 60)
+        return True
 
     def _show_pdf_page(self, text: str) -> None:
         if self.path is None or self.path.suffix.lower() != ".pdf" or self.page is None or not self.path.exists():
@@ -72,10 +136,7 @@ class SourcePanel(QWidget):
         if self.document.load(str(self.path)) != QPdfDocument.Error.None_:
             self.pdf.hide()
             return
-        if self.pdf.isHidden():
-            self.pdf.show()
-            height = max(1, self.split.height())
-            self.split.setSizes([height // 4, height - height // 4])
+        self._give_room(self.pdf)
         self.pdf.pageNavigator().jump(self.page - 1, QPointF(), 0)
         words = text.split()
         self.search.setSearchString(" ".join(words[:6]) if words else "")

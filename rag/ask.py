@@ -341,5 +341,7 @@ def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_ques
 
 
 def _source(data: dict[str, Any]) -> Source:
-    return Source(**{**data, "path": text_to_path(data["path"]), "chunk_ids": tuple(data["chunk_ids"])})
+    box = data.get("box")
+    return Source(**{**data, "path": text_to_path(data["path"]), "chunk_ids": tuple(data["chunk_ids"]),
+                     "box": tuple(box) if box else None})
 

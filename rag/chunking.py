@@ -102,6 +102,7 @@ def chunk_section(
                 page=section.page,
                 heading=section.heading,
                 index=first_index + len(chunks),
+                box=section.box(start_char, end_char),
             )
         )
         if end == n:

@@ -71,7 +71,8 @@ def citation_for(source: Source) -> Citation:
 def citation_from_dict(data: dict[str, Any]) -> Citation:
     """A citation saved in a conversation or the answer cache, read back (turns saved before 0.3 kept no score)."""
     data = {"score": 0.0, **data, "path": text_to_path(data["path"])}
-    return Citation(**{**data, "chunk_ids": tuple(data.get("chunk_ids", ()))})
+    box = data.get("box")
+    return Citation(**{**data, "chunk_ids": tuple(data.get("chunk_ids", ())), "box": tuple(box) if box else None})
 
 
 def marks(text: str) -> list[int]:

@@ -131,6 +131,14 @@ class DocumentEmpty(DocumentError):
 class DocumentCorrupt(DocumentError):
     def __init__(self, path: Path | str, detail: str) -> None:
         super().__init__(path, f"damaged or not a valid file ({detail})")
+        self.detail = detail
+
+
+class DocumentTooLarge(DocumentError):
+    """Refused before reading: reading it would take more memory than a desktop can spare."""
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        super().__init__(path, f"too large ({detail})")
 
 
 class DocumentUnsupported(DocumentError):

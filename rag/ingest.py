@@ -38,10 +38,12 @@ _HASH_BLOCK = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class ChunkOptions:
-    """How documents are cut: sizes in the embedder's tokens."""
+    """How documents are read and cut: sizes in the embedder's tokens, and whether the text
+    of scans and images is recognized."""
 
     max_tokens: int = 200
     overlap: int = 40
+    recognize_text: bool = True
 
 
 @dataclass(slots=True)
@@ -67,6 +69,7 @@ class FileOutcome:
     chunks: int = 0
     pages: int = 0
     warnings: tuple[str, ...] = ()
+    recognized: int = 0  # pages whose text was recognized from their image
 
 
 @dataclass(slots=True)
@@ -226,6 +229,9 @@ class Ingestor:
                 state.bytes_done += sizes[path]
                 continue
             job = _Job(path, key, path_to_text(path), digest, sizes[path])
+            job.result.recognize = self.options.recognize_text
+            job.result.cancel = cancel
+            job.result.page_done = lambda page, job=job: tell(job.path, page / max(1, job.result.pages))
             self._start(job, record)
             try:
                 for chunk in self._chunks(job):
@@ -321,10 +327,12 @@ class Ingestor:
                 FileRecord(
                     job.key, job.path, INDEXED, job.content_hash, pages=job.result.pages, chunks=job.chunks_written,
                     size=job.size, indexed_at=time.time(), warnings=job.result.warnings, path_text=job.path_text,
+                    recognized=len(job.result.recognized),
                 )
             )
             outcomes.append(
-                FileOutcome(job.path, INDEXED, chunks=job.chunks_written, pages=job.result.pages, warnings=tuple(job.result.warnings))
+                FileOutcome(job.path, INDEXED, chunks=job.chunks_written, pages=job.result.pages, warnings=tuple(job.result.warnings),
+                            recognized=len(job.result.recognized))
             )
         self.collection.bump_generation()
         return outcomes

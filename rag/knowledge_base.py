@@ -9,6 +9,7 @@ message, Stop through a ``CancelToken``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 import time
@@ -88,9 +89,7 @@ class KnowledgeBase:
         self.cache = cache
         self.conversations = conversations or ConversationStore(keyword_dir.parent / "conversations")
         self.checkups_dir = checkups or keyword_dir.parent / "checkups"
-        self.chunking = ChunkOptions(
-            max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2), overlap=chunking.overlap
-        )
+        self.chunking = dataclasses.replace(chunking, max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2))
         self._open: dict[str, tuple[StoredCollection, KeywordIndex]] = {}
         self._names: dict[str, tuple[CollectionInfo, float]] = {}
         self._lock = threading.Lock()

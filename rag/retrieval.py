@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.documents import Passage, text_to_path
+from rag.documents import Box, Passage, text_to_path
 from rag.embedding import Embedder
 from rag.keyword import KeywordIndex
 from rag.store import StoredChunk, StoredCollection
@@ -51,7 +51,15 @@ def to_passage(chunk: StoredChunk, score: float = 0.0, vector_rank: int | None =
         score=score,
         vector_rank=vector_rank,
         keyword_rank=keyword_rank,
+        box=_box(meta.get("box")),
     )
+
+
+def _box(text: object) -> Box | None:
+    if not isinstance(text, str):
+        return None
+    left, top, right, bottom = (float(v) for v in text.split(","))
+    return (left, top, right, bottom)
 
 
 def search(

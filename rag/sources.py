@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rag.documents import Passage, display_path, place
+from rag.documents import Box, Passage, display_path, place, union
 
 _GAP = 2  # characters between two passages that still count as touching
 
@@ -31,11 +31,12 @@ class Source:
     text: str
     score: float
     chunk_ids: tuple[str, ...] = field(default=())
+    box: Box | None = None  # where on the page, for text recognized from the page's image
 
     @property
     def label(self) -> str:
         """``report.pdf, page 3, section Costs`` for people (and for the model)."""
-        return place(self.path, self.page, self.heading)
+        return place(self.path, self.page, self.heading, self.box is not None)
 
 
 def merge(passages: Sequence[Passage]) -> list[Source]:
@@ -52,11 +53,12 @@ def merge(passages: Sequence[Passage]) -> list[Source]:
                 if p.end > current.end:
                     joined = current.text + (" " if p.start > current.end else "") + p.text[max(0, current.end - p.start):]
                     current = replace(current, end=p.end, text=joined)
-                current = replace(current, score=max(current.score, p.score), chunk_ids=current.chunk_ids + (p.chunk_id,))
+                current = replace(current, score=max(current.score, p.score), chunk_ids=current.chunk_ids + (p.chunk_id,),
+                                  box=union(current.box, p.box))
                 continue
             if current is not None:
                 merged.append(current)
-            current = Source(0, p.path, p.page, p.heading, p.start, p.end, p.text, p.score, (p.chunk_id,))
+            current = Source(0, p.path, p.page, p.heading, p.start, p.end, p.text, p.score, (p.chunk_id,), p.box)
         if current is not None:
             merged.append(current)
     seen_texts: set[str] = set()
@@ -118,7 +120,10 @@ def whole_document_sources(documents: Sequence[tuple[Path, list[Passage]]]) -> l
                     text += c.text[end - c.start :]
                 end = c.end if end is None else max(end, c.end)
             heading = items[0].heading if len({c.heading for c in items}) == 1 else None
-            sources.append(Source(0, path, page, heading, items[0].start, end or 0, text, 1.0, tuple(c.chunk_id for c in items)))
+            box = None
+            for c in items:
+                box = union(box, c.box)
+            sources.append(Source(0, path, page, heading, items[0].start, end or 0, text, 1.0, tuple(c.chunk_id for c in items), box))
     return sources
 
 

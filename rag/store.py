@@ -69,6 +69,7 @@ class FileRecord:
     indexed_at: float = 0.0
     warnings: list[str] = field(default_factory=list)
     path_text: str = ""
+    recognized: int = 0  # pages whose text was recognized from their image
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class FileRecord:
             "size": self.size,
             "indexed_at": self.indexed_at,
             "warnings": json.dumps(self.warnings, ensure_ascii=False),
+            "recognized": self.recognized,
         }
 
     @classmethod
@@ -97,6 +99,7 @@ class FileRecord:
             size=int(meta.get("size", 0)),
             indexed_at=float(meta.get("indexed_at", 0.0)),
             warnings=json.loads(meta.get("warnings") or "[]"),
+            recognized=int(meta.get("recognized", 0)),
         )
 
 
@@ -410,6 +413,8 @@ class StoredCollection:
                 meta["page"] = c.page
             if c.heading:
                 meta["heading"] = c.heading
+            if c.box is not None:
+                meta["box"] = ",".join(f"{v:.4f}" for v in c.box)
             metadatas.append(meta)
         documents = [c.text for c in chunks]
         step = min(self._max_batch, _WRITE_BATCH)

@@ -47,6 +47,44 @@ def make_image_pdf(path: Path, pages: int = 2) -> Path:
     return path
 
 
+FONTS = {
+    "en": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "zh": "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # tests/setup-system.sh installs it
+}
+
+
+def scan(lines: Sequence[str], language: str = "en", dpi: int = 150):
+    """An A4 page image of ``lines`` in 12-point type, as a scanner would give it (slightly turned)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = int(8.27 * dpi), int(11.69 * dpi)
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONTS[language], round(12 / 72 * dpi))
+    y = dpi
+    for line in lines:
+        draw.text((dpi, y), line, font=font, fill=20)
+        y += round(18 / 72 * dpi) if line else round(30 / 72 * dpi)
+    return image.rotate(0.7, fillcolor=255)
+
+
+def make_scanned_pdf(path: Path, pages: Sequence[Sequence[str] | str], dpi: int = 150) -> Path:
+    """A PDF of page images without a text layer; a ``str`` entry is a page with a text layer instead."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=A4)
+    for page in pages:
+        if isinstance(page, str):
+            c.drawString(40, 800, page)
+        else:
+            c.drawImage(ImageReader(scan(page, dpi=dpi)), 0, 0, width=A4[0], height=A4[1])
+        c.showPage()
+    c.save()
+    return path
+
+
 def make_docx(path: Path, blocks: Sequence[tuple[str, object]]) -> Path:
     """A DOCX from ``("h1"|"h2"|"p", text)`` and ``("table", rows)`` blocks."""
     import docx

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # System packages the tests need beyond Python: Xvfb and the X libraries Qt's xcb plugin
 # loads, for the test that shows a real window; NSIS, to compile the Windows installer script; Redis,
-# the team server's shared answer cache. Installed once (idempotent); skipped with a
+# the team server's shared answer cache; libGL, which OpenCV (text recognition) loads; a
+# Chinese font, to draw the scans the text-recognition tests read. Installed once (idempotent); skipped with a
 # note where apt is not available.
 set -euo pipefail
 need=()
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v makensis >/dev/null 2>&1 || need+=(nsis)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-for lib in libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-shape0 libxcb-randr0; do
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+for lib in libgl1 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-shape0 libxcb-randr0; do
   dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -81,7 +81,8 @@ def test_self_test_passes_without_a_display(tmp_path: Path):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
-        "PASS  vocabulary", "PASS  knowledge base", "PASS  index samples", "PASS  answer a question", "PASS  model load and unload"]
+        "PASS  vocabulary", "PASS  knowledge base", "PASS  index samples", "PASS  answer a question", "PASS  model load and unload",
+        "PASS  text recognition"]
     assert "store, embedder and" in lines[1] and "after launch" in lines[3]
     assert "llama.cpp CPU variant" in lines[1] and "sapphirerapids" not in lines[1].split("skipped")[0]
     assert lines[-1].startswith("OK: 5 of 5 checks passed")

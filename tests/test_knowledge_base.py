@@ -23,14 +23,14 @@ def corpus(tmp_path: Path) -> Path:
     make_pdf(root / "sub" / "manual.pdf", ["Chapter one is about installing the pump.", "Chapter two: the pump needs oil every 200 hours."])
     (root / "sub" / "readme.md").write_text("# Readme\n\n## Licence\n\nReleased under the MIT licence.\n")
     (root / ".hidden.txt").write_text("should never be indexed")
-    (root / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (root / "drawing.svg").write_text("<svg/>")
     return root
 
 
 def test_ingest_search_and_status(kb: KnowledgeBase, corpus: Path):
     report = kb.ingest([corpus], "Docs")
     assert report.count("indexed") == 7 and report.count("failed") == 0
-    assert report.skipped == 1  # the .png; hidden files are not even counted
+    assert report.skipped == 1  # the .svg; hidden files are not even counted
     hits = kb.search("how often does the pump need oil", "Docs", limit=3)
     assert hits[0].path.name == "manual.pdf" and hits[0].page == 2
     hits = kb.search("yeast in the starter", "Docs", limit=3)
@@ -100,7 +100,7 @@ def test_bad_files_fail_alone_and_harm_nothing(kb: KnowledgeBase, corpus: Path, 
     reasons = {o.path.name: o.reason for o in report.failures}
     assert reasons == {
         "secret.pdf": "password-protected, skipped",
-        "scan.pdf": "no text layer (scanned images?); text recognition is not supported",
+        "scan.pdf": "no text layer, and no text could be recognized on its pages",
         "corrupt.pdf": reasons["corrupt.pdf"],
         "empty.txt": "the file is empty",
         "binary.txt": "binary data, not text",

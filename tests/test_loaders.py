@@ -191,3 +191,33 @@ def test_docx_that_is_encrypted_or_corrupt(tmp_path):
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(DocumentCorrupt):
         sections(broken)
+
+
+def test_merged_cells_are_repeated_in_every_row_they_span(tmp_path):
+    """A question about one cell finds its row: a merged region or quarter is on each row."""
+    import docx
+    import openpyxl
+
+    document = docx.Document()
+    table = document.add_table(rows=4, cols=3)
+    for r, values in enumerate([["Region", "Quarter", "Revenue"], ["North", "Q1", "10.2M"], ["", "Q2", "11.7M"], ["South", "Q1", "7.9M"]]):
+        for c, value in enumerate(values):
+            table.cell(r, c).text = value
+    table.cell(1, 0).merge(table.cell(2, 0))  # "North" spans two rows
+    document.save(tmp_path / "sales.docx")
+    found, _ = sections(tmp_path / "sales.docx")
+    assert "Region: North, Quarter: Q2, Revenue: 11.7M" in found[0].text
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Sales"
+    for row in (["Region", "Quarter", "Revenue"], ["North", "Q1", 10.2], [None, "Q2", 11.7], ["South", "Q1", 7.9], ["Note", None, None]):
+        sheet.append(row)
+    sheet.merge_cells("A2:A3")
+    sheet.merge_cells("A5:C5")  # a note across the whole row stays one note
+    book.save(tmp_path / "sales.xlsx")
+    found, result = sections(tmp_path / "sales.xlsx")
+    lines = found[0].text.splitlines()
+    assert lines[:3] == ["Region: North, Quarter: Q1, Revenue: 10.2", "Region: North, Quarter: Q2, Revenue: 11.7",
+                         "Region: South, Quarter: Q1, Revenue: 7.9"]
+    assert lines[3] == "Note" and not result.warnings

@@ -210,7 +210,9 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
             print(f"failed   {display_path(outcome.path)}: {outcome.reason}", file=out)
         elif outcome.status == "removed":
             print(f"removed  {display_path(outcome.path)}", file=out)
-        elif outcome.warnings:
+        else:
+            if outcome.recognized:
+                print(f"text     {display_path(outcome.path)}: recognized on {outcome.recognized} page(s)", file=out)
             for warning in outcome.warnings:
                 print(f"warning  {display_path(outcome.path)}: {warning}", file=out)
     print(

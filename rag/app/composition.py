@@ -105,7 +105,7 @@ def open_knowledge_base(settings: Settings, with_model: bool = True) -> Knowledg
     embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
                         idle_seconds=settings.idle_minutes * 60)
     return KnowledgeBase(
-        store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap),
+        store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap, settings.recognize_text),
         model=open_model(settings) if with_model else None,
         cache=open_cache(settings),
         conversations=ConversationStore(settings.data_path / "conversations"),

@@ -84,6 +84,18 @@ def run(data_dir: Path | None = None, out=None) -> int:
             return (f"{len(result.sources)} sources, {result.usage.completion} tokens in {time.perf_counter() - t:.1f}s; "
                     f"first answer {state['first_answer']:.1f}s after launch")
 
+        def recognition() -> str:
+            from PIL import Image, ImageDraw, ImageFont
+
+            from rag.loaders import ocr
+
+            image = Image.new("L", (1200, 200), 255)
+            ImageDraw.Draw(image).text((40, 60), "Scanned invoice 2026", font=ImageFont.load_default(64), fill=0)
+            read = " ".join(line.text for line in ocr.recognize(image))
+            if "invoice 2026" not in read.lower():
+                raise RuntimeError(f"read {read!r} from an image of 'Scanned invoice 2026'")
+            return f"read {read!r} from a generated image"
+
         def unload() -> str:
             from engine import ModelState
 
@@ -97,7 +109,7 @@ def run(data_dir: Path | None = None, out=None) -> int:
             return f"held {held / 2**20:.0f} MB while loaded, released on unload"
 
         for name, fn in (("vocabulary", vocabulary), ("knowledge base", knowledge_base), ("index samples", ingest),
-                         ("answer a question", answer), ("model load and unload", unload)):
+                         ("answer a question", answer), ("model load and unload", unload), ("text recognition", recognition)):
             if len(results) and not results[-1] and name in ("index samples", "answer a question", "model load and unload"):
                 print(f"SKIP  {name}: an earlier check failed", file=out)
                 results.append(False)

@@ -57,6 +57,8 @@ class Settings:
     embedding_model: str = ""
     chunk_tokens: int = 200
     chunk_overlap: int = 40
+    # Read the text of scanned pages and images (text recognition, on this computer).
+    recognize_text: bool = True
 
     model_path: str = ""
     model_folder: str = ""

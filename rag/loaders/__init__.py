@@ -58,6 +58,12 @@ def _csv(path: Path, result: LoadResult) -> Iterator[Section]:
     return sheets.load_csv(path, result)
 
 
+def _image(path: Path, result: LoadResult) -> Iterator[Section]:
+    from rag.loaders import images
+
+    return images.load(path, result)
+
+
 def _pptx(path: Path, result: LoadResult) -> Iterator[Section]:
     from rag.loaders import slides
 
@@ -82,6 +88,13 @@ LOADERS: dict[str, Loader] = {
     ".csv": _csv,
     ".tsv": _csv,
     ".pptx": _pptx,
+    ".png": _image,
+    ".jpg": _image,
+    ".jpeg": _image,
+    ".tif": _image,
+    ".tiff": _image,
+    ".bmp": _image,
+    ".webp": _image,
 }
 
 
@@ -127,5 +140,5 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
         raise DocumentUnreadable(path, "permission denied") from exc
     except OSError as exc:
         raise DocumentUnreadable(path, exc.strerror or str(exc)) from exc
-    if not produced:
+    if not produced and not result.stopped():
         raise DocumentEmpty(path)

@@ -44,8 +44,8 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
     heading: str | None = None
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            rows = [[cell.text for cell in row.cells] for row in block.rows]
-            parts.extend(tables.render(_dedupe_merged(rows)))
+            # python-docx gives a merged cell once per grid cell it spans: each row keeps its value.
+            parts.extend(tables.render([cell.text for cell in row.cells] for row in block.rows))
             continue
         text = block.text.strip()
         if not text:
@@ -63,10 +63,3 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
     if parts:
         yield Section(text="\n\n".join(parts) + "\n", offset=offset, heading=heading)
 
-
-def _dedupe_merged(rows: list[list[str]]) -> list[list[str]]:
-    """python-docx repeats a merged cell's text in every grid cell it spans; keep it once."""
-    out = []
-    for row in rows:
-        out.append(["" if i and cell == row[i - 1] else cell for i, cell in enumerate(row)])
-    return out

@@ -13,7 +13,11 @@ def clean_cell(value: object) -> str:
 
 
 def row_line(header: Sequence[str], row: Sequence[str]) -> str:
-    """``Region: North, Q3 revenue: 2.87M``; cells without a header name stand alone."""
+    """``Region: North, Q3 revenue: 2.87M``; cells without a header name stand alone, and a
+    row that is one merged cell across the table (a note, a sub-title) is that cell's text."""
+    filled = [cell for cell in row if cell]
+    if len(filled) >= 3 and len(set(filled)) == 1 and not any(ch.isdigit() for ch in filled[0]):
+        return filled[0]
     parts = []
     for i, cell in enumerate(row):
         if not cell:

@@ -433,7 +433,12 @@
         <translation>索引在完成前中断；重新索引即可完成</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="107" />
+        <location filename="../../desktop/library_view.py" line="103" />
+        <source>Text recognized on {} page(s)</source>
+        <translation>已识别 {} 页的文字</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="108" />
         <source>Indexed {}</source>
         <translation>索引于 {}</translation>
     </message>
@@ -489,207 +494,207 @@
 <context>
     <name>LibraryPanel</name>
     <message>
-        <location filename="../../desktop/library_view.py" line="134" />
+        <location filename="../../desktop/library_view.py" line="135" />
         <source>Collection</source>
         <translation>知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="138" />
+        <location filename="../../desktop/library_view.py" line="139" />
         <source>New, rename or delete a collection</source>
         <translation>新建、重命名或删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="141" />
+        <location filename="../../desktop/library_view.py" line="142" />
         <source>New collection…</source>
         <translation>新建知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="142" />
+        <location filename="../../desktop/library_view.py" line="143" />
         <source>Rename collection…</source>
         <translation>重命名知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="143" />
+        <location filename="../../desktop/library_view.py" line="144" />
         <source>Delete collection…</source>
         <translation>删除知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="145" />
+        <location filename="../../desktop/library_view.py" line="146" />
         <source>Domain adapter…</source>
         <translation>领域适配器…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="165" />
+        <location filename="../../desktop/library_view.py" line="166" />
         <source>Drop files or folders here, or use “Add files”.</source>
         <translation>将文件或文件夹拖到这里，或使用“添加文件”。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="169" />
+        <location filename="../../desktop/library_view.py" line="170" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="171" />
+        <location filename="../../desktop/library_view.py" line="172" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="173" />
+        <location filename="../../desktop/library_view.py" line="174" />
         <source>Remove</source>
         <translation>移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="175" />
+        <location filename="../../desktop/library_view.py" line="176" />
         <source>Re-index</source>
         <translation>重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="178" />
+        <location filename="../../desktop/library_view.py" line="179" />
         <source>Follow folder…</source>
         <translation>关注文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="179" />
+        <location filename="../../desktop/library_view.py" line="180" />
         <source>Index a folder and keep up with what is added, changed or deleted in it</source>
         <translation>索引一个文件夹，并跟进其中新增、修改或删除的文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="184" />
+        <location filename="../../desktop/library_view.py" line="185" />
         <source>Stop following</source>
         <translation>停止关注</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="192" />
+        <location filename="../../desktop/library_view.py" line="193" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="197" />
+        <location filename="../../desktop/library_view.py" line="198" />
         <source>Collection:</source>
         <translation>知识库：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="238" />
+        <location filename="../../desktop/library_view.py" line="239" />
         <source>{} documents, {} chunks</source>
         <translation>{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="240" />
+        <location filename="../../desktop/library_view.py" line="241" />
         <source>, {} could not be indexed</source>
         <translation>，{} 个无法索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="247" />
+        <location filename="../../desktop/library_view.py" line="248" />
         <source>Following: {}</source>
         <translation>正在关注：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="249" />
+        <location filename="../../desktop/library_view.py" line="250" />
         <source>last change {}</source>
         <translation>最近变化 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="271" />
+        <location filename="../../desktop/library_view.py" line="272" />
         <source>Indexing {} of {} files: {}</source>
         <translation>正在索引第 {} 个文件（共 {} 个）：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="275" />
+        <location filename="../../desktop/library_view.py" line="276" />
         <source>Indexing {}%</source>
         <translation>正在索引 {}%</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="280" />
+        <location filename="../../desktop/library_view.py" line="281" />
         <source>Queued</source>
         <translation>排队中</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="287" />
+        <location filename="../../desktop/library_view.py" line="288" />
         <source>Add files</source>
         <translation>添加文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="287" />
-        <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)</source>
-        <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;所有文件 (*)</translation>
+        <location filename="../../desktop/library_view.py" line="288" />
+        <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)</source>
+        <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="293" />
+        <location filename="../../desktop/library_view.py" line="294" />
         <source>Add folder</source>
         <translation>添加文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="298" />
+        <location filename="../../desktop/library_view.py" line="299" />
         <source>Follow a folder</source>
         <translation>关注文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="321" />
+        <location filename="../../desktop/library_view.py" line="322" />
         <source>Retry / re-index</source>
         <translation>重试 / 重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="323" />
+        <location filename="../../desktop/library_view.py" line="324" />
         <source>Remove from the collection</source>
         <translation>从知识库中移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="333" />
+        <location filename="../../desktop/library_view.py" line="334" />
         <source>New collection</source>
         <translation>新建知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="333" />
+        <location filename="../../desktop/library_view.py" line="334" />
         <source>Name of the new collection:</source>
         <translation>新知识库的名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="339" />
+        <location filename="../../desktop/library_view.py" line="340" />
         <source>Rename collection</source>
         <translation>重命名知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="339" />
+        <location filename="../../desktop/library_view.py" line="340" />
         <source>New name:</source>
         <translation>新名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="345" />
+        <location filename="../../desktop/library_view.py" line="346" />
         <source>Domain adapter</source>
         <translation>领域适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="346" />
+        <location filename="../../desktop/library_view.py" line="347" />
         <source>A LoRA adapter (a GGUF file made for the model in use) can improve answers in a field where the model is weak, such as law or medicine. Answers from “{}” use it; other collections do not.</source>
         <translation>LoRA 适配器（为当前模型制作的 GGUF 文件）可以改进模型在薄弱领域（如法律或医学）的回答。来自“{}”的回答会使用它，其他集合不会。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="349" />
+        <location filename="../../desktop/library_view.py" line="350" />
         <source>Choose a file…</source>
         <translation>选择文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="350" />
+        <location filename="../../desktop/library_view.py" line="351" />
         <source>Use none</source>
         <translation>不使用</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="356" />
+        <location filename="../../desktop/library_view.py" line="357" />
         <source>Choose a LoRA adapter</source>
         <translation>选择 LoRA 适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="357" />
+        <location filename="../../desktop/library_view.py" line="358" />
         <source>GGUF adapters (*.gguf)</source>
         <translation>GGUF 适配器 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="365" />
+        <location filename="../../desktop/library_view.py" line="366" />
         <source>Delete collection</source>
         <translation>删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="366" />
+        <location filename="../../desktop/library_view.py" line="367" />
         <source>Delete the collection “{}” and everything indexed in it? The files on disk are not touched.</source>
         <translation>删除知识库“{}”及其中的全部索引？磁盘上的文件不受影响。</translation>
     </message>
@@ -1071,76 +1076,81 @@
     </message>
     <message>
         <location filename="../../desktop/settings_dialog.py" line="198" />
+        <source>Read the text of scanned pages and images (text recognition)</source>
+        <translation>识别扫描页和图片中的文字（文字识别）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="200" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="201" />
+        <location filename="../../desktop/settings_dialog.py" line="203" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="209" />
+        <location filename="../../desktop/settings_dialog.py" line="212" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="210" />
+        <location filename="../../desktop/settings_dialog.py" line="213" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="213" />
+        <location filename="../../desktop/settings_dialog.py" line="216" />
         <source>Empty: this computer only. For example https://archivist.intranet:8700</source>
         <translation>留空：仅本机。例如 https://archivist.intranet:8700</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="216" />
+        <location filename="../../desktop/settings_dialog.py" line="219" />
         <source>The personal token your administrator gave you</source>
         <translation>管理员发给您的个人令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="218" />
+        <location filename="../../desktop/settings_dialog.py" line="221" />
         <source>With a team server, the library, the answers and the answer cache are your team's: you see the collections you were given, and the files you add are sent to the server. Your token is kept in the system keyring where there is one.</source>
         <translation>使用团队服务器时，文档库、回答和答案缓存都属于您的团队：您只能看到授权给您的知识库，您添加的文件会发送到服务器。如系统有密钥环，您的令牌将保存在其中。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="225" />
+        <location filename="../../desktop/settings_dialog.py" line="228" />
         <source>Team server</source>
         <translation>团队服务器</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="226" />
+        <location filename="../../desktop/settings_dialog.py" line="229" />
         <source>Your token</source>
         <translation>您的令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="229" />
+        <location filename="../../desktop/settings_dialog.py" line="232" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="230" />
+        <location filename="../../desktop/settings_dialog.py" line="233" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="231" />
+        <location filename="../../desktop/settings_dialog.py" line="234" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="240" />
+        <location filename="../../desktop/settings_dialog.py" line="243" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="240" />
+        <location filename="../../desktop/settings_dialog.py" line="243" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="245" />
+        <location filename="../../desktop/settings_dialog.py" line="248" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>

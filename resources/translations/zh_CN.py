@@ -41,6 +41,7 @@ ZH_CN = {
     "Unfinished": "未完成",
     "Indexing stopped before the end; re-index to finish it": "索引在完成前中断；重新索引即可完成",
     "Indexed {}": "索引于 {}",
+    "Text recognized on {} page(s)": "已识别 {} 页的文字",
     "Get a model": "获取模型",
     "Download": "下载",
     "Cancel": "取消",
@@ -65,8 +66,8 @@ ZH_CN = {
     "Indexing {}%": "正在索引 {}%",
     "Queued": "排队中",
     "Add files": "添加文件",
-    "Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;All files (*)":
-        "文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx);;所有文件 (*)",
+    "Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)":
+        "文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;所有文件 (*)",
     "Add folder": "添加文件夹",
     "Retry / re-index": "重试 / 重新索引",
     "Remove from the collection": "从知识库中移除",
@@ -138,6 +139,7 @@ ZH_CN = {
     "GPU layers": "GPU 层数",
     "Unload the model after": "空闲多久后卸载模型",
     "Remember answers to repeated questions": "记住重复问题的答案",
+    "Read the text of scanned pages and images (text recognition)": "识别扫描页和图片中的文字（文字识别）",
     "Also for questions worded differently (marked as such)": "措辞不同的问题也适用（会加以标注）",
     "Clear the answer cache": "清空答案缓存",
     "Bundled all-MiniLM-L6-v2": "内置的 all-MiniLM-L6-v2",
