@@ -85,4 +85,4 @@ def test_self_test_passes_without_a_display(tmp_path: Path):
         "PASS  text recognition"]
     assert "store, embedder and" in lines[1] and "after launch" in lines[3]
     assert "llama.cpp CPU variant" in lines[1] and "sapphirerapids" not in lines[1].split("skipped")[0]
-    assert lines[-1].startswith("OK: 5 of 5 checks passed")
+    assert lines[-1].startswith("OK: 6 of 6 checks passed")

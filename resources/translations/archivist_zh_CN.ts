@@ -1158,17 +1158,17 @@
 <context>
     <name>SourcePanel</name>
     <message>
-        <location filename="../../desktop/source_view.py" line="22" />
+        <location filename="../../desktop/source_view.py" line="34" />
         <source>Click a citation to see its source.</source>
         <translation>点击引用可查看其来源。</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="26" />
+        <location filename="../../desktop/source_view.py" line="38" />
         <source>Open file</source>
         <translation>打开文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="57" />
+        <location filename="../../desktop/source_view.py" line="76" />
         <source>page {}</source>
         <translation>第 {} 页</translation>
     </message>
