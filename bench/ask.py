@@ -36,7 +36,7 @@ from rag.ask import Answered, AskOptions  # noqa: E402
 from rag.documents import Chunk  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.store import INDEXED, FileRecord, VectorStore  # noqa: E402
+from rag.store import INDEXED, FileRecord, VectorStore, chunk_row  # noqa: E402
 
 QUERIES = [
     "how do I parse command line arguments", "compress a file with gzip", "thread safe queue", "hash a password",
@@ -61,7 +61,8 @@ def fill(kb: KnowledgeBase, name: str, chunks: int, texts: list[str]) -> None:
         items = [Chunk(texts[(f * per_file + i) % len(texts)], i * 1000, i * 1000 + 900, 1, None, i) for i in range(per_file)]
         vectors = rng.normal(size=(per_file, kb.embedder.dimension)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        stored.add_chunks(key, f"/bench/{key}.txt", key, items, vectors)
+        ids, documents, metadatas = zip(*(chunk_row(key, f"/bench/{key}.txt", key, c) for c in items), strict=True)
+        stored.add_chunks(ids, documents, metadatas, vectors)
         keyword.replace(key, key, [(f"{key}:{c.index}", c.text) for c in items])
         stored.put_file(FileRecord(key, Path(f"/bench/{key}.txt"), INDEXED, key, chunks=per_file, path_text=f"/bench/{key}.txt"))
     stored.bump_generation()

@@ -45,7 +45,8 @@ class DocumentsModel(QAbstractTableModel):
         self.beginResetModel()
         self.records = records
         known = {r.path for r in records}
-        self.live = {p: s for p, s in self.live.items() if p not in known or s.startswith(self.tr("Indexing"))}
+        busy = (self.tr("Indexing"), self.tr("Reading"))
+        self.live = {p: s for p, s in self.live.items() if p not in known or s.startswith(busy)}
         self.endResetModel()
 
     def mark(self, path: Path, state: str) -> None:
@@ -77,9 +78,8 @@ class DocumentsModel(QAbstractTableModel):
     def status_text(self, path: Path, record: FileRecord | None) -> str:
         if path in self.live:
             return self.live[path]
-        return {"indexed": self.tr("Indexed"), "failed": self.tr("Failed"), "pending": self.tr("Unfinished")}.get(
-            record.status, record.status
-        )
+        return {"indexed": self.tr("Indexed"), "failed": self.tr("Failed"), "pending": self.tr("Unfinished"),
+                "words": self.tr("Searchable by words")}.get(record.status, record.status)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         path, record = self.rows()[index.row()]
@@ -100,6 +100,8 @@ class DocumentsModel(QAbstractTableModel):
                     return record.reason
                 if record.status == "pending":
                     return self.tr("Indexing stopped before the end; re-index to finish it")
+                if record.status == "words":
+                    return self.tr("Found by its words now; by meaning once indexing finishes")
                 recognized = [self.tr("Text recognized on {} page(s)").format(record.recognized)] if record.recognized else []
                 return "; ".join(recognized + record.warnings)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -268,12 +270,19 @@ class LibraryPanel(QWidget):
         self.progress.setMaximum(max(1, state.bytes_total))
         self.progress.setValue(state.bytes_done)
         name = state.current.name if state.current else ""
-        self.progress_label.setText(
-            self.tr("Indexing {} of {} files: {}").format(min(state.files_done + 1, state.files_total), state.files_total, name)
-        )
+        if state.embedding:
+            self.progress_label.setText(
+                self.tr("Indexing by meaning, {} of {} files: {}").format(
+                    min(state.files_done + 1, state.files_total), state.files_total, name)
+            )
+        else:
+            self.progress_label.setText(
+                self.tr("Reading {} of {} files: {}").format(
+                    min(state.files_done + state.files_searchable + 1, state.files_total), state.files_total, name)
+            )
         if state.current is not None:
-            share = int(100 * state.bytes_done / state.bytes_total) if state.bytes_total else 0
-            self.model.mark(state.current, self.tr("Indexing {}%").format(share))
+            share = int(100 * state.current_fraction)
+            self.model.mark(state.current, (self.tr("Indexing {}%") if state.embedding else self.tr("Reading {}%")).format(share))
 
     def mark_queued(self, paths: list[Path]) -> None:
         for path in paths:

@@ -3,13 +3,15 @@
 Crash safety rests on one order of writes per file:
 
 1. the manifest row says ``pending`` (with the new content hash);
-2. the file's old chunks go, its new chunks are written under deterministic ids;
-3. the manifest row says ``indexed``.
+2. the file's old chunks go; its new chunks are written to the keyword index, which then
+   makes the file searchable by its words, and the manifest row says ``words``;
+3. its chunks are embedded and written to the store under deterministic ids;
+4. the manifest row says ``indexed``.
 
-A process killed anywhere leaves at worst a ``pending`` row, which searches ignore and the
-next ingest redoes from step 2; deterministic ids mean a redo never duplicates a chunk.
-Chunks of several small files are embedded together, for speed, but each file is still
-committed on its own.
+A process killed anywhere leaves at worst a ``pending`` or ``words`` row, which vector
+searches ignore and the next ingest redoes from step 2; deterministic ids mean a redo never
+duplicates a chunk. Chunks of several small files are embedded together, for speed, but
+each file is still committed on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.cancel import CancelToken
 from rag import loaders
@@ -29,7 +32,7 @@ from rag.documents import Chunk, LoadResult, display_path, document_key, path_to
 from rag.embedding import Embedder
 from rag.errors import DocumentError
 from rag.keyword import KeywordIndex
-from rag.store import FAILED, INDEXED, PENDING, FileRecord, StoredCollection
+from rag.store import FAILED, INDEXED, PENDING, WORDS, FileRecord, StoredCollection, chunk_row
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class IngestProgress:
     bytes_total: int = 0
     bytes_done: int = 0
     chunks_done: int = 0
+    files_searchable: int = 0  # read, and searchable by their words (their vectors may still be coming)
+    embedding: bool = False  # the second pass: every file is read, vectors are being made
     current: Path | None = None
     current_fraction: float = 0.0
 
@@ -150,12 +155,21 @@ class _Job:
     content_hash: str
     size: int
     result: LoadResult = field(default_factory=LoadResult)
+    chunks_read: int = 0
     chunks_written: int = 0
-    buffered: list[Chunk] = field(default_factory=list)
+
+
+Rows = list[tuple[str, str, dict[str, Any]]]  # chunk id, text, the store's metadata
 
 
 class Ingestor:
-    """Runs ingests into one collection with one embedder; plain synchronous code."""
+    """Runs ingests into one collection with one embedder; plain synchronous code.
+
+    An ingest has two passes. The first reads every file and writes its chunks to the
+    keyword index, text included: each file is searchable by its words as soon as it is
+    read. The second embeds those chunks, taking them back from the keyword index (so
+    nothing waits in memory), and commits each file once its vectors are in the store.
+    """
 
     def __init__(
         self,
@@ -189,29 +203,38 @@ class Ingestor:
         manifest = self.collection.files()
         listed = set(files)
         for record in manifest.values():
-            if record.status == PENDING and record.path not in listed and record.path.exists():
+            if record.status in (PENDING, WORDS) and record.path not in listed and record.path.exists():
                 files.append(record.path)  # finish what a killed run started
                 listed.add(record.path)
         report = IngestReport(skipped=skipped)
         gone = [
             r for r in manifest.values()
-            if not r.path.exists() and (r.status == PENDING or any(r.path.is_relative_to(f) for f in folders))
+            if not r.path.exists() and (r.status in (PENDING, WORDS) or any(r.path.is_relative_to(f) for f in folders))
         ]
         for record in gone:
             self._forget(record)
             report.outcomes.append(FileOutcome(record.path, "removed"))
+        self.keyword.drop_unfinished()
 
         sizes = {f: _size(f) for f in files}
         state = IngestProgress(files_total=len(files), bytes_total=sum(sizes.values()))
-        batch: list[_Job] = []
 
         def tell(current: Path | None = None, fraction: float = 0.0) -> None:
             if progress is not None:
                 state.current, state.current_fraction = current, fraction
                 progress(state)
 
+        def done(outcomes: Iterable[FileOutcome], size: int) -> None:
+            report.outcomes.extend(outcomes)
+            state.files_done = len(report.outcomes) - len(gone)
+            state.bytes_done += size
+            state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED)
+
         tell()
-        for path in files:
+        read: list[_Job] = []
+        unmarked: list[_Job] = []
+        marked_at = time.monotonic()
+        for path in files:  # the first pass: read, and make searchable by words
             if cancel.cancelled:
                 break
             key = document_key(path)
@@ -219,14 +242,11 @@ class Ingestor:
             try:
                 digest = content_hash(path, cancel)
             except OSError as exc:
-                report.outcomes.append(self._fail_unopened(path, key, sizes[path], exc))
-                state.files_done += 1
+                done([self._fail_unopened(path, key, sizes[path], exc)], 0)
                 continue
             record = manifest.get(key)
             if not force and record and record.status == INDEXED and record.content_hash == digest:
-                report.outcomes.append(FileOutcome(path, "unchanged", chunks=record.chunks, pages=record.pages))
-                state.files_done += 1
-                state.bytes_done += sizes[path]
+                done([FileOutcome(path, "unchanged", chunks=record.chunks, pages=record.pages)], sizes[path])
                 continue
             job = _Job(path, key, path_to_text(path), digest, sizes[path])
             job.result.recognize = self.options.recognize_text
@@ -234,44 +254,57 @@ class Ingestor:
             job.result.page_done = lambda page, job=job: tell(job.path, page / max(1, job.result.pages))
             self._start(job, record)
             try:
-                for chunk in self._chunks(job):
-                    job.buffered.append(chunk)
-                    if sum(len(j.buffered) for j in batch) + len(job.buffered) >= self.batch_chunks:
-                        self._flush([*batch, job], cancel)
-                        state.chunks_done = sum(o.chunks for o in report.outcomes) + sum(
-                            j.chunks_written for j in (*batch, job)
-                        )
-                        tell(path)
-                    if cancel.cancelled:
-                        break
+                self._read(job, cancel)
             except DocumentError as exc:
-                report.outcomes.append(self._fail(job, exc.reason))
-                state.files_done += 1
-                state.bytes_done += job.size
+                done([self._fail(job, exc.reason)], job.size)
                 continue
             except (UnicodeError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, MemoryError) as exc:
                 # A parser choking on a strange file: record it and go on with the rest.
                 log.exception("unexpected error reading %s", display_path(path))
-                report.outcomes.append(self._fail(job, f"could not be read ({type(exc).__name__}: {exc})"))
-                state.files_done += 1
-                state.bytes_done += job.size
+                done([self._fail(job, f"could not be read ({type(exc).__name__}: {exc})")], job.size)
                 continue
             if cancel.cancelled:
                 break
-            batch.append(job)
-            if sum(len(j.buffered) for j in batch) >= self.batch_chunks or len(batch) >= 64:
-                report.outcomes.extend(self._commit(batch, cancel))
-                state.files_done += len(batch)
-                state.bytes_done += sum(j.size for j in batch)
-                state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED)
-                batch = []
+            self.keyword.words(job.key, job.content_hash)
+            read.append(job)
+            unmarked.append(job)
+            state.files_searchable += 1
+            if len(unmarked) >= 64 or time.monotonic() - marked_at > 1.0:
+                self._mark_words(unmarked)
+                unmarked, marked_at = [], time.monotonic()
+            tell(path, 1.0)
+        self._mark_words(unmarked)
+
+        waiting: list[_Job] = []  # the second pass: embed, and commit each file whose vectors are all in
+        buffered: list[tuple[_Job, Rows]] = []
+        state.embedding = True
+        for job in read:
+            if cancel.cancelled:
+                break
+            tell(job.path)
+            for rows in self.keyword.held(job.key, self.batch_chunks):
+                buffered.append((job, rows))
+                if sum(len(r) for _, r in buffered) >= self.batch_chunks:
+                    self._embed(buffered)
+                    buffered = []
+                    state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED) + sum(
+                        j.chunks_written for j in [*waiting, job])
+                    tell(job.path, job.chunks_written / max(1, job.chunks_read))
+                if cancel.cancelled:
+                    break
+            if cancel.cancelled:
+                break
+            waiting.append(job)
+            if sum(len(r) for _, r in buffered) >= self.batch_chunks or len(waiting) >= 64:
+                self._embed(buffered)
+                buffered = []
+                done(self._commit(waiting), sum(j.size for j in waiting))
+                waiting = []
                 tell()
-        if batch and not cancel.cancelled:
-            report.outcomes.extend(self._commit(batch, cancel))
-            state.files_done += len(batch)
-            state.bytes_done += sum(j.size for j in batch)
+        if not cancel.cancelled and waiting:
+            self._embed(buffered)
+            done(self._commit(waiting), sum(j.size for j in waiting))
         report.cancelled = cancel.cancelled
-        state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED)
         tell()
         report.seconds = time.perf_counter() - started
         return report
@@ -301,25 +334,44 @@ class Ingestor:
             self.collection.delete_chunks(job.key, known)
         self.keyword.begin(job.key)
 
-    def _flush(self, jobs: list[_Job], cancel: CancelToken) -> None:
-        """Embed every buffered chunk of ``jobs`` together and write them to both indexes."""
-        texts = [c.text for j in jobs for c in j.buffered]
+    def _read(self, job: _Job, cancel: CancelToken) -> None:
+        """Read and chunk one file into the keyword index, with the chunks' text and metadata."""
+        rows: Rows = []
+        for chunk in self._chunks(job):
+            rows.append(chunk_row(job.key, job.path_text, job.content_hash, chunk))
+            if len(rows) >= self.batch_chunks:
+                self.keyword.append(job.key, rows)
+                job.chunks_read += len(rows)
+                rows = []
+            if cancel.cancelled:
+                return
+        self.keyword.append(job.key, rows)
+        job.chunks_read += len(rows)
+
+    def _mark_words(self, jobs: list[_Job]) -> None:
+        """Tell every view (through the manifest) that these files are searchable by their words."""
+        for job in jobs:
+            self.collection.put_file(
+                FileRecord(job.key, job.path, WORDS, job.content_hash, pages=job.result.pages, size=job.size,
+                           warnings=job.result.warnings, path_text=job.path_text, recognized=len(job.result.recognized))
+            )
+        if jobs:
+            self.collection.bump_generation()
+
+    def _embed(self, buffered: list[tuple[_Job, Rows]]) -> None:
+        """Embed the buffered rows together and write them, with their vectors, to the store."""
+        texts = [text for _, rows in buffered for _, text, _ in rows]
         if not texts:
             return
         vectors = self.embedder.embed(texts)
         row = 0
-        for job in jobs:
-            if not job.buffered:
-                continue
-            count = len(job.buffered)
-            self.collection.add_chunks(job.key, job.path_text, job.content_hash, job.buffered, vectors[row : row + count])
-            self.keyword.append(job.key, ((f"{job.key}:{c.index}", c.text) for c in job.buffered))
-            row += count
-            job.chunks_written += count
-            job.buffered = []
+        for job, rows in buffered:
+            ids, documents, metadatas = zip(*rows, strict=True)
+            self.collection.add_chunks(ids, documents, metadatas, vectors[row : row + len(rows)])
+            row += len(rows)
+            job.chunks_written += len(rows)
 
-    def _commit(self, jobs: list[_Job], cancel: CancelToken) -> list[FileOutcome]:
-        self._flush(jobs, cancel)
+    def _commit(self, jobs: list[_Job]) -> list[FileOutcome]:
         outcomes = []
         for job in jobs:
             self.keyword.finish(job.key, job.content_hash)

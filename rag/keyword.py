@@ -7,15 +7,20 @@ split into terms here, not by SQLite: Latin words stemmed (Snowball), and runs o
 Japanese or Korean characters as overlapping bigrams, since those scripts put no spaces
 between words. Queries leave out terms that occur in a large share of the chunks: they add
 almost nothing to BM25 and cost the most to score.
+
+A document being indexed is searchable here first: its chunks are written with their text
+as soon as it is read (``begin``, ``append``, ``words``), while their vectors are still being
+made; ``finish`` lets the text go once the store holds it.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 import sqlite3
 import threading
-import functools
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,7 +46,7 @@ _STOPWORDS = frozenset(
 )
 
 
-_SCHEMA_VERSION = "2"
+_SCHEMA_VERSION = "3"
 _COMMON_SHARE = 0.05  # query terms in more than this share of chunks are left out (if a rarer one remains)
 _PRUNE_FROM = 2000  # below this many chunks every search is fast anyway
 
@@ -92,17 +97,24 @@ class KeywordIndex:
             """
             CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
             CREATE TABLE IF NOT EXISTS rows(
-                rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc TEXT NOT NULL);
+                rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc TEXT NOT NULL, text TEXT, meta TEXT);
             CREATE INDEX IF NOT EXISTS rows_doc ON rows(doc);
-            CREATE TABLE IF NOT EXISTS docs(doc TEXT PRIMARY KEY, hash TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS docs(doc TEXT PRIMARY KEY, hash TEXT NOT NULL, words_only INTEGER NOT NULL DEFAULT 0);
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, fts, row);
             """
         )
         version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None or version[0] != _SCHEMA_VERSION:
-            # Terms are made differently now: empty the index; the next sync refills it from the store.
-            self._db.executescript("DELETE FROM fts; DELETE FROM rows; DELETE FROM docs; DELETE FROM meta;")
+            # An older layout: start again; the next sync refills the index from the store.
+            self._db.executescript(
+                """
+                DROP TABLE rows; DROP TABLE docs; DELETE FROM fts; DELETE FROM meta;
+                CREATE TABLE rows(rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc TEXT NOT NULL, text TEXT, meta TEXT);
+                CREATE INDEX rows_doc ON rows(doc);
+                CREATE TABLE docs(doc TEXT PRIMARY KEY, hash TEXT NOT NULL, words_only INTEGER NOT NULL DEFAULT 0);
+                """
+            )
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
 
     def close(self) -> None:
@@ -123,31 +135,82 @@ class KeywordIndex:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
 
     def documents(self) -> dict[str, str]:
-        """Document key -> content hash, for every document in the index."""
+        """Document key -> content hash, for every document in the index whose vectors are done."""
         with self._lock:
-            return dict(self._db.execute("SELECT doc, hash FROM docs").fetchall())
+            return dict(self._db.execute("SELECT doc, hash FROM docs WHERE NOT words_only").fetchall())
+
+    def words_only(self) -> dict[str, str]:
+        """Document key -> content hash, for the documents searchable here before their vectors are done."""
+        with self._lock:
+            return dict(self._db.execute("SELECT doc, hash FROM docs WHERE words_only").fetchall())
 
     def replace(self, doc: str, content_hash: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Replace one document's chunks (``(chunk_id, text)`` pairs) in one transaction."""
         with self._transaction():
             self._delete(doc)
             self._insert(doc, chunks)
-            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?)", (doc, content_hash))
+            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, 0)", (doc, content_hash))
 
     def begin(self, doc: str) -> None:
         """Start writing a document again: its old rows go, and it is not searchable until ``finish``."""
         with self._transaction():
             self._delete(doc)
 
-    def append(self, doc: str, chunks: Iterable[tuple[str, str]]) -> None:
-        """Add rows to a document being written."""
+    def append(self, doc: str, chunks: Iterable[tuple[str, str, dict[str, object]]]) -> None:
+        """Add rows (chunk id, text, the store's metadata) to a document being written; the
+        text is kept until ``finish``, so that the document can be searched before then."""
         with self._transaction():
-            self._insert(doc, chunks)
+            for chunk_id, text, meta in chunks:
+                cursor = self._db.execute(
+                    "INSERT INTO rows(chunk_id, doc, text, meta) VALUES (?, ?, ?, ?)",
+                    (chunk_id, doc, text, json.dumps(meta, ensure_ascii=False)),
+                )
+                self._db.execute("INSERT INTO fts(rowid, terms) VALUES (?, ?)", (cursor.lastrowid, " ".join(terms(text))))
+
+    def drop_unfinished(self) -> None:
+        """Forget rows of documents whose writing never finished (an ingest killed midway).
+        Only the ingest calls this, before it starts: a search must not, while one is writing."""
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM fts WHERE rowid IN (SELECT rowid FROM rows WHERE doc NOT IN (SELECT doc FROM docs))"
+            )
+            self._db.execute("DELETE FROM rows WHERE doc NOT IN (SELECT doc FROM docs)")
+
+    def words(self, doc: str, content_hash: str) -> None:
+        """Make a document written with ``begin``/``append`` searchable here, before its vectors are done."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, 1)", (doc, content_hash))
+
+    def held(self, doc: str, batch: int = 256) -> Iterator[list[tuple[str, str, dict[str, object]]]]:
+        """A document's rows as written by ``append`` (id, text, metadata), in order, in batches."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT rowid, chunk_id, text, meta FROM rows WHERE doc = ? AND rowid > ? AND text IS NOT NULL "
+                    "ORDER BY rowid LIMIT ?", (doc, last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(chunk_id, text, json.loads(meta)) for _, chunk_id, text, meta in rows]
+
+    def held_chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, object]]]:
+        """Chunk id -> (text, metadata), for those of ``ids`` whose text is still held."""
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT chunk_id, text, meta FROM rows WHERE text IS NOT NULL AND chunk_id IN ({','.join('?' * len(ids))})",
+                list(ids),
+            ).fetchall()
+        return {chunk_id: (text, json.loads(meta)) for chunk_id, text, meta in rows}
 
     def finish(self, doc: str, content_hash: str) -> None:
-        """Make a document written with ``begin``/``append`` searchable."""
+        """The document's vectors are in the store: it is indexed, and its text need not be held."""
         with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?)", (doc, content_hash))
+            self._db.execute("UPDATE rows SET text = NULL, meta = NULL WHERE doc = ?", (doc,))
+            self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, 0)", (doc, content_hash))
 
     def remove(self, doc: str) -> None:
         """Forget one document."""
@@ -180,20 +243,21 @@ class KeywordIndex:
         indexed: dict[str, str],
         fetch: Callable[[str], Sequence[tuple[str, str]]],
         generation: str,
+        unfinished: dict[str, str] | None = None,
     ) -> int:
         """Bring the index in step with the store's ``indexed`` documents (key -> hash).
 
         ``fetch(key)`` returns a document's ``(chunk_id, text)`` pairs from the store.
-        Returns how many documents changed.
+        ``unfinished`` names the documents being indexed (key -> hash): those this index holds
+        the words of stay searchable. Returns how many documents changed.
         """
+        unfinished = unfinished or {}
+        stale = [doc for doc, content_hash in self.words_only().items() if unfinished.get(doc) != content_hash]
         have = self.documents()
-        with self._transaction():
-            # Rows of a document whose writing never finished (a crash) belong to no document.
-            self._db.execute(
-                "DELETE FROM fts WHERE rowid IN (SELECT rowid FROM rows WHERE doc NOT IN (SELECT doc FROM docs))"
-            )
-            self._db.execute("DELETE FROM rows WHERE doc NOT IN (SELECT doc FROM docs)")
         changed = 0
+        for doc in stale:  # read by an ingest that stopped, or since finished elsewhere
+            self.remove(doc)
+            changed += 1
         for doc in have.keys() - indexed.keys():
             self.remove(doc)
             changed += 1

@@ -272,11 +272,12 @@ class KnowledgeBase:
         """The best passages for ``query``, from every file or only from ``paths``."""
         stored, keyword = self._collection(collection)
         self._check_embedder(stored)
-        generation, pending = stored.state()
-        self._sync_keyword(stored, keyword, generation)
+        generation, unfinished = stored.state()
+        self._sync_keyword(stored, keyword, generation, unfinished)
         docs = None if paths is None else [document_key(Path(p).absolute()) for p in paths]
         return search(
-            query, stored, self.embedder, keyword, limit=limit, docs=docs, exclude=pending, mode=mode, query_vector=query_vector
+            query, stored, self.embedder, keyword, limit=limit, docs=docs, exclude=list(unfinished), mode=mode,
+            query_vector=query_vector, searchable_by_words=list(keyword.words_only()),
         )
 
     def document_passages(self, path: Path, collection: str) -> list[Passage]:
@@ -457,11 +458,15 @@ class KnowledgeBase:
         """The conversation as Markdown."""
         return self.conversations.export_markdown(self._find(collection).id, conversation_id)
 
-    def _sync_keyword(self, stored: StoredCollection, keyword: KeywordIndex, generation: str | None = None) -> None:
-        generation = generation or stored.generation()
+    def _sync_keyword(
+        self, stored: StoredCollection, keyword: KeywordIndex, generation: str | None = None,
+        unfinished: dict[str, str] | None = None,
+    ) -> None:
+        if generation is None or unfinished is None:
+            generation, unfinished = stored.state()
         if keyword.generation == generation:
             return
         indexed = {k: r.content_hash for k, r in stored.files().items() if r.status == INDEXED}
         keyword.sync(
-            indexed, lambda key: [(c.id, c.text) for c in stored.document_chunks(key)], generation
+            indexed, lambda key: [(c.id, c.text) for c in stored.document_chunks(key)], generation, unfinished
         )

@@ -73,10 +73,12 @@ def search(
     mode: SearchMode = SearchMode(),
     candidates: int = 50,
     query_vector: np.ndarray | None = None,
+    searchable_by_words: Sequence[str] = (),
 ) -> list[Passage]:
     """The ``limit`` best passages for ``query``, optionally only from documents ``docs``.
 
-    ``exclude`` names documents to leave out (those half-written by a running ingest).
+    ``exclude`` names documents to leave out (those half-written by a running ingest), except
+    from keyword search those of them in ``searchable_by_words`` (read, vectors in progress).
     """
     if not query.strip():
         return []
@@ -90,6 +92,7 @@ def search(
         vector_hits = collection.query(vector, pool, keys=docs, exclude=exclude)
     keyword_hits: list[tuple[str, float]] = []
     if mode.keyword:
+        exclude = [d for d in exclude if d not in set(searchable_by_words)]
         allowed = None if docs is None else [d for d in docs if d not in set(exclude)]
         keyword_hits = keyword.search(query, pool, docs=allowed)
         if exclude and docs is None:
@@ -104,6 +107,9 @@ def search(
     known = {c.id: c for c in vector_hits}
     missing = [cid for cid, _ in fused if cid not in known]
     known.update({c.id: c for c in collection.get(missing)})
+    # A document still being embedded is found by its words: its text is held by the keyword index.
+    held = keyword.held_chunks([cid for cid in missing if cid not in known])
+    known.update({cid: StoredChunk(cid, text, meta) for cid, (text, meta) in held.items()})
     vector_rank = {cid: i for i, cid in enumerate(vector_ids, start=1)}
     keyword_rank = {cid: i for i, cid in enumerate(keyword_ids, start=1)}
     return [

@@ -40,6 +40,8 @@ _WRITE_BATCH = 16
 _GENERATION_ID = "__generation__"
 _GENERATION_STATUS = "generation"
 PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
+# Read, and searchable by keyword where it was read, while its vectors are being made.
+WORDS = "words"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,19 @@ class FileRecord:
             warnings=json.loads(meta.get("warnings") or "[]"),
             recognized=int(meta.get("recognized", 0)),
         )
+
+
+def chunk_row(key: str, path_text: str, content_hash: str, chunk: Chunk) -> tuple[str, str, dict[str, Any]]:
+    """A chunk of document ``key`` as the store keeps it: its id, its text and its metadata."""
+    meta: dict[str, Any] = {"doc": key, "path": path_text, "hash": content_hash, "start": chunk.start, "end": chunk.end,
+                            "index": chunk.index}
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    if chunk.heading:
+        meta["heading"] = chunk.heading
+    if chunk.box is not None:
+        meta["box"] = ",".join(f"{v:.4f}" for v in chunk.box)
+    return f"{key}:{chunk.index}", chunk.text, meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,21 +356,22 @@ class StoredCollection:
         return FileRecord.from_metadata(key, rows["metadatas"][0])
 
     def pending_keys(self) -> list[str]:
-        """Keys of files whose indexing started and has not finished (left out of searches)."""
-        return self.state()[1]
+        """Keys of files whose indexing started and has not finished (left out of vector searches)."""
+        return list(self.state()[1])
 
-    def state(self) -> tuple[str, list[str]]:
-        """The generation and the pending files' keys, in one read (searches need both)."""
+    def state(self) -> tuple[str, dict[str, str]]:
+        """The generation, and the content hashes of the files whose indexing started and has
+        not finished (pending or words only), in one read (searches need both)."""
         with translate_errors("reading the manifest"):
-            rows = self._files.get(where={"status": {"$in": [PENDING, _GENERATION_STATUS]}}, include=["metadatas"])
+            rows = self._files.get(where={"status": {"$in": [PENDING, WORDS, _GENERATION_STATUS]}}, include=["metadatas"])
         generation = "0"
-        pending = []
+        unfinished: dict[str, str] = {}
         for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False):
             if key == _GENERATION_ID:
                 generation = str(meta["value"])
             else:
-                pending.append(key)
-        return generation, pending
+                unfinished[key] = str(meta.get("hash", ""))
+        return generation, unfinished
 
     def put_file(self, record: FileRecord) -> None:
         """Write one manifest row (insert or replace)."""
@@ -402,27 +418,16 @@ class StoredCollection:
                 self._chunks.delete(ids=ids[lo : lo + _WRITE_BATCH * 4])
 
     def add_chunks(
-        self, key: str, path_text: str, content_hash: str, chunks: Sequence[Chunk], vectors: np.ndarray
+        self, ids: Sequence[str], documents: Sequence[str], metadatas: Sequence[dict[str, Any]], vectors: np.ndarray
     ) -> None:
-        """Write a document's chunks with their vectors; ids are deterministic, so a retry overwrites."""
-        ids = [f"{key}:{c.index}" for c in chunks]
-        metadatas = []
-        for c in chunks:
-            meta: dict[str, Any] = {"doc": key, "path": path_text, "hash": content_hash, "start": c.start, "end": c.end, "index": c.index}
-            if c.page is not None:
-                meta["page"] = c.page
-            if c.heading:
-                meta["heading"] = c.heading
-            if c.box is not None:
-                meta["box"] = ",".join(f"{v:.4f}" for v in c.box)
-            metadatas.append(meta)
-        documents = [c.text for c in chunks]
+        """Write chunks (made by ``chunk_row``) with their vectors; ids are deterministic, so a retry overwrites."""
         step = min(self._max_batch, _WRITE_BATCH)
         with translate_errors("writing chunks"):
             for lo in range(0, len(ids), step):
                 hi = lo + step
                 self._chunks.upsert(
-                    ids=ids[lo:hi], embeddings=vectors[lo:hi], documents=documents[lo:hi], metadatas=metadatas[lo:hi]
+                    ids=list(ids[lo:hi]), embeddings=vectors[lo:hi], documents=list(documents[lo:hi]),
+                    metadatas=list(metadatas[lo:hi]),
                 )
 
     def query(self, vector: np.ndarray, n: int, keys: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[StoredChunk]:

@@ -224,3 +224,28 @@ def test_a_collection_answers_with_its_domain_adapter(tmp_path: Path, corpus: Pa
         assert model._adapter is None  # and taken off for the other
     finally:
         model.close()
+
+
+def test_a_file_is_searchable_by_its_words_before_its_vectors_are_done(kb: KnowledgeBase, tmp_path: Path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"note{i}.txt").write_text(PROSE[i] + f" Reference code ZX{i}Q.\n")
+    seen: dict = {}
+
+    def progress(state) -> None:
+        # The embedding pass starts: every file has been read, no vector is written yet.
+        if not seen and state.files_searchable == 3 and state.current is not None and state.current_fraction == 0.0:
+            seen["words"] = kb.search("ZX1Q", "Docs", limit=3)
+            seen["vectors"] = kb.search(PROSE[1], "Docs", limit=3, mode=SearchMode(keyword=False))
+            seen["status"] = {f.path.name: f.status for f in kb.status("Docs").files}
+
+    kb.ingest([folder], "Docs", progress=progress)
+    assert seen["words"][0].path.name == "note1.txt" and "ZX1Q" in seen["words"][0].text
+    assert seen["vectors"] == []  # half-embedded files are never served by meaning
+    assert set(seen["status"].values()) == {"words"}
+    stored, keyword = kb._collection("Docs")
+    assert {f.status for f in kb.status("Docs").files} == {"indexed"}
+    assert keyword.words_only() == {}
+    assert keyword._db.execute("SELECT count(*) FROM rows WHERE text IS NOT NULL").fetchone() == (0,)  # text let go
+    assert kb.search(PROSE[1], "Docs", limit=1, mode=SearchMode(keyword=False))[0].path.name == "note1.txt"

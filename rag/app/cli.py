@@ -194,7 +194,7 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
         bar.total = state.bytes_total
         bar.n = state.bytes_done
         name = state.current.name if state.current else ""
-        bar.set_description(f"{state.files_done}/{state.files_total} files, {state.chunks_done} chunks")
+        bar.set_description(f"{state.files_searchable}/{state.files_total} read, {state.files_done} indexed, {state.chunks_done} chunks")
         bar.set_postfix_str(name[:40], refresh=False)
         bar.refresh()
 

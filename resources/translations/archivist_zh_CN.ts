@@ -388,44 +388,54 @@
         <translation>正在索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="74" />
+        <location filename="../../desktop/library_view.py" line="48" />
+        <source>Reading</source>
+        <translation>正在读取</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="75" />
         <source>Document</source>
         <translation>文档</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="74" />
+        <location filename="../../desktop/library_view.py" line="75" />
         <source>Status</source>
         <translation>状态</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="74" />
+        <location filename="../../desktop/library_view.py" line="75" />
         <source>Pages</source>
         <translation>页数</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="74" />
+        <location filename="../../desktop/library_view.py" line="75" />
         <source>Chunks</source>
         <translation>片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="74" />
+        <location filename="../../desktop/library_view.py" line="75" />
         <source>Details</source>
         <translation>详情</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="80" />
+        <location filename="../../desktop/library_view.py" line="81" />
         <source>Indexed</source>
         <translation>已索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="80" />
+        <location filename="../../desktop/library_view.py" line="81" />
         <source>Failed</source>
         <translation>失败</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="80" />
+        <location filename="../../desktop/library_view.py" line="81" />
         <source>Unfinished</source>
         <translation>未完成</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="82" />
+        <source>Searchable by words</source>
+        <translation>可按词语搜索</translation>
     </message>
     <message>
         <location filename="../../desktop/library_view.py" line="102" />
@@ -433,12 +443,17 @@
         <translation>索引在完成前中断；重新索引即可完成</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="103" />
+        <location filename="../../desktop/library_view.py" line="104" />
+        <source>Found by its words now; by meaning once indexing finishes</source>
+        <translation>现在可按词语找到；索引完成后可按语义找到</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="105" />
         <source>Text recognized on {} page(s)</source>
         <translation>已识别 {} 页的文字</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="108" />
+        <location filename="../../desktop/library_view.py" line="110" />
         <source>Indexed {}</source>
         <translation>索引于 {}</translation>
     </message>
@@ -494,207 +509,217 @@
 <context>
     <name>LibraryPanel</name>
     <message>
-        <location filename="../../desktop/library_view.py" line="135" />
+        <location filename="../../desktop/library_view.py" line="137" />
         <source>Collection</source>
         <translation>知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="139" />
+        <location filename="../../desktop/library_view.py" line="141" />
         <source>New, rename or delete a collection</source>
         <translation>新建、重命名或删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="142" />
+        <location filename="../../desktop/library_view.py" line="144" />
         <source>New collection…</source>
         <translation>新建知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="143" />
+        <location filename="../../desktop/library_view.py" line="145" />
         <source>Rename collection…</source>
         <translation>重命名知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="144" />
+        <location filename="../../desktop/library_view.py" line="146" />
         <source>Delete collection…</source>
         <translation>删除知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="146" />
+        <location filename="../../desktop/library_view.py" line="148" />
         <source>Domain adapter…</source>
         <translation>领域适配器…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="166" />
+        <location filename="../../desktop/library_view.py" line="168" />
         <source>Drop files or folders here, or use “Add files”.</source>
         <translation>将文件或文件夹拖到这里，或使用“添加文件”。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="170" />
+        <location filename="../../desktop/library_view.py" line="172" />
         <source>Add files…</source>
         <translation>添加文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="172" />
+        <location filename="../../desktop/library_view.py" line="174" />
         <source>Add folder…</source>
         <translation>添加文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="174" />
+        <location filename="../../desktop/library_view.py" line="176" />
         <source>Remove</source>
         <translation>移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="176" />
+        <location filename="../../desktop/library_view.py" line="178" />
         <source>Re-index</source>
         <translation>重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="179" />
+        <location filename="../../desktop/library_view.py" line="181" />
         <source>Follow folder…</source>
         <translation>关注文件夹…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="180" />
+        <location filename="../../desktop/library_view.py" line="182" />
         <source>Index a folder and keep up with what is added, changed or deleted in it</source>
         <translation>索引一个文件夹，并跟进其中新增、修改或删除的文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="185" />
+        <location filename="../../desktop/library_view.py" line="187" />
         <source>Stop following</source>
         <translation>停止关注</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="193" />
+        <location filename="../../desktop/library_view.py" line="195" />
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="198" />
+        <location filename="../../desktop/library_view.py" line="200" />
         <source>Collection:</source>
         <translation>知识库：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="239" />
+        <location filename="../../desktop/library_view.py" line="241" />
         <source>{} documents, {} chunks</source>
         <translation>{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="241" />
+        <location filename="../../desktop/library_view.py" line="243" />
         <source>, {} could not be indexed</source>
         <translation>，{} 个无法索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="248" />
+        <location filename="../../desktop/library_view.py" line="250" />
         <source>Following: {}</source>
         <translation>正在关注：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="250" />
+        <location filename="../../desktop/library_view.py" line="252" />
         <source>last change {}</source>
         <translation>最近变化 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="272" />
-        <source>Indexing {} of {} files: {}</source>
-        <translation>正在索引第 {} 个文件（共 {} 个）：{}</translation>
+        <location filename="../../desktop/library_view.py" line="275" />
+        <source>Indexing by meaning, {} of {} files: {}</source>
+        <translation>正在按语义索引第 {} 个文件（共 {} 个）：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="276" />
+        <location filename="../../desktop/library_view.py" line="280" />
+        <source>Reading {} of {} files: {}</source>
+        <translation>正在读取第 {} 个文件（共 {} 个）：{}</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="285" />
         <source>Indexing {}%</source>
         <translation>正在索引 {}%</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="281" />
+        <location filename="../../desktop/library_view.py" line="285" />
+        <source>Reading {}%</source>
+        <translation>正在读取 {}%</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/library_view.py" line="290" />
         <source>Queued</source>
         <translation>排队中</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="288" />
+        <location filename="../../desktop/library_view.py" line="297" />
         <source>Add files</source>
         <translation>添加文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="288" />
+        <location filename="../../desktop/library_view.py" line="297" />
         <source>Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)</source>
         <translation>文档 (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="294" />
+        <location filename="../../desktop/library_view.py" line="303" />
         <source>Add folder</source>
         <translation>添加文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="299" />
+        <location filename="../../desktop/library_view.py" line="308" />
         <source>Follow a folder</source>
         <translation>关注文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="322" />
+        <location filename="../../desktop/library_view.py" line="331" />
         <source>Retry / re-index</source>
         <translation>重试 / 重新索引</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="324" />
+        <location filename="../../desktop/library_view.py" line="333" />
         <source>Remove from the collection</source>
         <translation>从知识库中移除</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="334" />
+        <location filename="../../desktop/library_view.py" line="343" />
         <source>New collection</source>
         <translation>新建知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="334" />
+        <location filename="../../desktop/library_view.py" line="343" />
         <source>Name of the new collection:</source>
         <translation>新知识库的名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="340" />
+        <location filename="../../desktop/library_view.py" line="349" />
         <source>Rename collection</source>
         <translation>重命名知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="340" />
+        <location filename="../../desktop/library_view.py" line="349" />
         <source>New name:</source>
         <translation>新名称：</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="346" />
+        <location filename="../../desktop/library_view.py" line="355" />
         <source>Domain adapter</source>
         <translation>领域适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="347" />
+        <location filename="../../desktop/library_view.py" line="356" />
         <source>A LoRA adapter (a GGUF file made for the model in use) can improve answers in a field where the model is weak, such as law or medicine. Answers from “{}” use it; other collections do not.</source>
         <translation>LoRA 适配器（为当前模型制作的 GGUF 文件）可以改进模型在薄弱领域（如法律或医学）的回答。来自“{}”的回答会使用它，其他集合不会。</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="350" />
+        <location filename="../../desktop/library_view.py" line="359" />
         <source>Choose a file…</source>
         <translation>选择文件…</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="351" />
+        <location filename="../../desktop/library_view.py" line="360" />
         <source>Use none</source>
         <translation>不使用</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="357" />
+        <location filename="../../desktop/library_view.py" line="366" />
         <source>Choose a LoRA adapter</source>
         <translation>选择 LoRA 适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="358" />
+        <location filename="../../desktop/library_view.py" line="367" />
         <source>GGUF adapters (*.gguf)</source>
         <translation>GGUF 适配器 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="366" />
+        <location filename="../../desktop/library_view.py" line="375" />
         <source>Delete collection</source>
         <translation>删除知识库</translation>
     </message>
     <message>
-        <location filename="../../desktop/library_view.py" line="367" />
+        <location filename="../../desktop/library_view.py" line="376" />
         <source>Delete the collection “{}” and everything indexed in it? The files on disk are not touched.</source>
         <translation>删除知识库“{}”及其中的全部索引？磁盘上的文件不受影响。</translation>
     </message>
