@@ -62,7 +62,7 @@ def run_archivist(data: Path, corpus: Path) -> dict:
 
     def found(state) -> None:
         if state.embedding and "at" not in one:
-            hits = kb.search("the", "Single", limit=1)
+            hits = kb.search("argument", "Single", limit=1)
             one["at"] = time.perf_counter() - dropped if hits else -1.0
 
     dropped = time.perf_counter()

@@ -55,7 +55,7 @@ class Embedder:
     """Turns texts into unit-length vectors with one sentence-transformers model."""
 
     def __init__(
-        self, model_dir: Path | None = None, batch_size: int = 64, device: str = "cpu",
+        self, model_dir: Path | None = None, batch_size: int = 64, device: str = "auto",
         idle_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_dir = Path(model_dir) if model_dir else bundled_model_dir()
@@ -149,7 +149,12 @@ class Embedder:
                 offline.enforce()
                 from sentence_transformers import SentenceTransformer
 
-                log.info("loading embedding model %s", self.model_dir)
+                if self.device == "auto":  # a GPU where torch can use one (a CUDA or Apple build of torch)
+                    import torch
+
+                    mps = getattr(torch.backends, "mps", None)
+                    self.device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
+                log.info("loading embedding model %s on %s", self.model_dir, self.device)
                 try:
                     self._model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
                 except (OSError, ValueError) as exc:

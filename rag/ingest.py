@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.cancel import CancelToken
 from rag import loaders
 from rag.chunking import chunk_sections
@@ -75,6 +77,7 @@ class FileOutcome:
     pages: int = 0
     warnings: tuple[str, ...] = ()
     recognized: int = 0  # pages whose text was recognized from their image
+    reused: int = 0  # chunks unchanged since the file's last version, whose vectors were kept
 
 
 @dataclass(slots=True)
@@ -157,6 +160,8 @@ class _Job:
     result: LoadResult = field(default_factory=LoadResult)
     chunks_read: int = 0
     chunks_written: int = 0
+    chunks_reused: int = 0
+    reuse: dict[str, np.ndarray] = field(default_factory=dict)  # text -> vector, from the file's previous version
 
 
 Rows = list[tuple[str, str, dict[str, Any]]]  # chunk id, text, the store's metadata
@@ -330,6 +335,8 @@ class Ingestor:
             FileRecord(job.key, job.path, PENDING, job.content_hash, size=job.size, path_text=job.path_text)
         )
         if previous is not None:  # a new file has no chunks to clear
+            if previous.status == INDEXED:  # what did not change keeps its vector
+                job.reuse = self.collection.vectors_by_text(job.key)
             known = previous.chunks if previous.status in (INDEXED, FAILED) else None
             self.collection.delete_chunks(job.key, known)
         self.keyword.begin(job.key)
@@ -359,17 +366,18 @@ class Ingestor:
             self.collection.bump_generation()
 
     def _embed(self, buffered: list[tuple[_Job, Rows]]) -> None:
-        """Embed the buffered rows together and write them, with their vectors, to the store."""
-        texts = [text for _, rows in buffered for _, text, _ in rows]
-        if not texts:
+        """Embed the buffered rows together (those unchanged since the file's last version keep
+        their vectors) and write them, with their vectors, to the store."""
+        if not buffered:
             return
-        vectors = self.embedder.embed(texts)
-        row = 0
+        fresh = iter(self.embedder.embed([text for job, rows in buffered for _, text, _ in rows if text not in job.reuse]))
         for job, rows in buffered:
             ids, documents, metadatas = zip(*rows, strict=True)
-            self.collection.add_chunks(ids, documents, metadatas, vectors[row : row + len(rows)])
-            row += len(rows)
+            reused = sum(1 for text in documents if text in job.reuse)
+            vectors = np.stack([job.reuse[text] if text in job.reuse else next(fresh) for text in documents])
+            self.collection.add_chunks(ids, documents, metadatas, vectors)
             job.chunks_written += len(rows)
+            job.chunks_reused += reused
 
     def _commit(self, jobs: list[_Job]) -> list[FileOutcome]:
         outcomes = []
@@ -384,8 +392,9 @@ class Ingestor:
             )
             outcomes.append(
                 FileOutcome(job.path, INDEXED, chunks=job.chunks_written, pages=job.result.pages, warnings=tuple(job.result.warnings),
-                            recognized=len(job.result.recognized))
+                            recognized=len(job.result.recognized), reused=job.chunks_reused)
             )
+            job.reuse = {}
         self.collection.bump_generation()
         return outcomes
 

@@ -468,6 +468,16 @@ class StoredCollection:
                    for i, d, m in zip(rows["ids"], rows["documents"], rows["metadatas"], strict=True)]
             offset += len(rows["ids"])
 
+    def vectors_by_text(self, key: str) -> dict[str, np.ndarray]:
+        """Chunk text -> its vector, for one document (so that an edited file's unchanged
+        chunks need not be embedded again)."""
+        with translate_errors("reading chunks"):
+            rows = self._chunks.get(where={"doc": key}, include=["documents", "embeddings"])
+        documents, embeddings = rows["documents"] or [], rows["embeddings"]
+        if embeddings is None:
+            return {}
+        return {text: np.asarray(vector, dtype=np.float32) for text, vector in zip(documents, embeddings, strict=True) if text}
+
     def document_chunks(self, key: str) -> list[StoredChunk]:
         """Every chunk of one document, in order."""
         with translate_errors("reading chunks"):

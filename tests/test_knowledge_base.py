@@ -249,3 +249,23 @@ def test_a_file_is_searchable_by_its_words_before_its_vectors_are_done(kb: Knowl
     assert keyword.words_only() == {}
     assert keyword._db.execute("SELECT count(*) FROM rows WHERE text IS NOT NULL").fetchone() == (0,)  # text let go
     assert kb.search(PROSE[1], "Docs", limit=1, mode=SearchMode(keyword=False))[0].path.name == "note1.txt"
+
+
+def test_an_edited_file_embeds_only_what_changed(kb: KnowledgeBase, tmp_path: Path):
+    pages = [PROSE[0], PROSE[1], PROSE[2], PROSE[3]]
+    pdf = make_pdf(tmp_path / "manual.pdf", pages)
+    first = kb.ingest([pdf], "Docs").outcomes[0]
+    embedded: list[int] = []
+    embed = kb.embedder.embed
+    kb.embedder.embed = lambda texts: embedded.append(len(texts)) or embed(texts)  # the real model, counted
+    try:
+        make_pdf(pdf, [PROSE[0], PROSE[1] + " The tide tables were revised in March.", PROSE[2], PROSE[3]])
+        second = kb.ingest([pdf], "Docs").outcomes[0]
+    finally:
+        del kb.embedder.embed
+    assert second.status == "indexed" and second.chunks == first.chunks
+    assert second.reused == first.chunks - 1 and sum(embedded) == 1  # only the edited page's chunk
+    hit = kb.search("when were the tide tables revised", "Docs", limit=1)[0]
+    assert hit.page == 2 and "revised in March" in hit.text
+    same = kb.search(PROSE[3], "Docs", limit=1, mode=SearchMode(keyword=False))[0]
+    assert same.page == 4 and same.score > 0
