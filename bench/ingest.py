@@ -5,7 +5,7 @@ unchanged corpus, and each side's peak resident memory. Each side runs in its ow
 (so peak memory is its own), with the embedding model loaded before the clock starts, the
 same chunk size and overlap in the model's tokens, the same embedding batch (LlamaIndex's
 default is 10) and the same torch threads. The ceiling is the model alone encoding the very
-chunks Archivist made, at the same batch size.
+chunks Archivist made, at the same batch size (the better of two runs).
 Targets: fully indexed at 95% or more of the ceiling and not slower than LlamaIndex;
 re-ingest under 2% of the first.
 
@@ -78,9 +78,12 @@ def run_archivist(data: Path, corpus: Path) -> dict:
     stored, _ = kb._collection("Bench")
     texts = stored._chunks.get(include=["documents"])["documents"]
     tokens = sum(len(embedder.token_offsets(t)) for t in texts)
-    started = time.perf_counter()
-    embedder.embed(texts)
-    ceiling = len(texts) / (time.perf_counter() - started)
+    rates = []
+    for _ in range(2):  # this machine's speed varies by a tenth from run to run: the better of two
+        started = time.perf_counter()
+        embedder.embed(texts)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    ceiling = max(rates)
     return {"seconds": first, "pages": pages, "chunks": report.chunks, "reingest_seconds": second, "peak_mb": peak,
             "tokens": tokens, "ceiling_chunks_per_s": ceiling, "threads": torch.get_num_threads(),
             "searchable_seconds": searchable["at"], "single_searchable": one["at"], "single_total": one["total"]}

@@ -357,11 +357,11 @@ class Ingestor:
 
     def _mark_words(self, jobs: list[_Job]) -> None:
         """Tell every view (through the manifest) that these files are searchable by their words."""
-        for job in jobs:
-            self.collection.put_file(
-                FileRecord(job.key, job.path, WORDS, job.content_hash, pages=job.result.pages, size=job.size,
-                           warnings=job.result.warnings, path_text=job.path_text, recognized=len(job.result.recognized))
-            )
+        self.collection.put_files([
+            FileRecord(job.key, job.path, WORDS, job.content_hash, pages=job.result.pages, size=job.size,
+                       warnings=job.result.warnings, path_text=job.path_text, recognized=len(job.result.recognized))
+            for job in jobs
+        ])
         if jobs:
             self.collection.bump_generation()
 
@@ -383,13 +383,15 @@ class Ingestor:
         outcomes = []
         for job in jobs:
             self.keyword.finish(job.key, job.content_hash)
-            self.collection.put_file(
-                FileRecord(
-                    job.key, job.path, INDEXED, job.content_hash, pages=job.result.pages, chunks=job.chunks_written,
-                    size=job.size, indexed_at=time.time(), warnings=job.result.warnings, path_text=job.path_text,
-                    recognized=len(job.result.recognized),
-                )
+        self.collection.put_files([
+            FileRecord(
+                job.key, job.path, INDEXED, job.content_hash, pages=job.result.pages, chunks=job.chunks_written,
+                size=job.size, indexed_at=time.time(), warnings=job.result.warnings, path_text=job.path_text,
+                recognized=len(job.result.recognized),
             )
+            for job in jobs
+        ])
+        for job in jobs:
             outcomes.append(
                 FileOutcome(job.path, INDEXED, chunks=job.chunks_written, pages=job.result.pages, warnings=tuple(job.result.warnings),
                             recognized=len(job.result.recognized), reused=job.chunks_reused)

@@ -375,8 +375,15 @@ class StoredCollection:
 
     def put_file(self, record: FileRecord) -> None:
         """Write one manifest row (insert or replace)."""
+        self.put_files([record])
+
+    def put_files(self, records: Sequence[FileRecord]) -> None:
+        """Write manifest rows (insert or replace) in one call."""
+        if not records:
+            return
         with translate_errors("writing the manifest"):
-            self._files.upsert(ids=[record.key], embeddings=[[0.0]], metadatas=[record.metadata()])
+            self._files.upsert(ids=[r.key for r in records], embeddings=[[0.0]] * len(records),
+                               metadatas=[r.metadata() for r in records])
 
     def drop_file(self, key: str) -> None:
         """Forget one file in the manifest."""

@@ -244,7 +244,7 @@ def test_a_file_is_searchable_by_its_words_before_its_vectors_are_done(kb: Knowl
     assert seen["words"][0].path.name == "note1.txt" and "ZX1Q" in seen["words"][0].text
     assert seen["vectors"] == []  # half-embedded files are never served by meaning
     assert set(seen["status"].values()) == {"words"}
-    stored, keyword = kb._collection("Docs")
+    _, keyword = kb._collection("Docs")
     assert {f.status for f in kb.status("Docs").files} == {"indexed"}
     assert keyword.words_only() == {}
     assert keyword._db.execute("SELECT count(*) FROM rows WHERE text IS NOT NULL").fetchone() == (0,)  # text let go

@@ -19,12 +19,10 @@ if TYPE_CHECKING:
     from PIL.Image import Image
     from rapidocr_onnxruntime import RapidOCR
 
-# PDF pages are rendered at this resolution; smaller images are enlarged to about this many
-# pixels on the long side (twice at most). The detector looks at the page shrunk to
+# PDF pages are rendered at this resolution. The detector looks at the page shrunk to
 # MAX_SIDE pixels, but each line it finds is read from the full-size image, so resolution
 # helps reading while a larger detector input hurts it: bench/ocr.py measured both.
 DPI = 300
-MIN_SIDE = 3000
 MAX_SIDE = 2000
 # A page whose text layer holds fewer characters than this is treated as having none.
 MIN_LAYER_CHARS = 16
@@ -54,13 +52,8 @@ def _get() -> RapidOCR:
 def recognize(image: Image) -> list[Line]:
     """The lines of text in ``image``, top to bottom and left to right."""
     import numpy as np
-    from PIL.Image import Resampling
 
     rgb = image.convert("RGB")
-    longest = max(rgb.size)
-    if longest < MIN_SIDE:
-        factor = min(2.0, MIN_SIDE / longest)
-        rgb = rgb.resize((round(rgb.width * factor), round(rgb.height * factor)), Resampling.BICUBIC)
     width, height = rgb.size
     with _lock:  # one engine per process; its sessions already use every core
         found, _ = _get()(np.asarray(rgb))
