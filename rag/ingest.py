@@ -298,6 +298,8 @@ class Ingestor:
                 if cancel.cancelled:
                     break
             if cancel.cancelled:
+                if job.chunks_written == job.chunks_read:
+                    waiting.append(job)  # stopped just as its last vectors went in
                 break
             waiting.append(job)
             if sum(len(r) for _, r in buffered) >= self.batch_chunks or len(waiting) >= 64:
@@ -306,9 +308,14 @@ class Ingestor:
                 done(self._commit(waiting), sum(j.size for j in waiting))
                 waiting = []
                 tell()
-        if not cancel.cancelled and waiting:
+        if not cancel.cancelled:
             self._embed(buffered)
-            done(self._commit(waiting), sum(j.size for j in waiting))
+            buffered = []
+        # Stopped or not, a file whose vectors are all in the store is committed, not redone.
+        unembedded = {id(job) for job, _ in buffered}
+        finished = [job for job in waiting if id(job) not in unembedded]
+        if finished:
+            done(self._commit(finished), sum(j.size for j in finished))
         report.cancelled = cancel.cancelled
         tell()
         report.seconds = time.perf_counter() - started

@@ -269,3 +269,27 @@ def test_an_edited_file_embeds_only_what_changed(kb: KnowledgeBase, tmp_path: Pa
     assert hit.page == 2 and "revised in March" in hit.text
     same = kb.search(PROSE[3], "Docs", limit=1, mode=SearchMode(keyword=False))[0]
     assert same.page == 4 and same.score > 0
+
+
+def test_stop_while_embedding_keeps_the_files_whose_vectors_are_in(kb: KnowledgeBase, tmp_path: Path):
+    from engine.cancel import CancelToken
+    from rag.ingest import Ingestor
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"note{i}.txt").write_text(PROSE[i] + "\n")
+    stored, keyword = kb._collection("Docs", create=True)
+    cancel = CancelToken()
+
+    def progress(state) -> None:
+        if state.embedding and state.chunks_done >= 2:  # the second file's vectors are in
+            cancel.cancel()
+
+    report = Ingestor(stored, keyword, kb.embedder, kb.chunking, batch_chunks=1).run([folder], progress, cancel)
+    assert report.cancelled
+    statuses = {f.path.name: f.status for f in kb.status("Docs").files}
+    assert statuses == {"note0.txt": "indexed", "note1.txt": "indexed", "note2.txt": "words"}
+    assert kb.search(PROSE[2], "Docs", limit=1)[0].path.name == "note2.txt"  # still found by its words
+    report = kb.ingest([folder], "Docs")
+    assert [o.status for o in report.outcomes].count("indexed") == 1
