@@ -35,6 +35,27 @@ def make_pdf(path: Path, pages: Sequence[str], user_password: str | None = None,
     return path
 
 
+def make_table_pdf(path: Path, rows: Sequence[Sequence[str]], spans: Sequence[tuple[tuple[int, int], tuple[int, int]]] = (),
+                   rule_under_title: bool = False) -> Path:
+    """A PDF with prose, a ruled table (``spans``: merged cells, as reportlab's SPAN corners)
+    that flows onto the next page when long, and prose after it."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import HRFlowable, Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    table = Table([list(row) for row in rows])
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)] + [("SPAN", a, b) for a, b in spans]))
+    story = [Paragraph("Quarterly results", styles["Heading1"])]
+    if rule_under_title:
+        story.append(HRFlowable(width="100%"))
+    story += [Paragraph("The table below lists revenue by region.", styles["Normal"]), table,
+              Paragraph("More prose follows the table.", styles["Normal"])]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path
+
+
 def make_image_pdf(path: Path, pages: int = 2) -> Path:
     """A PDF whose pages hold only drawings: no text layer, like a scan."""
     from reportlab.pdfgen import canvas

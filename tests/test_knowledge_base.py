@@ -11,7 +11,7 @@ from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch
 from rag.knowledge_base import KnowledgeBase
 from rag.retrieval import SearchMode
 from rag.store import VectorStore
-from samples import PROSE, make_image_pdf, make_pdf
+from samples import PROSE, make_image_pdf, make_pdf, make_table_pdf
 
 
 @pytest.fixture
@@ -293,3 +293,11 @@ def test_stop_while_embedding_keeps_the_files_whose_vectors_are_in(kb: Knowledge
     assert kb.search(PROSE[2], "Docs", limit=1)[0].path.name == "note2.txt"  # still found by its words
     report = kb.ingest([folder], "Docs")
     assert [o.status for o in report.outcomes].count("indexed") == 1
+
+
+def test_a_question_about_one_table_cell_finds_its_row(kb: KnowledgeBase, tmp_path: Path):
+    rows = [["Part", "Stock", "Bin"]] + [[f"P-{i:03}", str(i * 7), f"B{i % 9}"] for i in range(80)]
+    make_table_pdf(tmp_path / "stock.pdf", rows)
+    kb.ingest([tmp_path / "stock.pdf"], "Docs")
+    hit = kb.search("How many of part P-042 are in stock?", "Docs", limit=1)[0]
+    assert "Part: P-042, Stock: 294, Bin: B6" in hit.text.splitlines()

@@ -6,11 +6,12 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from rag import loaders
 from rag.documents import LoadResult
 from rag.errors import DocumentCorrupt, DocumentEmpty, DocumentEncrypted, DocumentUnreadable, DocumentUnsupported
-from samples import PROSE, make_docx, make_image_pdf, make_pdf
+from samples import PROSE, make_docx, make_image_pdf, make_pdf, make_table_pdf
 
 
 def sections(path: Path):
@@ -180,6 +181,42 @@ def test_docx_headings_and_tables(tmp_path):
     found, _ = sections(path)
     assert [s.heading for s in found] == [None, "Budget", "Budget › Risks"]
     assert "Item: Servers, Cost: 12000" in found[1].text
+
+
+def test_pdf_tables_keep_their_headers_and_merged_cells(tmp_path):
+    """A ruled table's rows carry the column headers, a merged cell is on every row it
+    spans, and the prose around the table keeps its place: no cell soup."""
+    rows = [["Region", "Quarter", "Revenue", "Margin"], ["North", "Q1", "2.87M", "39.2%"], ["", "Q2", "3.10M", "40.1%"],
+            ["South", "Q1", "1.20M", "22.0%"], ["Note: figures unaudited", "", "", ""]]
+    path = make_table_pdf(tmp_path / "results.pdf", rows, spans=[((0, 1), (0, 2)), ((0, 4), (3, 4))])
+    found, result = sections(path)
+    assert found[0].text.splitlines() == [
+        "Quarterly results",
+        "The table below lists revenue by region.",
+        "Region: North, Quarter: Q1, Revenue: 2.87M, Margin: 39.2%",
+        "Region: North, Quarter: Q2, Revenue: 3.10M, Margin: 40.1%",
+        "Region: South, Quarter: Q1, Revenue: 1.20M, Margin: 22.0%",
+        "Note: figures unaudited",
+        "More prose follows the table.",
+    ]
+    assert not result.warnings
+
+
+def test_a_pdf_table_over_two_pages_keeps_its_header(tmp_path):
+    rows = [["Part", "Stock", "Bin"]] + [[f"P-{i:03}", str(i * 7), f"B{i % 9}"] for i in range(80)]
+    found, _ = sections(make_table_pdf(tmp_path / "stock.pdf", rows))
+    assert len(found) > 1
+    assert "Part: P-000, Stock: 0, Bin: B0" in found[0].text
+    assert "Part: P-079, Stock: 553, Bin: B7" in found[-1].text.splitlines()
+    rest = [line for page in found[1:] for line in page.text.splitlines()]
+    assert rest[-1] == "More prose follows the table." and all(line.startswith("Part: ") for line in rest[:-1])
+
+
+def test_pdf_lines_that_are_not_tables_leave_the_text_as_it_was(tmp_path):
+    """A rule under a title and a box around one paragraph are not tables."""
+    path = make_table_pdf(tmp_path / "ruled.pdf", [["A lone boxed paragraph"]], rule_under_title=True)
+    found, _ = sections(path)
+    assert found[0].text.rstrip() == PdfReader(path).pages[0].extract_text().rstrip()
 
 
 def test_docx_that_is_encrypted_or_corrupt(tmp_path):

@@ -1,8 +1,9 @@
 """PDF: text per page through pypdf, page numbers kept, encryption and damage told apart.
 
-A file pypdf cannot open gets a second, lenient read through PDFium before it is called
-damaged. A page without a text layer (a scan) is rendered by PDFium and its text recognized
-(``rag.loaders.ocr``), unless recognition is turned off.
+Ruled tables are read as tables (``rag.loaders.pdf_tables``). A file pypdf cannot open gets a
+second, lenient read through PDFium before it is called damaged. A page without a text layer
+(a scan) is rendered by PDFium and its text recognized (``rag.loaders.ocr``), unless
+recognition is turned off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, P
 
 from rag.documents import LoadResult, Section
 from rag.errors import DocumentCorrupt, DocumentEmpty, DocumentEncrypted
-from rag.loaders import ocr
+from rag.loaders import ocr, pdf_tables
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -75,7 +76,7 @@ def _pdfium_pages(document: pypdfium2.PdfDocument) -> Iterator[tuple[int, str | 
         page = document[index]
         text = page.get_textpage()
         try:
-            yield index + 1, text.get_text_range()
+            yield index + 1, text.get_text_range().replace(pdf_tables.SOFT_HYPHEN, "")
         finally:
             text.close()
             page.close()
@@ -104,15 +105,21 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
             opened.append(_open_pdfium(path))
         return opened[0]
 
+    ruled = pdf_tables.Reader(path)
     try:
-        yield from _sections(path, pages, result, pdfium)
+        yield from _sections(path, pages, result, pdfium, ruled)
     finally:
+        ruled.close()
         for document in opened:
             document.close()
 
 
 def _sections(
-    path: Path, pages: Iterator[tuple[int, str | None]], result: LoadResult, pdfium: Callable[[], pypdfium2.PdfDocument]
+    path: Path,
+    pages: Iterator[tuple[int, str | None]],
+    result: LoadResult,
+    pdfium: Callable[[], pypdfium2.PdfDocument],
+    ruled: pdf_tables.Reader,
 ) -> Iterator[Section]:
     offset = 0
     empty_pages: list[int] = []
@@ -122,6 +129,8 @@ def _sections(
         if text is None:
             continue
         text = text.replace("\x00", "")
+        if text.strip():
+            text = _with_tables(pdfium(), number, ruled) or text
         layer = Section(text=text if text.endswith("\n") else text + "\n", offset=offset, page=number)
         section = layer if text.strip() else None
         layer_chars = len("".join(text.split()))
@@ -145,6 +154,15 @@ def _sections(
         raise DocumentEmpty(path, "no text layer, and no text could be recognized on its pages")
     if empty_pages:
         result.warnings.append(f"{len(empty_pages)} page(s) without text: {ranges(empty_pages)}")
+
+
+def _with_tables(document: pypdfium2.PdfDocument, number: int, ruled: pdf_tables.Reader) -> str | None:
+    """Page ``number``'s text with its tables as rows, if PDFium sees rules that could bound cells."""
+    page = document[number - 1]
+    try:
+        return ruled.page_text(number, page) if pdf_tables.has_rules(page) else None
+    finally:
+        page.close()
 
 
 def _recognize(document: pypdfium2.PdfDocument, number: int, offset: int) -> Section | None:
