@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,17 @@ def release_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def lower_thread_priority(steps: int = 10) -> None:
+    """Make the calling thread, and the threads it starts from now on (torch's OpenMP team),
+    yield the CPU to the process's other threads. Linux only: elsewhere a thread's niceness is
+    the process's, and this does nothing."""
+    if sys.platform.startswith("linux"):
+        import os
+
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + steps)
+
+
 class Embedder:
     """Turns texts into unit-length vectors with one sentence-transformers model."""
 
@@ -66,6 +78,7 @@ class Embedder:
         self._model: SentenceTransformer | None = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.RLock()
+        self._bulk_thread: ThreadPoolExecutor | None = None
         self.model_id = self._identify()
         self.max_tokens = self._read_max_tokens()
         self._unloaded_idle = False
@@ -161,20 +174,30 @@ class Embedder:
                     raise EmbedderNotFound(self.model_dir, str(exc)) from exc
             return self._model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text (batched; sorted by length inside)."""
+    def embed(self, texts: Sequence[str], bulk: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text (batched; sorted by length inside).
+
+        ``bulk`` (indexing) runs on a thread of lower priority, so that a search asked meanwhile
+        has its query embedded at once instead of waiting behind a batch of chunks."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self.idle.busy(), self._lock:
-            model = self._load()
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        with self.idle.busy():
+            model = self._load()  # the lock guards loading only: a query and a batch run side by side
+            if bulk:
+                return self._bulk().submit(self._encode, model, texts).result()
+            return self._encode(model, texts)
+
+    def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
+        vectors = model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _bulk(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._bulk_thread is None:
+                self._bulk_thread = ThreadPoolExecutor(1, thread_name_prefix="embed-bulk", initializer=lower_thread_priority)
+            return self._bulk_thread
 
     def embed_query(self, text: str) -> np.ndarray:
         """One unit-length vector for a search query."""

@@ -377,7 +377,7 @@ class Ingestor:
         their vectors) and write them, with their vectors, to the store."""
         if not buffered:
             return
-        fresh = iter(self.embedder.embed([text for job, rows in buffered for _, text, _ in rows if text not in job.reuse]))
+        fresh = iter(self.embedder.embed([text for job, rows in buffered for _, text, _ in rows if text not in job.reuse], bulk=True))
         for job, rows in buffered:
             ids, documents, metadatas = zip(*rows, strict=True)
             reused = sum(1 for text in documents if text in job.reuse)
