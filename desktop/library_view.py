@@ -278,7 +278,7 @@ class LibraryPanel(QWidget):
         else:
             self.progress_label.setText(
                 self.tr("Reading {} of {} files: {}").format(
-                    min(state.files_done + state.files_searchable + 1, state.files_total), state.files_total, name)
+                    min(state.files_read + 1, state.files_total), state.files_total, name)
             )
         if state.current is not None:
             share = int(100 * state.current_fraction)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,7 +78,7 @@ class Embedder:
         self._model: SentenceTransformer | None = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.RLock()
-        self._bulk_thread: ThreadPoolExecutor | None = None
+        self._bulk: ThreadPoolExecutor | None = None
         self.model_id = self._identify()
         self.max_tokens = self._read_max_tokens()
         self._unloaded_idle = False
@@ -174,30 +174,25 @@ class Embedder:
                     raise EmbedderNotFound(self.model_dir, str(exc)) from exc
             return self._model
 
-    def embed(self, texts: Sequence[str], bulk: bool = False) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text (batched; sorted by length inside).
-
-        ``bulk`` (indexing) runs on a thread of lower priority, so that a search asked meanwhile
-        has its query embedded at once instead of waiting behind a batch of chunks."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text (batched; sorted by length inside)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self.idle.busy():
             model = self._load()  # the lock guards loading only: a query and a batch run side by side
-            if bulk:
-                return self._bulk().submit(self._encode, model, texts).result()
-            return self._encode(model, texts)
-
-    def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
-        vectors = model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
-        )
+            vectors = model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
-    def _bulk(self) -> ThreadPoolExecutor:
+    def submit(self, texts: Sequence[str]) -> Future[np.ndarray]:
+        """``embed`` for indexing: on the embedder's own thread, of lower priority, so that a
+        search asked meanwhile has its query embedded at once instead of waiting behind a batch."""
         with self._lock:
-            if self._bulk_thread is None:
-                self._bulk_thread = ThreadPoolExecutor(1, thread_name_prefix="embed-bulk", initializer=lower_thread_priority)
-            return self._bulk_thread
+            if self._bulk is None:
+                self._bulk = ThreadPoolExecutor(1, thread_name_prefix="embed-bulk", initializer=lower_thread_priority)
+            return self._bulk.submit(self.embed, list(texts))
 
     def embed_query(self, text: str) -> np.ndarray:
         """One unit-length vector for a search query."""

@@ -20,7 +20,9 @@ import hashlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,9 @@ class IngestProgress:
     bytes_total: int = 0
     bytes_done: int = 0
     chunks_done: int = 0
+    files_read: int = 0  # the first pass's place: files read (or found unchanged, or failed) so far
     files_searchable: int = 0  # read, and searchable by their words (their vectors may still be coming)
-    embedding: bool = False  # the second pass: every file is read, vectors are being made
+    embedding: bool = False  # the second pass: every file is read, the last vectors are being made
     current: Path | None = None
     current_fraction: float = 0.0
 
@@ -173,7 +176,8 @@ class Ingestor:
     An ingest has two passes. The first reads every file and writes its chunks to the
     keyword index, text included: each file is searchable by its words as soon as it is
     read. The second embeds those chunks, taking them back from the keyword index (so
-    nothing waits in memory), and commits each file once its vectors are in the store.
+    nothing waits in memory), and commits each file once its vectors are in the store; it
+    begins while the first still reads, on the embedder's own thread (``_Embedding``).
     """
 
     def __init__(
@@ -233,15 +237,21 @@ class Ingestor:
             report.outcomes.extend(outcomes)
             state.files_done = len(report.outcomes) - len(gone)
             state.bytes_done += size
-            state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED)
 
         tell()
-        read: list[_Job] = []
+        embedding = _Embedding(self)
         unmarked: list[_Job] = []
         marked_at = time.monotonic()
-        for path in files:  # the first pass: read, and make searchable by words
+
+        def commit(jobs: list[_Job]) -> None:
+            if jobs:
+                done(self._commit(jobs), sum(j.size for j in jobs))
+            state.chunks_done = embedding.written
+
+        for position, path in enumerate(files):  # the first pass: read, and make searchable by words
             if cancel.cancelled:
                 break
+            state.files_read = position
             key = document_key(path)
             tell(path)
             try:
@@ -271,51 +281,26 @@ class Ingestor:
             if cancel.cancelled:
                 break
             self.keyword.words(job.key, job.content_hash)
-            read.append(job)
             unmarked.append(job)
             state.files_searchable += 1
             if len(unmarked) >= 64 or time.monotonic() - marked_at > 1.0:
                 self._mark_words(unmarked)
                 unmarked, marked_at = [], time.monotonic()
+            embedding.add(job)
+            commit(embedding.advance(wait=False))  # the embedder works on what is read meanwhile
             tell(path, 1.0)
         self._mark_words(unmarked)
+        state.files_read = len(files)
 
-        waiting: list[_Job] = []  # the second pass: embed, and commit each file whose vectors are all in
-        buffered: list[tuple[_Job, Rows]] = []
-        state.embedding = True
-        for job in read:
-            if cancel.cancelled:
+        state.embedding = True  # the second pass: what is left to embed, each file committed once its vectors are in
+        tell(*embedding.at())
+        while not cancel.cancelled:
+            commit(embedding.advance(wait=True))
+            if embedding.finished:
                 break
-            tell(job.path)
-            for rows in self.keyword.held(job.key, self.batch_chunks):
-                buffered.append((job, rows))
-                if sum(len(r) for _, r in buffered) >= self.batch_chunks:
-                    self._embed(buffered)
-                    buffered = []
-                    state.chunks_done = sum(o.chunks for o in report.outcomes if o.status == INDEXED) + sum(
-                        j.chunks_written for j in [*waiting, job])
-                    tell(job.path, job.chunks_written / max(1, job.chunks_read))
-                if cancel.cancelled:
-                    break
-            if cancel.cancelled:
-                if job.chunks_written == job.chunks_read:
-                    waiting.append(job)  # stopped just as its last vectors went in
-                break
-            waiting.append(job)
-            if sum(len(r) for _, r in buffered) >= self.batch_chunks or len(waiting) >= 64:
-                self._embed(buffered)
-                buffered = []
-                done(self._commit(waiting), sum(j.size for j in waiting))
-                waiting = []
-                tell()
-        if not cancel.cancelled:
-            self._embed(buffered)
-            buffered = []
-        # Stopped or not, a file whose vectors are all in the store is committed, not redone.
-        unembedded = {id(job) for job, _ in buffered}
-        finished = [job for job in waiting if id(job) not in unembedded]
-        if finished:
-            done(self._commit(finished), sum(j.size for j in finished))
+            tell(*embedding.at())
+        # Stopped, the batches still being embedded are let go: their files stay searchable by
+        # words and are finished by the next ingest. Every file whose vectors are in is committed.
         report.cancelled = cancel.cancelled
         tell()
         report.seconds = time.perf_counter() - started
@@ -372,20 +357,6 @@ class Ingestor:
         if jobs:
             self.collection.bump_generation()
 
-    def _embed(self, buffered: list[tuple[_Job, Rows]]) -> None:
-        """Embed the buffered rows together (those unchanged since the file's last version keep
-        their vectors) and write them, with their vectors, to the store."""
-        if not buffered:
-            return
-        fresh = iter(self.embedder.embed([text for job, rows in buffered for _, text, _ in rows if text not in job.reuse], bulk=True))
-        for job, rows in buffered:
-            ids, documents, metadatas = zip(*rows, strict=True)
-            reused = sum(1 for text in documents if text in job.reuse)
-            vectors = np.stack([job.reuse[text] if text in job.reuse else next(fresh) for text in documents])
-            self.collection.add_chunks(ids, documents, metadatas, vectors)
-            job.chunks_written += len(rows)
-            job.chunks_reused += reused
-
     def _commit(self, jobs: list[_Job]) -> list[FileOutcome]:
         outcomes = []
         for job in jobs:
@@ -435,3 +406,82 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+class _Embedding:
+    """The second pass, begun while the first still reads.
+
+    A read file's chunks go, a batch at a time, to the embedder's own thread (of lower
+    priority: reading and searches come first); while it encodes one batch, this thread reads
+    on or writes the batch before to the store. A file is complete once all its vectors are
+    written, and is then committed by the caller. Chunks come back from the keyword index, so
+    nothing waits in memory but the batches in flight.
+    """
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self._ingestor = ingestor
+        self._queue: deque[_Job] = deque()  # read, none of its chunks taken yet
+        self._taking: tuple[_Job, Iterator[Rows]] | None = None
+        self._batch: list[tuple[_Job, Rows]] = []
+        self._running: deque[tuple[Future[np.ndarray] | None, list[tuple[_Job, Rows]]]] = deque()
+        self._taken: list[_Job] = []  # every chunk taken, waiting for the last vectors to be written
+        self.written = 0  # chunks written to the store in this ingest
+
+    def add(self, job: _Job) -> None:
+        self._queue.append(job)
+
+    @property
+    def finished(self) -> bool:
+        return not (self._queue or self._taking or self._batch or self._running or self._taken)
+
+    def at(self) -> tuple[Path | None, float]:
+        """The file being written, and how much of it is."""
+        job = self._running[0][1][-1][0] if self._running else self._taking[0] if self._taking else None
+        return (job.path, job.chunks_written / max(1, job.chunks_read)) if job else (None, 0.0)
+
+    def advance(self, wait: bool) -> list[_Job]:
+        """Hand the embedder batches until it has two, then write the oldest once its vectors
+        are done (``wait``: waiting for them; otherwise only if they are). While the first pass
+        reads (not ``wait``), only full batches are handed on. Returns the files now complete."""
+        while len(self._running) < 2 and self._fill(short=wait):
+            texts = [text for job, rows in self._batch for _, text, _ in rows if text not in job.reuse]
+            self._running.append((self._ingestor.embedder.submit(texts) if texts else None, self._batch))
+            self._batch = []
+        if self._running and (wait or self._running[0][0] is None or self._running[0][0].done()):
+            future, batch = self._running.popleft()
+            self._write(batch, future.result() if future is not None else None)
+        drained = not (self._queue or self._taking or self._batch or self._running)
+        complete = [job for job in self._taken if drained or job.chunks_written >= job.chunks_read]
+        self._taken = [job for job in self._taken if job not in complete]
+        return complete
+
+    def _fill(self, short: bool) -> bool:
+        """Take chunks of read files until a batch is full; whether there is a batch to hand on."""
+        size = self._ingestor.batch_chunks
+        while sum(len(rows) for _, rows in self._batch) < size:
+            if self._taking is None:
+                if not self._queue:
+                    return short and bool(self._batch)
+                job = self._queue.popleft()
+                self._taking = (job, self._ingestor.keyword.held(job.key, size))
+            job, rows_left = self._taking
+            rows = next(rows_left, None)
+            if rows is None:
+                self._taken.append(job)
+                self._taking = None
+            else:
+                self._batch.append((job, rows))
+        return True
+
+    def _write(self, batch: list[tuple[_Job, Rows]], fresh: np.ndarray | None) -> None:
+        """Write a batch's chunks with their vectors (those unchanged since the file's last
+        version keep theirs) to the store."""
+        vectors_made = iter(fresh if fresh is not None else ())
+        for job, rows in batch:
+            ids, documents, metadatas = zip(*rows, strict=True)
+            reused = sum(1 for text in documents if text in job.reuse)
+            vectors = np.stack([job.reuse[text] if text in job.reuse else next(vectors_made) for text in documents])
+            self._ingestor.collection.add_chunks(ids, documents, metadatas, vectors)
+            job.chunks_written += len(rows)
+            job.chunks_reused += reused
+            self.written += len(rows)

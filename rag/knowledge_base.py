@@ -244,7 +244,7 @@ class KnowledgeBase:
             for chunks in stored.all_chunks(batch):
                 if cancel is not None and cancel.cancelled:
                     raise ReembedCancelled(collection)
-                rebuild.write(chunks, self.embedder.embed([c.text for c in chunks], bulk=True))
+                rebuild.write(chunks, self.embedder.submit([c.text for c in chunks]).result())
                 done += len(chunks)
                 if progress is not None:
                     progress(StepProgress(done, total))

@@ -211,9 +211,9 @@ def test_indexing_embeds_on_a_lower_priority_thread_and_a_search_does_not_wait_f
     import threading
 
     kb.ingest([corpus], "Docs")
-    bulk = kb.embedder._bulk()
+    kb.embedder.submit(["the indexing thread starts"]).result()
     held, release = threading.Event(), threading.Event()
-    niceness = bulk.submit(lambda: held.set() or release.wait(60) and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    niceness = kb.embedder._bulk.submit(lambda: held.set() or release.wait(60) and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
     try:
         assert held.wait(10)
         assert kb.search("how often does the pump need oil", "Docs", limit=1)[0].path.name == "manual.pdf"
@@ -254,7 +254,7 @@ def test_a_file_is_searchable_by_its_words_before_its_vectors_are_done(kb: Knowl
 
     def progress(state) -> None:
         # The embedding pass starts: every file has been read, no vector is written yet.
-        if not seen and state.files_searchable == 3 and state.current is not None and state.current_fraction == 0.0:
+        if not seen and state.embedding and state.files_searchable == 3 and state.chunks_done == 0:
             seen["words"] = kb.search("ZX1Q", "Docs", limit=3)
             seen["vectors"] = kb.search(PROSE[1], "Docs", limit=3, mode=SearchMode(keyword=False))
             seen["status"] = {f.path.name: f.status for f in kb.status("Docs").files}
@@ -275,13 +275,13 @@ def test_an_edited_file_embeds_only_what_changed(kb: KnowledgeBase, tmp_path: Pa
     pdf = make_pdf(tmp_path / "manual.pdf", pages)
     first = kb.ingest([pdf], "Docs").outcomes[0]
     embedded: list[int] = []
-    embed = kb.embedder.embed
-    kb.embedder.embed = lambda texts, bulk=False: embedded.append(len(texts)) or embed(texts, bulk)  # the real model, counted
+    submit = kb.embedder.submit
+    kb.embedder.submit = lambda texts: embedded.append(len(texts)) or submit(texts)  # the real model, counted
     try:
         make_pdf(pdf, [PROSE[0], PROSE[1] + " The tide tables were revised in March.", PROSE[2], PROSE[3]])
         second = kb.ingest([pdf], "Docs").outcomes[0]
     finally:
-        del kb.embedder.embed
+        del kb.embedder.submit
     assert second.status == "indexed" and second.chunks == first.chunks
     assert second.reused == first.chunks - 1 and sum(embedded) == 1  # only the edited page's chunk
     hit = kb.search("when were the tide tables revised", "Docs", limit=1)[0]
