@@ -22,6 +22,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+import concurrent.futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,7 @@ class Ingestor:
             state.bytes_done += size
 
         tell()
-        embedding = _Embedding(self)
+        embedding = _Embedding(self, cancel)
         unmarked: list[_Job] = []
         marked_at = time.monotonic()
 
@@ -418,8 +419,9 @@ class _Embedding:
     nothing waits in memory but the batches in flight.
     """
 
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, cancel: CancelToken) -> None:
         self._ingestor = ingestor
+        self._cancel = cancel
         self._queue: deque[_Job] = deque()  # read, none of its chunks taken yet
         self._taking: tuple[_Job, Iterator[Rows]] | None = None
         self._batch: list[tuple[_Job, Rows]] = []
@@ -447,12 +449,19 @@ class _Embedding:
             texts = [text for job, rows in self._batch for _, text, _ in rows if text not in job.reuse]
             self._running.append((self._ingestor.embedder.submit(texts) if texts else None, self._batch))
             self._batch = []
-        if self._running and (wait or self._running[0][0] is None or self._running[0][0].done()):
+        if wait and self._running and self._running[0][0] is not None:
+            first = self._running[0][0]
+            while not first.done() and not self._cancel.cancelled:  # Stop heard within a moment, not a batch
+                concurrent.futures.wait([first], timeout=0.2)
+        if self._running and (self._running[0][0] is None or self._running[0][0].done()):
             future, batch = self._running.popleft()
             self._write(batch, future.result() if future is not None else None)
         drained = not (self._queue or self._taking or self._batch or self._running)
-        complete = [job for job in self._taken if drained or job.chunks_written >= job.chunks_read]
-        self._taken = [job for job in self._taken if job not in complete]
+        complete: list[_Job] = []
+        waiting: list[_Job] = []
+        for job in self._taken:
+            (complete if drained or job.chunks_written >= job.chunks_read else waiting).append(job)
+        self._taken = waiting
         return complete
 
     def _fill(self, short: bool) -> bool:
