@@ -32,7 +32,7 @@ from engine import (
 )
 from rag.answer_cache import AnswerCache
 from rag.citations import Citation, citation_from_dict, resolve
-from rag.claims import Claim, Quote, Similarity, check, quote
+from rag.claims import Claim, Quote, Similarity, check, claim_from_dict, quote
 from rag.conversations import ConversationStore, Turn
 from rag.documents import Passage, path_to_text, text_to_path
 from rag.field_sources import FieldSource, split
@@ -243,7 +243,8 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
                     ctx.collection_id, options.conversation,
                     Turn(question, text, [_citation_dict(c) for c in citations], data, mode,
                          sent=request.messages[-1].content, reply=event.text,
-                         sources=[_source_dict(s) for s in sources]),
+                         sources=[_source_dict(s) for s in sources], claims=[asdict(c) for c in claims],
+                         quote=asdict(quoted) if quoted else None, model=model.name),
                 )
             yield Answered(result)
 
@@ -335,7 +336,7 @@ def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_ques
         question, payload["answer"], citations, sources, payload["dropped"], payload["data"], payload["reasoning"],
         payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
         cached_question=cached_question, field_sources=field_sources,
-        claims=[Claim(**{**c, "cited": tuple(c["cited"])}) for c in payload.get("claims", [])], model=model,
+        claims=[claim_from_dict(c) for c in payload.get("claims", [])], model=model,
         quote=Quote(**payload["quote"]) if payload.get("quote") else None,
     )
 

@@ -54,6 +54,11 @@ class Claim:
         return self.supported is not True
 
 
+def claim_from_dict(data: dict[str, object]) -> Claim:
+    """A claim read back from JSON (an answer cache entry, a saved conversation)."""
+    return Claim(**{**data, "cited": tuple(data["cited"])})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     """A sentence of source ``number``, word for word, shown above the answer of a small model."""

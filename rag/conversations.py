@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.citations import Citation, citation_from_dict
+from rag.claims import Claim, Quote, claim_from_dict
 from rag.errors import KnowledgeBaseError
 
 
@@ -37,10 +38,21 @@ class Turn:
     sent: str = ""
     reply: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)  # each sentence's check, as shown when answered
+    quote: dict[str, Any] | None = None
+    model: str = ""
 
     def cited(self) -> list[Citation]:
         """The citations shown for this turn."""
         return [citation_from_dict(c) for c in self.citations]
+
+    def checked(self) -> list[Claim]:
+        """The answer's sentences as they were checked against their sources."""
+        return [claim_from_dict(c) for c in self.claims]
+
+    def quoted(self) -> Quote | None:
+        """The source sentence shown word for word above the answer, if one was."""
+        return Quote(**self.quote) if self.quote else None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from engine import ContextTooLong
 from engine import AnswerDelta as AnswerText, Loading as ModelLoading
 from rag.ask import WHOLE, RETRIEVAL, Answered, AskFailed, AskOptions, Retrieved
 from rag.extract import extract, write_csv, write_jsonl
+from rag import codec
 from rag.knowledge_base import KnowledgeBase
 from rag.prompting import INSTRUCTIONS, build_request
 from rag.schemas import resolve, shipped
@@ -197,6 +198,9 @@ def test_follow_up_sees_the_conversation(asking_kb: KnowledgeBase, docs: Path):
             source.chunk_ids in numbers or source.number > max(numbers.values()))
     (stored,) = asking_kb.list_conversations("Docs")
     assert [t.question for t in stored.turns] == ["What does the pump in hall 3 need?", "And how often?"]
+    assert [t.checked() for t in stored.turns] == [first.claims, follow.claims]  # reopened, shown as checked
+    assert [(t.quoted(), t.model) for t in stored.turns] == [(first.quote, first.model), (follow.quote, follow.model)]
+    assert codec.loads(codec.dumps(stored)) == stored
     assert stored.title == "What does the pump in hall 3 need?"
     asking_kb.rename_conversation("Docs", stored.id, "Pump care")
     markdown = asking_kb.export_conversation("Docs", stored.id)

@@ -218,6 +218,12 @@ def test_ask_streams_then_a_citation_opens_its_passage(qtbot, window: MainWindow
     window.chat.transcript.anchorClicked.emit(QUrl("cite:0/1"))
     assert "pump.txt" in window.sources.title.text()
     assert "needs oil every 200 hours" in window.sources.passage.toPlainText()
+    # Reopened, the conversation shows the answer as it was checked: the same underlines and quote.
+    assert turn.claims and turn.model
+    window.asking.open_conversation(window.asking.conversation)
+    qtbot.waitUntil(lambda: window.chat.turns and window.chat.turns[0] is not turn, timeout=10_000)
+    again = window.chat.turns[0]
+    assert (again.answer, again.claims, again.quote, again.model) == (turn.answer, turn.claims, turn.quote, turn.model)
 
 
 def test_pdf_citation_shows_the_page(qtbot, window: MainWindow, tmp_path: Path):
