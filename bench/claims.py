@@ -11,13 +11,14 @@
    and with the embedder's similarity for paraphrases.
 
 2. Answers of the starter model to labelled questions (the shipped samples, and questions
-   of the eval corpus with the phrase that answers them), with the current instructions:
+   of the eval corpus with the phrase that answers them), with the current instructions, with
+   tighter ones, and decoded under the citation grammar (every sentence ends with its [n]):
    citation precision (the share of cited sentences the checker finds borne out, and the
    share of citations that point at the passage holding the answer), the share of answers
    whose key fact is right, and the share whose key fact is in the best-matching source
    sentence quoted verbatim (what a quote above the answer would show).
 
-    python bench/claims.py [--parts 1,2] [--questions 40]
+    python bench/claims.py [--parts 1,2] [--questions 40] [--configs shipped,tighter,grammar]
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ TIGHTER = INSTRUCTIONS.replace(
 )
 
 
-def part2(embedder: Embedder, questions: int) -> None:
+def part2(embedder: Embedder, questions: int, configs: set[str]) -> None:
     data = json.loads((HERE / "eval" / "en.json").read_text(encoding="utf-8"))
     labelled_questions = [
         ("How often do the bearings need oil, and which oil?", "every 200 operating hours ISO VG 46", "samples"),
@@ -205,20 +206,25 @@ def part2(embedder: Embedder, questions: int) -> None:
               f"({sum(w == 'samples' for _q, _f, w in labelled_questions)} over the shipped samples, the rest over "
               "the eval corpus):", flush=True)
         assert TIGHTER != INSTRUCTIONS, "the instructions changed: update TIGHTER"
-        for label, instructions in (("instructions as shipped", INSTRUCTIONS), ("tighter instructions (tried)", TIGHTER)):
+        for name, label, instructions, grammar in (("shipped", "instructions as shipped", INSTRUCTIONS, False),
+                                                   ("tighter", "tighter instructions (tried)", TIGHTER, False),
+                                                   ("grammar", "decoded under the citation grammar", INSTRUCTIONS, True)):
+            if name not in configs:
+                continue
             prompting.INSTRUCTIONS = instructions
-            answer_all(kb, embedder, labelled_questions, label)
+            answer_all(kb, embedder, labelled_questions, label, grammar)
         prompting.INSTRUCTIONS = INSTRUCTIONS
         engine.close()
 
 
-def answer_all(kb: KnowledgeBase, embedder: Embedder, questions: list[tuple[str, str, str]], label: str) -> None:
+def answer_all(kb: KnowledgeBase, embedder: Embedder, questions: list[tuple[str, str, str]], label: str,
+               grammar: bool) -> None:
     totals = {"answers": 0, "cited sentences": 0, "borne out": 0, "citations": 0, "to the answer passage": 0,
               "key fact right": 0, "key fact in quote": 0, "cites nothing": 0, "sentences": 0, "uncited": 0}
     started = time.perf_counter()
     for question, fact, where in questions:
         collection = "Samples" if where == "samples" else "Eval"
-        events = list(kb.ask(question, collection, AskOptions(answer_tokens=160, use_cache=False)))
+        events = list(kb.ask(question, collection, AskOptions(answer_tokens=160, use_cache=False, cite_every_sentence=grammar)))
         result = events[-1].result if isinstance(events[-1], Answered) else None
         if result is None:
             continue
@@ -252,6 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="1,2")
     parser.add_argument("--questions", type=int, default=40, help="questions of the eval corpus in part 2")
+    parser.add_argument("--configs", default="shipped,tighter,grammar", help="part 2's ways of asking: shipped, tighter, grammar")
     args = parser.parse_args()
     embedder = Embedder()
     embedder.embed(["warm up"])
@@ -259,7 +266,7 @@ def main() -> None:
     if "1" in parts:
         part1(embedder)
     if "2" in parts:
-        part2(embedder, args.questions)
+        part2(embedder, args.questions, {c.strip() for c in args.configs.split(",")})
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ ENDOFTEXT = 199999
 ANALYSIS_HEADER = "<|channel|>analysis<|message|>"
 # Once the model has reasoned, a structured answer is opened by us as JSON on the final channel.
 FINAL_JSON_HEADER = "<|start|>assistant<|channel|>final <|constrain|>json<|message|>"
+# And an answer under a grammar (each sentence with its citation), as plain text on the final channel.
+FINAL_HEADER = "<|start|>assistant<|channel|>final<|message|>"
 REASONING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
 
 

@@ -38,6 +38,7 @@ class GenerationRequest:
     schema: dict[str, Any] | None = None
     schema_name: str = "result"
     schema_description: str = ""
+    grammar: str | None = None  # GBNF the answer's text must follow (a free-text answer; ``schema`` wins)
     temperature: float | None = None
     seed: int | None = None
     adapter: Path | None = None  # a LoRA adapter (GGUF) applied to this answer, e.g. a collection's domain adapter

@@ -149,7 +149,7 @@ class LlamaEngine:
     # -- generation -----------------------------------------------------------------------
 
     def _stream(self, request: GenerationRequest, cancel: CancelToken) -> Iterator[EngineEvent]:
-        grammar_text = None
+        grammar_text = request.grammar
         if request.schema is not None:
             schema.check(request.schema)
             grammar_text = schema.grammar_text(request.schema)
@@ -394,7 +394,8 @@ class _Run:
         if grammar_text is None:
             yield from self._harmony_free(prompt)
         else:
-            yield from self._harmony_structured(prompt, grammar_text)
+            header = harmony.FINAL_JSON_HEADER if self.request.schema is not None else harmony.FINAL_HEADER
+            yield from self._harmony_constrained(prompt, grammar_text, header)
 
     def _harmony_free(self, prompt: list[int]) -> Iterator[EngineEvent]:
         # gpt-oss always reasons first; opening the analysis channel ourselves keeps the parser
@@ -423,8 +424,9 @@ class _Run:
                 self.reasoning.append(piece.text)
                 yield ReasoningDelta(piece.text)
 
-    def _harmony_structured(self, prompt: list[int], grammar_text: str) -> Iterator[EngineEvent]:
-        """Reason freely on the analysis channel, then write the final channel as JSON under the grammar."""
+    def _harmony_constrained(self, prompt: list[int], grammar_text: str, header: str) -> Iterator[EngineEvent]:
+        """Reason freely on the analysis channel, then write the final channel (opened by
+        ``header``: as JSON, or as text) under the grammar."""
         opening = harmony.encode(harmony.ANALYSIS_HEADER)
         budget = min(harmony.REASONING_BUDGET[self.request.reasoning_effort], self.request.max_tokens // 2)
         ends = self.eog | {harmony.END} | _special_ids()
@@ -437,7 +439,7 @@ class _Run:
                 self.reasoning.append(text)
                 yield ReasoningDelta(text)
         self.finish = "stop"
-        answer_prompt = prompt + opening + thought + [harmony.END] + harmony.encode(harmony.FINAL_JSON_HEADER)
+        answer_prompt = prompt + opening + thought + [harmony.END] + harmony.encode(header)
         decoder = TextDecoder(lambda ids: self.llm.detokenize(ids, special=False))
         remaining = self.request.max_tokens - len(thought)
         for token in self._tokens(answer_prompt, remaining, grammar_text, self.eog):

@@ -196,7 +196,10 @@ class RemoteEngine:
             options["temperature"] = request.temperature
         if request.seed is not None:
             options["seed"] = request.seed
-        extra = {"reasoning_effort": request.reasoning_effort}  # vLLM's gpt-oss reads it; others ignore it
+        extra: dict[str, Any] = {"reasoning_effort": request.reasoning_effort}  # vLLM's gpt-oss reads it; others ignore it
+        if request.grammar is not None and request.schema is None:
+            extra["grammar"] = request.grammar  # llama.cpp's server
+            extra["guided_grammar"] = request.grammar  # vLLM's
         while True:
             if request.schema is not None:
                 options["response_format"] = self._response_format(request)

@@ -37,7 +37,7 @@ from rag.conversations import ConversationStore, Turn
 from rag.documents import Passage, path_to_text, text_to_path
 from rag.field_sources import FieldSource, split
 from rag.prompting import Turn as PromptTurn
-from rag.prompting import build_request
+from rag.prompting import build_request, cited_grammar
 from rag.schemas import NamedSchema
 from rag.sources import Source, merge, pack, whole_document_sources
 
@@ -55,6 +55,7 @@ class AskOptions:
     passages: int = 12
     answer_tokens: int | None = None
     use_cache: bool = True
+    cite_every_sentence: bool = False  # decode under ``cited_grammar``: no sentence without its [n]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,8 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
         request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
     packing_seconds = time.perf_counter() - packing_started
     request = dataclasses.replace(request, adapter=ctx.adapter)
+    if options.cite_every_sentence and options.schema is None and (earlier_sources or sources):
+        request = dataclasses.replace(request, grammar=cited_grammar([s.number for s in earlier_sources + sources]))
     shown = reused + sources
     quoted = quote(question, sources, ctx.embed) if ctx.quote and options.schema is None else None
     yield Retrieved(shown, mode, quoted)
@@ -292,6 +295,8 @@ def _scope(ctx: AskContext, model: LanguageModel, options: AskOptions) -> str:
     paths = sorted(path_to_text(p) for p in options.paths) if options.paths else []
     parts = [ctx.fingerprint(), model.name, str(ctx.adapter or ""), str(model.context_size), options.effort, str(options.passages),
              hashlib.sha256(schema.encode()).hexdigest()[:16], json.dumps(paths)]
+    if options.cite_every_sentence:  # another way of answering: not the same answer
+        parts.append("cited-grammar")
     return "|".join(parts)
 
 

@@ -59,6 +59,24 @@ def user_message(question: str, sources: Sequence[Source], follow_up: bool = Fal
     return f"<sources>\n{blocks}\n</sources>\n\nQuestion: {question}"
 
 
+# The statement an answer under ``cited_grammar`` may make instead of claims: it needs no source.
+NOT_IN_SOURCES = "The documents do not say."
+
+
+def cited_grammar(numbers: Sequence[int]) -> str:
+    """GBNF for an answer in which every sentence ends with the id of a source it cites
+    (``… every 200 hours [2].``), ids limited to ``numbers``; or the plain statement that the
+    documents do not say. A period inside a number (2.87) does not end a sentence."""
+    ids = " | ".join(f'"{n}"' for n in sorted(set(numbers)))
+    return (
+        f'root ::= "{NOT_IN_SOURCES}" | claim (" " claim){{0,7}}\n'
+        'claim ::= word (" " word){0,40} " [" id "]" ("[" id "]"){0,2} ("." | "。")\n'
+        'word ::= (letter | [0-9] "." [0-9]){1,30}\n'
+        'letter ::= [^ \\t\\n\\[\\]<>{}`|.!?。！？]\n'
+        f"id ::= {ids}\n"
+    )
+
+
 def build_request(
     question: str,
     sources: Sequence[Source],

@@ -14,7 +14,7 @@ from rag.ask import WHOLE, RETRIEVAL, Answered, AskFailed, AskOptions, Retrieved
 from rag.extract import extract, write_csv, write_jsonl
 from rag import codec
 from rag.knowledge_base import KnowledgeBase
-from rag.prompting import INSTRUCTIONS, build_request
+from rag.prompting import INSTRUCTIONS, NOT_IN_SOURCES, build_request
 from rag.schemas import resolve, shipped
 from samples import PROSE, make_pdf
 
@@ -236,6 +236,12 @@ def test_the_starter_model_says_what_it_is_and_quotes_its_best_source(tmp_path: 
         again = run(kb, "How often does the pump need oil?")
         if result.finish == "stop":  # a cached answer keeps its quote
             assert again[-1].result.cached == "exact" and again[-1].result.quote == quoted
+        # Decoded under the citation grammar, every whole sentence cites sources it was given.
+        cited = answered(run(kb, "How often does the pump need oil?", use_cache=False, answer_tokens=200,
+                             cite_every_sentence=True)).result
+        whole = [c for c in cited.claims if cited.finish == "stop" or c.end < len(cited.answer)]
+        assert cited.answer == NOT_IN_SOURCES or (whole and all(c.cited for c in whole)), cited.answer
+        assert {n for c in whole for n in c.cited} <= {s.number for s in cited.sources}
         structured = run(kb, "How often does the pump need oil?", schema=resolve("key_facts"), use_cache=False)
         assert structured[0].quote is None  # the shape's fields carry their own sources
     finally:

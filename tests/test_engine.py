@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -114,6 +115,27 @@ def test_gpt_oss_reasons_then_answers_in_json(tiny: LlamaEngine, name: str):
     first_answer = min(i for i, e in enumerate(result.events) if isinstance(e, AnswerDelta))
     assert last_reasoning < first_answer
     assert result.done.finish == "stop"  # the grammar closed the JSON and an end-of-generation token ended it
+
+
+_CLAIM = r"[^\[\]\n]+ \[[1-3]\](?:\[[1-3]\]){0,2}[.。]"
+
+
+@pytest.mark.parametrize("model", ["starter", "tiny"])
+def test_an_answer_under_the_citation_grammar_cites_in_every_sentence(model: str, request: pytest.FixtureRequest):
+    """Every sentence ends with the id of a source, one of those given; gpt-oss reasons first."""
+    from rag.prompting import NOT_IN_SOURCES, cited_grammar
+
+    engine: LlamaEngine = request.getfixturevalue(model)
+    result = collect(engine.stream(ask("How often does the pump need oil?", grammar=cited_grammar([1, 2, 3]), max_tokens=120,
+                                       seed=4, temperature=0.2)))
+    assert result.failed is None, result.failed
+    text = result.done.text
+    if result.done.finish == "stop":
+        assert text == NOT_IN_SOURCES or re.fullmatch(rf"{_CLAIM}(?: {_CLAIM})*", text), text
+    else:  # cut at the limit: what it wrote so far is still one claim after another
+        assert re.match(rf"(?:{_CLAIM} )*[^\[\]\n]*", text).end() == len(text.rstrip(" [0123]")), text
+    if model == "tiny":
+        assert result.done.usage.reasoning > 0
 
 
 def test_gpt_oss_free_generation_respects_the_budget(tiny: LlamaEngine):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,6 +209,18 @@ def test_remote_engine_structured_output_is_valid(inference_server: str):
     out = collect(RemoteEngine(inference_server, "starter", KEY).stream(_request(schema=schema, max_tokens=64, temperature=0.0)))
     assert out.failed is None, out.failed
     assert set(out.done.data) == {"colour", "warm"} and isinstance(out.done.data["warm"], bool)
+
+
+def test_remote_engine_passes_the_citation_grammar(inference_server: str):
+    from rag.prompting import cited_grammar
+
+    out = collect(RemoteEngine(inference_server, "starter", KEY).stream(
+        _request(grammar=cited_grammar([1, 2]), max_tokens=200, temperature=0.0)))
+    assert out.failed is None, out.failed
+    claim = r"[^\[\]\n]+ \[[12]\](?:\[[12]\]){0,2}[.。]"
+    assert re.match(claim, out.done.text), out.done.text  # the starter, left free, never cites
+    if out.done.finish == "stop":
+        assert re.fullmatch(rf"{claim}(?: {claim})*", out.done.text), out.done.text
 
 
 def test_remote_engine_wrong_key_and_refused_connection(inference_server: str):

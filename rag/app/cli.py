@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--schema", metavar="NAME|FILE", help="answer as JSON in this shape (a shipped schema or a file)")
     ask.add_argument("--file", type=Path, action="append", dest="files", help="answer only from this file (repeatable)")
     ask.add_argument("--no-cache", action="store_true", help="do not use or fill the answer cache")
+    ask.add_argument("--cite-every-sentence", action="store_true",
+                     help="decode so that every sentence ends with the [n] of a source (see bench/claims.py)")
     ask.add_argument("--show-reasoning", action="store_true", help="print the model's reasoning to stderr")
     ask.add_argument("--effort", choices=["low", "medium", "high"], help="reasoning effort (gpt-oss)")
     ask.add_argument("--format", choices=["text", "json", "events"], default="text",

@@ -23,7 +23,8 @@ def ask_command(kb, args, collection: str, effort: str) -> int:
     from rag.schemas import resolve
 
     schema = resolve(args.schema) if args.schema else None
-    options = AskOptions(paths=args.files, schema=schema, effort=effort, use_cache=not args.no_cache)
+    options = AskOptions(paths=args.files, schema=schema, effort=effort, use_cache=not args.no_cache,
+                         cite_every_sentence=args.cite_every_sentence)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     if args.format in ("json", "events"):
