@@ -71,7 +71,7 @@ def cited_grammar(numbers: Sequence[int]) -> str:
     return (
         f'root ::= "{NOT_IN_SOURCES}" | claim (" " claim){{0,7}}\n'
         'claim ::= word (" " word){0,40} " [" id "]" ("[" id "]"){0,2} ("." | "。")\n'
-        'word ::= (letter | [0-9] "." [0-9]){1,30}\n'
+        'word ::= (letter | [0-9] "." [0-9]){1,80}\n'  # a Chinese sentence has no spaces
         'letter ::= [^ \\t\\n\\[\\]<>{}`|.!?。！？]\n'
         f"id ::= {ids}\n"
     )
