@@ -246,6 +246,8 @@ class Ingestor:
 
         def commit(jobs: list[_Job]) -> None:
             if jobs:
+                # "indexed" supersedes "words": a file not yet marked must not be marked after this.
+                unmarked[:] = [job for job in unmarked if not any(job is c for c in jobs)]
                 done(self._commit(jobs), sum(j.size for j in jobs))
             state.chunks_done = embedding.written
 
@@ -286,7 +288,8 @@ class Ingestor:
             state.files_searchable += 1
             if len(unmarked) >= 64 or time.monotonic() - marked_at > 1.0:
                 self._mark_words(unmarked)
-                unmarked, marked_at = [], time.monotonic()
+                unmarked.clear()
+                marked_at = time.monotonic()
             embedding.add(job)
             commit(embedding.advance(wait=False))  # the embedder works on what is read meanwhile
             tell(path, 1.0)

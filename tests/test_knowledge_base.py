@@ -290,6 +290,19 @@ def test_an_edited_file_embeds_only_what_changed(kb: KnowledgeBase, tmp_path: Pa
     assert same.page == 4 and same.score > 0
 
 
+def test_a_forced_reindex_that_reuses_every_vector_ends_indexed(kb: KnowledgeBase, tmp_path: Path):
+    """Every chunk's vector is kept, so the file is committed at once, in the reading pass:
+    being marked searchable by words afterwards must not undo that."""
+    from rag.ingest import Ingestor
+
+    (tmp_path / "note.txt").write_text(PROSE[0] + "\n")
+    kb.ingest([tmp_path / "note.txt"], "Docs")
+    stored, keyword = kb._collection("Docs")
+    report = Ingestor(stored, keyword, kb.embedder, kb.chunking, batch_chunks=1).run([tmp_path / "note.txt"], force=True)
+    assert [(o.status, o.reused) for o in report.outcomes] == [("indexed", 1)]
+    assert [f.status for f in kb.status("Docs").files] == ["indexed"]
+
+
 def test_stop_while_embedding_keeps_the_files_whose_vectors_are_in(kb: KnowledgeBase, tmp_path: Path):
     from engine.cancel import CancelToken
     from rag.ingest import Ingestor
