@@ -76,8 +76,14 @@ def statuses(win: MainWindow) -> dict[str, str]:
 
 
 def ingest(qtbot, win: MainWindow, paths: list[Path]) -> None:
+    """Drop ``paths`` and wait until the library shows how the ingest ended: the refresh after
+    it may come back after the job's end, with a status read while the files were in progress."""
+    def settled() -> bool:
+        shown = statuses(win).values()
+        return not any(s in ("Queued", "Searchable by words") or s.startswith(("Reading", "Indexing")) for s in shown)
+
     drop(win, paths)
-    qtbot.waitUntil(lambda: win.ingest_job is None and len(statuses(win)) >= len(paths), timeout=120_000)
+    qtbot.waitUntil(lambda: win.ingest_job is None and len(statuses(win)) >= len(paths) and settled(), timeout=120_000)
 
 
 def ask(qtbot, win: MainWindow, question: str) -> None:
