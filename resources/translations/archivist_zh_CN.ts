@@ -76,12 +76,12 @@
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="178" />
+        <location filename="../../desktop/asking.py" line="179" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="179" />
+        <location filename="../../desktop/asking.py" line="180" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
