@@ -18,7 +18,12 @@
    whose key fact is right, and the share whose key fact is in the best-matching source
    sentence quoted verbatim (what a quote above the answer would show).
 
+Part 2 runs the starter model unless told otherwise: ``--model FILE.gguf`` (gpt-oss-20b, say,
+with ``--gpu-layers 999`` on a GPU machine) or ``--server URL --server-model NAME`` (an
+OpenAI-compatible server: vLLM or llama.cpp's serving gpt-oss, as a team runs it).
+
     python bench/claims.py [--parts 1,2] [--questions 40] [--configs shipped,tighter,grammar]
+                           [--model FILE.gguf [--gpu-layers N] | --server URL --server-model NAME]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from rag import offline  # noqa: E402
 
 offline.enforce()
 
-from engine import LlamaEngine, LlamaSettings  # noqa: E402
+from engine import LanguageModel, LlamaEngine, LlamaSettings, RemoteEngine  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
 from rag import prompting  # noqa: E402
 from rag.ask import Answered, AskOptions  # noqa: E402
@@ -177,7 +182,7 @@ TIGHTER = INSTRUCTIONS.replace(
 )
 
 
-def part2(embedder: Embedder, questions: int, configs: set[str]) -> None:
+def part2(embedder: Embedder, engine: LanguageModel, answer_tokens: int, questions: int, configs: set[str]) -> None:
     data = json.loads((HERE / "eval" / "en.json").read_text(encoding="utf-8"))
     labelled_questions = [
         ("How often do the bearings need oil, and which oil?", "every 200 operating hours ISO VG 46", "samples"),
@@ -194,7 +199,6 @@ def part2(embedder: Embedder, questions: int, configs: set[str]) -> None:
     labelled_questions += [(q["q"], q["passage"], q["doc"]) for q in picked]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        engine = LlamaEngine(LlamaSettings(starter_model_path(), context_size=8192, threads=2), idle_thread=False)
         kb = KnowledgeBase(VectorStore.embedded(root / "chroma"), embedder, root / "keyword", model=engine)
         docs = root / "eval"
         docs.mkdir()
@@ -202,7 +206,7 @@ def part2(embedder: Embedder, questions: int, configs: set[str]) -> None:
             (docs / f"{key}.txt").write_text(text, encoding="utf-8")
         kb.ingest([docs], "Eval")
         kb.ingest(sorted(SAMPLES.iterdir()), "Samples")
-        print(f"2. the starter model (SmolLM2-135M) on {len(labelled_questions)} labelled questions "
+        print(f"2. {engine.name} on {len(labelled_questions)} labelled questions "
               f"({sum(w == 'samples' for _q, _f, w in labelled_questions)} over the shipped samples, the rest over "
               "the eval corpus):", flush=True)
         assert TIGHTER != INSTRUCTIONS, "the instructions changed: update TIGHTER"
@@ -212,19 +216,19 @@ def part2(embedder: Embedder, questions: int, configs: set[str]) -> None:
             if name not in configs:
                 continue
             prompting.INSTRUCTIONS = instructions
-            answer_all(kb, embedder, labelled_questions, label, grammar)
+            answer_all(kb, embedder, labelled_questions, label, grammar, answer_tokens)
         prompting.INSTRUCTIONS = INSTRUCTIONS
-        engine.close()
 
 
 def answer_all(kb: KnowledgeBase, embedder: Embedder, questions: list[tuple[str, str, str]], label: str,
-               grammar: bool) -> None:
+               grammar: bool, answer_tokens: int) -> None:
     totals = {"answers": 0, "cited sentences": 0, "borne out": 0, "citations": 0, "to the answer passage": 0,
               "key fact right": 0, "key fact in quote": 0, "cites nothing": 0, "sentences": 0, "uncited": 0}
     started = time.perf_counter()
     for question, fact, where in questions:
         collection = "Samples" if where == "samples" else "Eval"
-        events = list(kb.ask(question, collection, AskOptions(answer_tokens=160, use_cache=False, cite_every_sentence=grammar)))
+        events = list(kb.ask(question, collection, AskOptions(answer_tokens=answer_tokens, use_cache=False,
+                                                                  cite_every_sentence=grammar)))
         result = events[-1].result if isinstance(events[-1], Answered) else None
         if result is None:
             continue
@@ -259,14 +263,34 @@ def main() -> None:
     parser.add_argument("--parts", default="1,2")
     parser.add_argument("--questions", type=int, default=40, help="questions of the eval corpus in part 2")
     parser.add_argument("--configs", default="shipped,tighter,grammar", help="part 2's ways of asking: shipped, tighter, grammar")
+    parser.add_argument("--model", type=Path, help="part 2 with this GGUF instead of the starter (gpt-oss-20b, say)")
+    parser.add_argument("--gpu-layers", type=int, default=-1, help="layers of --model to offload (-1: automatic)")
+    parser.add_argument("--server", help="part 2 with an OpenAI-compatible server's model (vLLM, llama.cpp's server)")
+    parser.add_argument("--server-model", default="gpt-oss-20b", help="the model's name on --server")
+    parser.add_argument("--api-key", default="", help="--server's key, if it wants one")
+    parser.add_argument("--answer-tokens", type=int,
+                        help="tokens an answer may take, reasoning included (default: 160 for the starter, else 2048)")
     args = parser.parse_args()
+    if args.model and args.server:
+        parser.error("--model and --server: one or the other")
     embedder = Embedder()
     embedder.embed(["warm up"])
     parts = {p.strip() for p in args.parts.split(",")}
     if "1" in parts:
         part1(embedder)
     if "2" in parts:
-        part2(embedder, args.questions, {c.strip() for c in args.configs.split(",")})
+        engine: LanguageModel
+        if args.server:
+            engine = RemoteEngine(args.server, args.server_model, api_key=args.api_key)
+        elif args.model:
+            engine = LlamaEngine(LlamaSettings(args.model, context_size=16384, gpu_layers=args.gpu_layers), idle_thread=False)
+        else:  # the previous figures' setting: two threads, as on the machine the README's figures come from
+            engine = LlamaEngine(LlamaSettings(starter_model_path(), context_size=8192, threads=2), idle_thread=False)
+        tokens = args.answer_tokens or (2048 if args.model or args.server else 160)
+        try:
+            part2(embedder, engine, tokens, args.questions, {c.strip() for c in args.configs.split(",")})
+        finally:
+            engine.close()
 
 
 if __name__ == "__main__":

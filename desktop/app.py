@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QLibraryInfo, QLocale, Qt, QTimer, QTranslator
-from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtGui import QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 if TYPE_CHECKING:
@@ -25,11 +25,28 @@ if TYPE_CHECKING:
 APP_NAME = "Archivist"
 
 
+# Families that draw Chinese, best first: Noto CJK (what the .deb depends on; Adobe calls the same
+# design Source Han Sans), WenQuanYi (older Linux), then those Windows and macOS come with.
+CHINESE_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+                    "Microsoft YaHei", "PingFang SC", "Hiragino Sans GB")
+
+
 def install_translations(app: QApplication, locale: QLocale | None = None) -> list[QTranslator]:
-    """Load Archivist's and Qt's own translations for the locale (the system's by default)."""
+    """Load Archivist's and Qt's own translations for the locale (the system's by default).
+
+    A Chinese translation comes with a font that draws it: the application font gets the
+    installed Chinese families after its own. Where none is installed the window stays in
+    English, since a translation drawn as empty boxes reads worse than no translation."""
     from resources import resource_path
 
     locale = locale or QLocale.system()
+    chinese = locale.language() == QLocale.Language.Chinese
+    families = chinese_families() if chinese else []
+    if chinese and not families:
+        logging.getLogger(__name__).warning(
+            "no font on this computer draws Chinese, so the window stays in English "
+            "(install one: Debian and Ubuntu's fonts-noto-cjk, Fedora's google-noto-sans-cjk-fonts)")
+        return []
     translators = []
     for name, folder in (("archivist", str(resource_path("translations"))),
                          ("qtbase", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath))):
@@ -37,7 +54,35 @@ def install_translations(app: QApplication, locale: QLocale | None = None) -> li
         if translator.load(locale, name, "_", folder):
             app.installTranslator(translator)
             translators.append(translator)
+    if translators and families:
+        font = app.font()
+        font.setFamilies([font.family(), *families])  # Latin letters keep the system's font
+        app.setFont(font)
     return translators
+
+
+def chinese_families() -> list[str]:
+    """The installed font families that draw Chinese, the preferred ones first."""
+    from PySide6.QtGui import QFontDatabase
+
+    installed = QFontDatabase.families(QFontDatabase.WritingSystem.SimplifiedChinese)
+    return [f for f in CHINESE_FAMILIES if f in installed] + sorted(f for f in installed if f not in CHINESE_FAMILIES)
+
+
+def undrawable(font: QFont, text: str) -> str:
+    """The characters of ``text`` that none of the font's families can draw (each once)."""
+    from PySide6.QtGui import QRawFont
+
+    raws = []
+    for family in font.families() or [font.family()]:
+        single = QFont(font)
+        single.setFamilies([family])
+        raw = QRawFont.fromFont(single)
+        if raw.isValid():
+            raws.append(raw)
+    # By code point: PySide6 6.x gave a wrong answer for some characters (的, 问) passed as a str.
+    missing = {ch for ch in text if not ch.isspace() and not any(r.supportsCharacter(ord(ch)) for r in raws)}
+    return "".join(sorted(missing))
 
 
 def follow_system_theme(app: QApplication) -> None:
@@ -70,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     """Start Archivist's window (or run the self-test)."""
     multiprocessing.freeze_support()  # the frozen app's own processes (knowledge base, engine) start through main
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    from rag.app import Settings, configure_logs, crash_reports, enforce_offline, run_self_test
+    from rag.app import (
+        Settings,
+        configure_logs,
+        crash_reports,
+        enforce_offline,
+        run_self_test,
+    )
 
     enforce_offline()
     if args.self_test:

@@ -78,7 +78,7 @@ class Asking(QObject):
             self.status.showMessage(self.tr("Still opening the knowledge base…"), 3000)
             return
         schema = self.chat.structured.schema()
-        effort = self.backend.settings.reasoning_effort
+        effort, cite = self.backend.settings.reasoning_effort, self.backend.settings.cite_every_sentence
         collection, conversation = self.backend.collection, self.conversation
 
         def work(kb: KnowledgeBaseClient, job: Job) -> None:
@@ -88,7 +88,7 @@ class Asking(QObject):
                 job.emit(started)
                 talk = started.id
             options = AskOptions(schema=schema, conversation=talk if schema is None else None, effort=effort,
-                                 use_cache=not regenerate)
+                                 use_cache=not regenerate, cite_every_sentence=cite)
             for event in kb.ask(question, collection, options, job.cancel):
                 job.emit(event)
 

@@ -161,6 +161,13 @@ class SettingsDialog(QDialog):
         for value, label in (("low", self.tr("Low (fast)")), ("medium", self.tr("Medium")), ("high", self.tr("High (thorough)"))):
             self.effort.addItem(label, value)
         self.effort.setCurrentIndex(max(0, self.effort.findData(s.reasoning_effort)))
+        self.cite = QCheckBox(self.tr("End every sentence of an answer with the source it comes from"))
+        self.cite.setChecked(s.cite_every_sentence)
+        self.cite.setToolTip(self.tr(
+            "The model may then only write sentences that end with a source's number, [1] say, so that each "
+            "can be checked. A citation forced this way is not always right: the checked sentences are still "
+            "marked when their source does not bear them out. The small starter model cites this way, but "
+            "what it cites is rarely true."))
         self.gpu = QSpinBox()
         self.gpu.setRange(-1, 999)
         self.gpu.setSpecialValueText(self.tr("Automatic"))
@@ -186,6 +193,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Models folder"), _path_row(self.model_folder, lambda: self._pick_folder(self.model_folder)))
         form.addRow(self.tr("Context size (tokens)"), self.context)
         form.addRow(self.tr("Reasoning effort"), self.effort)
+        form.addRow(self.tr("Citations"), self.cite)
         form.addRow(self.tr("GPU layers"), self.gpu)
         form.addRow(self.tr("Unload the model after"), self.idle)
         form.addRow(self.tr("Unload the model below"), self.memory_floor)
@@ -257,6 +265,7 @@ class SettingsDialog(QDialog):
             model_folder=self.model_folder.text().strip(),
             context_size=self.context.value(),
             reasoning_effort=self.effort.currentData(),
+            cite_every_sentence=self.cite.isChecked(),
             gpu_layers=self.gpu.value(),
             idle_minutes=self.idle.value(),
             memory_floor_gb=self.memory_floor.value(),

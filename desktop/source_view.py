@@ -9,7 +9,17 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices, QImage, QImageReader, QPainter, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QImage,
+    QImageReader,
+    QKeySequence,
+    QPainter,
+    QPen,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtPdf import QPdfDocument, QPdfSearchModel
 from PySide6.QtPdfWidgets import QPdfView
 from PySide6.QtWidgets import (
@@ -19,11 +29,14 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QTextBrowser,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from rag import Source, display_path
+
+_ZOOM = (0.5, 4.0)  # the least and the most, in pane widths
 
 
 class SourcePanel(QWidget):
@@ -38,6 +51,11 @@ class SourcePanel(QWidget):
         self.open_button = QPushButton(self.tr("Open file"))
         self.open_button.setEnabled(False)
         self.open_button.clicked.connect(self.open_file)
+        # The page's size: 1 fits the pane's width; Ctrl+plus and Ctrl+minus while the pane has focus.
+        self.zoom = 1.0
+        self.zoom_out = self._zoom_button("−", self.tr("Zoom out"), QKeySequence.StandardKey.ZoomOut, 1 / 1.25)
+        self.zoom_fit = self._zoom_button(self.tr("Fit width"), self.tr("Fit the page to the pane's width"), None, 0)
+        self.zoom_in = self._zoom_button("+", self.tr("Zoom in"), QKeySequence.StandardKey.ZoomIn, 1.25)
         self.document = QPdfDocument(self)
         self.search = QPdfSearchModel(self)
         self.search.setDocument(self.document)
@@ -47,6 +65,7 @@ class SourcePanel(QWidget):
         self.pdf.setPageMode(QPdfView.PageMode.SinglePage)
         self.pdf.setZoomMode(QPdfView.ZoomMode.FitToWidth)
         self.pdf.hide()
+        self.search.countChanged.connect(self._scroll_to_passage)
         self.image = QLabel()  # a page whose text was recognized, the passage marked on it
         self.image_area = QScrollArea()
         self.image_area.setWidget(self.image)
@@ -61,6 +80,8 @@ class SourcePanel(QWidget):
         split.setStretchFactor(2, 4)
         self.split = split
         actions = QHBoxLayout()
+        for button in (self.zoom_out, self.zoom_fit, self.zoom_in):
+            actions.addWidget(button)
         actions.addStretch(1)
         actions.addWidget(self.open_button)
         layout = QVBoxLayout(self)
@@ -69,6 +90,61 @@ class SourcePanel(QWidget):
         layout.addWidget(split, 1)
         self.path: Path | None = None
         self.page: int | None = None
+        self.box: tuple[float, float, float, float] | None = None
+        self._zoomable(False)
+
+    def _zoom_button(self, text: str, tip: str, key: QKeySequence.StandardKey | None, factor: float) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip if key is None else f"{tip} ({QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText)})")
+        button.clicked.connect(lambda: self.set_zoom(self.zoom * factor if factor else 1.0))
+        if key is not None:
+            shortcut = QShortcut(QKeySequence(key), self, lambda: self.set_zoom(self.zoom * factor))
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        return button
+
+    def _zoomable(self, on: bool) -> None:
+        for button in (self.zoom_out, self.zoom_fit, self.zoom_in):
+            button.setEnabled(on)
+        if on:
+            self.zoom_out.setEnabled(self.zoom > _ZOOM[0])
+            self.zoom_in.setEnabled(self.zoom < _ZOOM[1])
+            self.zoom_fit.setEnabled(self.zoom != 1.0)
+
+    def set_zoom(self, zoom: float) -> None:
+        """Show the page at ``zoom`` times the pane's width (kept within 0.5 and 4)."""
+        self.zoom = min(_ZOOM[1], max(_ZOOM[0], zoom))
+        if not self.image_area.isHidden() and self.box is not None:
+            self._show_page_image(self.box)  # drawn again at the new width, the box scrolled into view
+        self._zoom_pdf()
+
+    def _zoom_pdf(self) -> None:
+        if not self.pdf.isHidden():
+            if self.zoom == 1.0:
+                self.pdf.setZoomMode(QPdfView.ZoomMode.FitToWidth)
+            else:
+                self.pdf.setZoomMode(QPdfView.ZoomMode.Custom)
+                self.pdf.setZoomFactor(self._fit_factor() * self.zoom)
+            self._scroll_to_passage()
+        self._zoomable(not self.pdf.isHidden() or not self.image_area.isHidden())
+
+    def _fit_factor(self) -> float:
+        """The PDF view's zoom factor at which the cited page fills the pane's width."""
+        points = self.document.pagePointSize(max(0, (self.page or 1) - 1)).width()
+        dots = self.pdf.logicalDpiX() / 72 * max(1.0, points)
+        return max(0.05, (self.pdf.viewport().width() - 2 * self.pdf.documentMargins().left()) / dots)
+
+    def _scroll_to_passage(self) -> None:
+        """Bring the passage's first match on the cited page into view (it is marked by the search)."""
+        if self.page is None or self.pdf.isHidden():
+            return
+        found = self.search.resultsOnPage(self.page - 1)
+        if found:
+            # The view shows one page, so its scroll bar spans that page: the match's height on it, in pixels.
+            where = found[0].rectangles()[0].top() if found[0].rectangles() else found[0].location().y()
+            factor = self._fit_factor() * self.zoom
+            y = self.pdf.documentMargins().top() + where * self.pdf.logicalDpiY() / 72 * factor
+            self.pdf.verticalScrollBar().setValue(round(y - self.pdf.viewport().height() / 3))
 
     def show_citation(self, citation: Source) -> None:
         """Show a citation (or a source): file and page, the passage highlighted, the PDF page."""
@@ -82,11 +158,13 @@ class SourcePanel(QWidget):
             f"<p style='white-space: pre-wrap'><span style='background-color: #fff3a8; color: #000'>{html.escape(text.strip())}</span></p>"
         )
         self.open_button.setEnabled(self.path.exists())
+        self.box = citation.box
         if citation.box is not None and self._show_page_image(citation.box):
             self.pdf.hide()
-            return
-        self.image_area.hide()
-        self._show_pdf_page(text)
+        else:
+            self.image_area.hide()
+            self._show_pdf_page(text)
+        self._zoom_pdf()
 
     def _give_room(self, pane: QWidget) -> None:
         if pane.isHidden():
@@ -112,7 +190,7 @@ class SourcePanel(QWidget):
     def _show_page_image(self, box: tuple[float, float, float, float]) -> bool:
         if self.path is None or not self.path.exists():
             return False
-        image = self._page_image(max(480, self.image_area.viewport().width() - 8))
+        image = self._page_image(round(max(480, self.image_area.viewport().width() - 8) * self.zoom))
         if image.isNull():
             return False
         image = image.convertToFormat(QImage.Format.Format_ARGB32)

@@ -72,7 +72,7 @@ def cited_grammar(numbers: Sequence[int]) -> str:
         f'root ::= "{NOT_IN_SOURCES}" | claim (" " claim){{0,7}}\n'
         'claim ::= word (" " word){0,40} " [" id "]" ("[" id "]"){0,2} ("." | "。")\n'
         'word ::= (letter | [0-9] "." [0-9]){1,80}\n'  # a Chinese sentence has no spaces
-        'letter ::= [^ \\t\\n\\[\\]<>{}`|.!?。！？]\n'
+        'letter ::= [^ \\t\\n\\[\\]<>{}`|.!?。！？；]\n'  # what would end a sentence for rag.claims
         f"id ::= {ids}\n"
     )
 

@@ -16,10 +16,10 @@ import jsonschema
 import psutil
 import pytest
 from PySide6.QtCore import QLocale, QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QImage
 from PySide6.QtWidgets import QApplication
 
-from desktop.app import crash_notice, install_translations
+from desktop.app import crash_notice, install_translations, undrawable
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
 from rag.app.kb_process import NOTE, running_knowledge_base
@@ -292,6 +292,25 @@ def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Setting
     assert again.settings_dialog.effort.currentData() == "medium"
 
 
+def test_the_citation_setting_makes_every_sentence_of_an_answer_cite(qtbot, window: MainWindow, tmp_path: Path):
+    from rag.prompting import NOT_IN_SOURCES
+
+    window.open_settings()
+    assert not window.settings_dialog.cite.isChecked()  # off by default: the starter's forced citations mislead
+    window.settings_dialog.cite.setChecked(True)
+    with qtbot.waitSignal(window.backend.ready, timeout=120_000):
+        window.settings_dialog.accept()
+    assert Settings.load().cite_every_sentence
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, window, [tmp_path / "pump.txt"])
+    ask(qtbot, window, "How often does the pump need oil?")
+    turn = window.chat.turns[-1]
+    assert not turn.error
+    # The grammar bounds an answer to eight sentences, so it ends by itself: every sentence is whole.
+    assert turn.answer.strip() == NOT_IN_SOURCES or (turn.claims and all(c.cited for c in turn.claims)), turn.answer
+    assert {n for c in turn.claims for n in c.cited} <= {s.number for s in turn.sources}
+
+
 def test_idle_unload_is_shown(qtbot, tmp_path: Path):
     backend = Backend(Settings(data_dir=str(tmp_path / "data"), idle_minutes=1 / 60))
     win = MainWindow(backend)
@@ -323,6 +342,54 @@ def test_chinese_translation_is_complete_and_loads(qtbot, settings: Settings):
     finally:
         for translator in translators:
             app.removeTranslator(translator)
+
+
+def test_the_window_s_font_draws_every_character_of_the_chinese_translation(qtbot, settings: Settings):
+    import xml.etree.ElementTree as ET
+
+    app = QApplication.instance()
+    before = app.font()
+    translators = install_translations(app, QLocale("zh_CN"))
+    try:
+        assert translators, "no font here draws Chinese (tests/setup-system.sh installs one)"
+        win = MainWindow(Backend(settings))
+        qtbot.addWidget(win)
+        ts = ET.parse(Path(__file__).parents[1] / "resources" / "translations" / "archivist_zh_CN.ts")
+        shown = "".join(t.text or "" for t in ts.getroot().iter("translation"))
+        assert len(set(shown)) > 400  # 485 characters when this was written
+        assert undrawable(win.font(), shown) == ""
+        assert undrawable(win.welcome.font(), shown) == ""  # the first-run page, where the boxes were seen
+        assert undrawable(QFont("DejaVu Sans"), "提问 Ask") == "".join(sorted("提问"))  # it can fail: a Latin font alone
+    finally:
+        for translator in translators:
+            app.removeTranslator(translator)
+        app.setFont(before)
+
+
+def test_where_no_font_draws_chinese_the_window_stays_in_english(tmp_path: Path):
+    # A real font database with Latin fonts only, as on a Debian machine without CJK fonts.
+    (tmp_path / "fonts.conf").write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
+        f"<dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{tmp_path / 'fc-cache'}</cachedir></fontconfig>")
+    script = (
+        "import sys\n"
+        "from PySide6.QtCore import QLocale\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from desktop.app import chinese_families, install_translations\n"
+        "from desktop.backend import Backend\n"
+        "from desktop.main_window import MainWindow\n"
+        "from rag.app import Settings\n"
+        "app = QApplication([])\n"
+        "print(chinese_families(), len(install_translations(app, QLocale('zh_CN'))))\n"
+        "print(MainWindow(Backend(Settings(data_dir=sys.argv[1]))).chat.ask_button.text())\n"
+    )
+    env = dict(os.environ, FONTCONFIG_FILE=str(tmp_path / "fonts.conf"), QT_QPA_PLATFORM="offscreen",
+               ARCHIVIST_CONFIG_DIR=str(tmp_path / "config"))
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "data")], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["[] 0", "Ask"]
+    assert "fonts-noto-cjk" in result.stderr  # and the log says what to install
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (make test installs it)")

@@ -76,3 +76,35 @@ def test_a_cited_page_gets_room_to_be_read(qtbot, settings: Settings, tmp_path: 
     after = win.split.sizes()
     assert after[2] >= 0.39 * sum(after) and after[0] >= 300  # the library keeps room for its names
     assert "manual.pdf" in win.sources.title.text()
+
+
+def test_a_cited_pdf_page_zooms_and_keeps_its_passage_in_view(qtbot, settings: Settings, tmp_path: Path):
+    from PySide6.QtPdfWidgets import QPdfView
+    from samples import make_pdf
+
+    passage = "The bearings need oil every 200 operating hours."
+    filler = "\n".join(f"Line {i} of the introduction says nothing about maintenance." for i in range(36))
+    pdf = make_pdf(tmp_path / "manual.pdf", ["Cover page.", f"{filler}\n{passage}"])  # the passage at the page's foot
+    win = MainWindow(Backend(settings))
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    panel = win.sources
+    assert not panel.zoom_in.isEnabled()  # nothing to zoom yet
+    win.chat.citation_clicked.emit(Source(1, pdf, 2, None, 0, len(passage), passage, 1.0))
+    qtbot.waitUntil(lambda: panel.search.count() > 0, timeout=10_000)  # the passage found and marked on its page
+    assert panel.pdf.zoomMode() == QPdfView.ZoomMode.FitToWidth and panel.zoom_in.isEnabled()
+    assert not panel.zoom_fit.isEnabled()
+    fit = panel._fit_factor()
+    panel.zoom_in.click()
+    panel.zoom_in.click()
+    assert panel.pdf.zoomMode() == QPdfView.ZoomMode.Custom
+    assert abs(panel.pdf.zoomFactor() - fit * 1.25 * 1.25) < 1e-6 and panel.zoom_fit.isEnabled()
+    bar = panel.pdf.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() > bar.maximum() // 2, timeout=5_000)  # scrolled to it
+    for _ in range(10):
+        panel.zoom_out.click()
+    assert panel.zoom == 0.5 and not panel.zoom_out.isEnabled()
+    panel.zoom_fit.click()
+    assert panel.pdf.zoomMode() == QPdfView.ZoomMode.FitToWidth and panel.zoom == 1.0

@@ -61,6 +61,8 @@ def test_linux_package_files_are_well_formed():
     control = (INSTALLERS / "linux" / "control").read_text()
     fields = dict(line.split(": ", 1) for line in control.splitlines() if ": " in line and not line.startswith(" "))
     assert {"Package", "Version", "Architecture", "Depends", "Description", "Maintainer"} <= set(fields)
+    # The Chinese window needs a font that draws it; a Debian without one showed empty boxes.
+    assert "fonts-noto-cjk |" in fields["Depends"]
     entry = (INSTALLERS / "linux" / "archivist.desktop").read_text().splitlines()
     assert entry[0] == "[Desktop Entry]"
     keys = dict(line.split("=", 1) for line in entry[1:] if "=" in line)

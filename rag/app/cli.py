@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "cache":
                 return _cache(kb, args.action)
             if args.command == "ask":
-                return ask_command(kb, args, collection, args.effort or settings.reasoning_effort)
+                return ask_command(kb, args, collection, args.effort or settings.reasoning_effort,
+                                   args.cite_every_sentence or settings.cite_every_sentence)
             if args.command == "extract":
                 return extract_command(kb, args, collection, args.effort or settings.reasoning_effort)
             if args.command == "ingest":

@@ -17,14 +17,14 @@ if TYPE_CHECKING:
     from rag.sources import Source
 
 
-def ask_command(kb, args, collection: str, effort: str) -> int:
+def ask_command(kb, args, collection: str, effort: str, cite_every_sentence: bool) -> int:
     from engine import AnswerDelta, Loading, ReasoningDelta
     from rag.ask import Answered, AskFailed, AskOptions, Retrieved
     from rag.schemas import resolve
 
     schema = resolve(args.schema) if args.schema else None
     options = AskOptions(paths=args.files, schema=schema, effort=effort, use_cache=not args.no_cache,
-                         cite_every_sentence=args.cite_every_sentence)
+                         cite_every_sentence=cite_every_sentence)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     if args.format in ("json", "events"):

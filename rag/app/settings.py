@@ -64,6 +64,8 @@ class Settings:
     model_folder: str = ""
     context_size: int = 0
     reasoning_effort: str = "low"
+    # Decode answers so that every sentence ends with the [n] of a source (a grammar; see bench/claims.py).
+    cite_every_sentence: bool = False
     gpu_layers: int = -1
     kv_cache_type: str = "f16"
     idle_minutes: float = 10.0

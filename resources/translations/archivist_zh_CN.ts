@@ -1029,153 +1029,168 @@
         <translation>高（细致）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="166" />
+        <location filename="../../desktop/settings_dialog.py" line="164" />
+        <source>End every sentence of an answer with the source it comes from</source>
+        <translation>回答的每一句都以其出处结尾</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <source>The model may then only write sentences that end with a source's number, [1] say, so that each can be checked. A citation forced this way is not always right: the checked sentences are still marked when their source does not bear them out. The small starter model cites this way, but what it cites is rarely true.</source>
+        <translation>模型只能写以出处编号（例如 [1]）结尾的句子，以便逐句核对。这样强制加上的引用不一定正确：出处不能证实的句子仍会被标出。小型入门模型也会这样引用，但它引用的内容很少属实。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="173" />
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="170" />
+        <location filename="../../desktop/settings_dialog.py" line="177" />
         <source> min</source>
         <translation> 分钟</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="171" />
-        <location filename="../../desktop/settings_dialog.py" line="177" />
+        <location filename="../../desktop/settings_dialog.py" line="178" />
+        <location filename="../../desktop/settings_dialog.py" line="184" />
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="176" />
+        <location filename="../../desktop/settings_dialog.py" line="183" />
         <source> GB free</source>
         <translation> GB 可用</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="179" />
+        <location filename="../../desktop/settings_dialog.py" line="186" />
         <source>Between answers, give the model's memory back when the computer's available memory falls below this.</source>
         <translation>在两次回答之间，当电脑的可用内存低于此值时释放模型占用的内存。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="185" />
+        <location filename="../../desktop/settings_dialog.py" line="192" />
         <source>Model file</source>
         <translation>模型文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="186" />
+        <location filename="../../desktop/settings_dialog.py" line="193" />
         <source>Models folder</source>
         <translation>模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="187" />
+        <location filename="../../desktop/settings_dialog.py" line="194" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（token）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="188" />
+        <location filename="../../desktop/settings_dialog.py" line="195" />
         <source>Reasoning effort</source>
         <translation>推理强度</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="189" />
+        <location filename="../../desktop/settings_dialog.py" line="196" />
+        <source>Citations</source>
+        <translation>引用</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="197" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="190" />
+        <location filename="../../desktop/settings_dialog.py" line="198" />
         <source>Unload the model after</source>
         <translation>空闲多久后卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="191" />
+        <location filename="../../desktop/settings_dialog.py" line="199" />
         <source>Unload the model below</source>
         <translation>可用内存低于此值时卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="194" />
+        <location filename="../../desktop/settings_dialog.py" line="202" />
         <source>Remember answers to repeated questions</source>
         <translation>记住重复问题的答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="196" />
+        <location filename="../../desktop/settings_dialog.py" line="204" />
         <source>Also for questions worded differently (marked as such)</source>
         <translation>措辞不同的问题也适用（会加以标注）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="198" />
+        <location filename="../../desktop/settings_dialog.py" line="206" />
         <source>Read the text of scanned pages and images (text recognition)</source>
         <translation>识别扫描页和图片中的文字（文字识别）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="200" />
+        <location filename="../../desktop/settings_dialog.py" line="208" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="203" />
+        <location filename="../../desktop/settings_dialog.py" line="211" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="212" />
+        <location filename="../../desktop/settings_dialog.py" line="220" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="213" />
+        <location filename="../../desktop/settings_dialog.py" line="221" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="216" />
+        <location filename="../../desktop/settings_dialog.py" line="224" />
         <source>Empty: this computer only. For example https://archivist.intranet:8700</source>
         <translation>留空：仅本机。例如 https://archivist.intranet:8700</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="219" />
+        <location filename="../../desktop/settings_dialog.py" line="227" />
         <source>The personal token your administrator gave you</source>
         <translation>管理员发给您的个人令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="221" />
+        <location filename="../../desktop/settings_dialog.py" line="229" />
         <source>With a team server, the library, the answers and the answer cache are your team's: you see the collections you were given, and the files you add are sent to the server. Your token is kept in the system keyring where there is one.</source>
         <translation>使用团队服务器时，文档库、回答和答案缓存都属于您的团队：您只能看到授权给您的知识库，您添加的文件会发送到服务器。如系统有密钥环，您的令牌将保存在其中。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="228" />
+        <location filename="../../desktop/settings_dialog.py" line="236" />
         <source>Team server</source>
         <translation>团队服务器</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="229" />
+        <location filename="../../desktop/settings_dialog.py" line="237" />
         <source>Your token</source>
         <translation>您的令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="232" />
+        <location filename="../../desktop/settings_dialog.py" line="240" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="233" />
+        <location filename="../../desktop/settings_dialog.py" line="241" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="234" />
+        <location filename="../../desktop/settings_dialog.py" line="242" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="243" />
+        <location filename="../../desktop/settings_dialog.py" line="251" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="243" />
+        <location filename="../../desktop/settings_dialog.py" line="251" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="248" />
+        <location filename="../../desktop/settings_dialog.py" line="256" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>
@@ -1183,17 +1198,37 @@
 <context>
     <name>SourcePanel</name>
     <message>
-        <location filename="../../desktop/source_view.py" line="34" />
+        <location filename="../../desktop/source_view.py" line="47" />
         <source>Click a citation to see its source.</source>
         <translation>点击引用可查看其来源。</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="38" />
+        <location filename="../../desktop/source_view.py" line="51" />
         <source>Open file</source>
         <translation>打开文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="76" />
+        <location filename="../../desktop/source_view.py" line="56" />
+        <source>Zoom out</source>
+        <translation>缩小</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/source_view.py" line="57" />
+        <source>Fit width</source>
+        <translation>适合宽度</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/source_view.py" line="57" />
+        <source>Fit the page to the pane's width</source>
+        <translation>使页面适合窗格宽度</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/source_view.py" line="58" />
+        <source>Zoom in</source>
+        <translation>放大</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/source_view.py" line="152" />
         <source>page {}</source>
         <translation>第 {} 页</translation>
     </message>
@@ -1457,12 +1492,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="124" />
+        <location filename="../../desktop/app.py" line="175" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="125" />
+        <location filename="../../desktop/app.py" line="176" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>

@@ -141,6 +141,18 @@ ZH_CN = {
     "Models folder": "模型文件夹",
     "Context size (tokens)": "上下文长度（token）",
     "Reasoning effort": "推理强度",
+    "Citations": "引用",
+    "Zoom out": "缩小",
+    "Zoom in": "放大",
+    "Fit width": "适合宽度",
+    "Fit the page to the pane's width": "使页面适合窗格宽度",
+    "End every sentence of an answer with the source it comes from": "回答的每一句都以其出处结尾",
+    ("The model may then only write sentences that end with a source's number, [1] say, so that each "
+     "can be checked. A citation forced this way is not always right: the checked sentences are still "
+     "marked when their source does not bear them out. The small starter model cites this way, but "
+     "what it cites is rarely true."):
+        "模型只能写以出处编号（例如 [1]）结尾的句子，以便逐句核对。这样强制加上的引用不一定正确："
+        "出处不能证实的句子仍会被标出。小型入门模型也会这样引用，但它引用的内容很少属实。",
     "GPU layers": "GPU 层数",
     "Unload the model after": "空闲多久后卸载模型",
     "Remember answers to repeated questions": "记住重复问题的答案",
