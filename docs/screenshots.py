@@ -1,7 +1,7 @@
 """Screenshots of the window as shipped, checked for widgets that overlap or words cut off.
 
 Three views (the first-run page; an answer with its PDF citation open; a structured answer),
-in English and Chinese, at 1x and 2x scaling: docs/screenshots/VIEW-LANG-SCALEx.png. Each
+in English and Chinese, at 1x, 1.5x and 2x scaling: docs/screenshots/VIEW-LANG-SCALEx.png. Each
 language and scale runs in a process of its own under X (Xvfb is started when there is no
 display), over one scratch data folder: the samples are indexed once and the answers come
 from the cache after the first run. Prints what overlaps or is cut and exits 1 if anything is.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
-RUNS = ("en-1x", "zh-1x", "en-2x", "zh-2x")
+RUNS = ("en-1x", "zh-1x", "en-1.5x", "zh-1.5x", "en-2x", "zh-2x")
 QUESTION = "How often do the bearings need oil?"  # the quote above the answer holds it
 STRUCTURED = ("key_facts", "What are the key facts about the pump's maintenance?")
 SIZE = (1360, 820)  # in logical pixels: at 2x the image is twice as wide and high
@@ -120,6 +120,7 @@ def child(lang: str, out: Path, data: Path) -> int:
             then("answered")
         elif step == "answered" and idle():
             turn = window.chat.turns[-1]
+            print(f"answer: {turn.answer!r}", flush=True)
             shown = turn.citations or turn.sources
             pdf = [s for s in shown if str(s.path).lower().endswith(".pdf")]
             window.chat.citation_clicked.emit((pdf or shown)[0])
@@ -196,7 +197,7 @@ def main() -> int:
                 found[run] = [f"problem: exit {result.returncode}: {result.stderr[-1500:]}"]
             print(f"{run}: {sum(ln.startswith('wrote') for ln in lines)} screenshots, {len(found[run])} problems, "
                   f"{time.monotonic() - started:.0f} s", flush=True)
-            for line in found[run]:
+            for line in found[run] + [line for line in lines if line.startswith("answer:")]:
                 print(f"  {line}", flush=True)
     finally:
         if xvfb is not None:

@@ -1,5 +1,5 @@
 """The window as people see it, under a real X server: the first-run page, an answer with its
-PDF citation open, and a structured answer, in English and Chinese, at 1x and 2x. No widget
+PDF citation open, and a structured answer, in English and Chinese, at 1x, 1.5x and 2x. No widget
 may overlap a sibling and no label may be cut (docs/screenshots.py, which also makes the
 images kept in docs/screenshots/)."""
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = ("first-run", "answer", "structured")
-RUNS = ("en-1x", "zh-1x", "en-2x", "zh-2x")
+RUNS = ("en-1x", "zh-1x", "en-1.5x", "zh-1.5x", "en-2x", "zh-2x")
 
 
 def distinct_colours(image: QImage) -> int:
