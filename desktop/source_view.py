@@ -113,7 +113,7 @@ class SourcePanel(QWidget):
 
     def set_zoom(self, zoom: float) -> None:
         """Show the page at ``zoom`` times the pane's width (kept within 0.5 and 4)."""
-        self.zoom = min(_ZOOM[1], max(_ZOOM[0], zoom))
+        self.zoom = round(min(_ZOOM[1], max(_ZOOM[0], zoom)), 3)  # in and out again is 1 (fit), not 0.9999…
         if not self.image_area.isHidden() and self.box is not None:
             self._show_page_image(self.box)  # drawn again at the new width, the box scrolled into view
         self._zoom_pdf()
