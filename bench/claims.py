@@ -285,7 +285,8 @@ def main() -> None:
         elif args.model:
             engine = LlamaEngine(LlamaSettings(args.model, context_size=16384, gpu_layers=args.gpu_layers), idle_thread=False)
         else:  # the previous figures' setting: two threads, as on the machine the README's figures come from
-            engine = LlamaEngine(LlamaSettings(starter_model_path(), context_size=8192, threads=2), idle_thread=False)
+            engine = LlamaEngine(LlamaSettings(starter_model_path(), context_size=8192, threads=2,
+                                               label="the starter model (SmolLM2-135M)"), idle_thread=False)
         tokens = args.answer_tokens or (2048 if args.model or args.server else 160)
         try:
             part2(embedder, engine, tokens, args.questions, {c.strip() for c in args.configs.split(",")})
