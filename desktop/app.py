@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QLibraryInfo, QLocale, Qt, QTimer, QTranslator
-from PySide6.QtGui import QFont, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 if TYPE_CHECKING:
@@ -67,22 +67,6 @@ def chinese_families() -> list[str]:
 
     installed = QFontDatabase.families(QFontDatabase.WritingSystem.SimplifiedChinese)
     return [f for f in CHINESE_FAMILIES if f in installed] + sorted(f for f in installed if f not in CHINESE_FAMILIES)
-
-
-def undrawable(font: QFont, text: str) -> str:
-    """The characters of ``text`` that none of the font's families can draw (each once)."""
-    from PySide6.QtGui import QRawFont
-
-    raws = []
-    for family in font.families() or [font.family()]:
-        single = QFont(font)
-        single.setFamilies([family])
-        raw = QRawFont.fromFont(single)
-        if raw.isValid():
-            raws.append(raw)
-    # By code point: PySide6 6.x gave a wrong answer for some characters (的, 问) passed as a str.
-    missing = {ch for ch in text if not ch.isspace() and not any(r.supportsCharacter(ord(ch)) for r in raws)}
-    return "".join(sorted(missing))
 
 
 def follow_system_theme(app: QApplication) -> None:

@@ -104,12 +104,9 @@ class SourcePanel(QWidget):
         return button
 
     def _zoomable(self, on: bool) -> None:
-        for button in (self.zoom_out, self.zoom_fit, self.zoom_in):
-            button.setEnabled(on)
-        if on:
-            self.zoom_out.setEnabled(self.zoom > _ZOOM[0])
-            self.zoom_in.setEnabled(self.zoom < _ZOOM[1])
-            self.zoom_fit.setEnabled(self.zoom != 1.0)
+        self.zoom_out.setEnabled(on and self.zoom > _ZOOM[0])
+        self.zoom_in.setEnabled(on and self.zoom < _ZOOM[1])
+        self.zoom_fit.setEnabled(on and self.zoom != 1.0)
 
     def set_zoom(self, zoom: float) -> None:
         """Show the page at ``zoom`` times the pane's width (kept within 0.5 and 4)."""

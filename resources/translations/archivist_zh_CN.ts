@@ -1228,7 +1228,7 @@
         <translation>放大</translation>
     </message>
     <message>
-        <location filename="../../desktop/source_view.py" line="152" />
+        <location filename="../../desktop/source_view.py" line="149" />
         <source>page {}</source>
         <translation>第 {} 页</translation>
     </message>
@@ -1492,12 +1492,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="175" />
+        <location filename="../../desktop/app.py" line="159" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="176" />
+        <location filename="../../desktop/app.py" line="160" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>
