@@ -40,7 +40,6 @@ class ShownTurn:
     reasoning: str = ""
     citations: list[Citation] = field(default_factory=list)
     cached: str | None = None
-    cached_question: str = ""
     mode: str = ""
     error: str = ""
     sources: list[Source] = field(default_factory=list)
@@ -249,14 +248,13 @@ class ChatPanel(QWidget):
         turn.citations = result.citations
         turn.sources = result.sources
         turn.cached = result.cached
-        turn.cached_question = result.cached_question
         turn.mode = result.mode
         turn.data = result.data
         turn.claims = result.claims
         turn.model = result.model
         turn.quote = result.quote or turn.quote
         if result.cached:
-            text = self.tr("From the answer cache") if result.cached == "exact" else self.tr("Cached answer to a similar question: “{}”").format(result.cached_question)
+            text = self.tr("From the answer cache") if result.cached == "exact" else self.tr("Cached answer to a similar question")
             self.badge.setText(text)
             self.badge.setToolTip(self.tr("Regenerate to ask the model again."))
             self.badge.show()

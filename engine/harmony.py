@@ -122,8 +122,8 @@ def encode(text: str) -> list[int]:
 
 
 def count(text: str) -> int:
-    """How many gpt-oss tokens ``text`` takes."""
-    return len(encoding().encode(text, allowed_special=set()))
+    """How many gpt-oss tokens ``text`` takes, read as plain text whatever it holds (``<|end|>``)."""
+    return len(encoding().encode(text, allowed_special=set(), disallowed_special=()))
 
 
 @dataclass

@@ -9,6 +9,7 @@ the generation done on a shared GPU server. Reasoning arrives as ``reasoning_con
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -276,10 +277,27 @@ class RemoteEngine:
 
 
 def _messages(request: GenerationRequest) -> list[dict[str, str]]:
-    """The request as chat messages: the instructions first, then the turns."""
-    return [{"role": "system", "content": harmony.developer_instructions(request)}] + [
-        {"role": m.role, "content": m.content} for m in request.messages
+    """The request as chat messages: the instructions first, then the turns, each defused."""
+    return [{"role": "system", "content": defused(harmony.developer_instructions(request))}] + [
+        {"role": m.role, "content": defused(m.content)} for m in request.messages
     ]
+
+
+# Text that a server would read as a control token of some model family, since servers tokenize the
+# rendered prompt with special tokens on: harmony, ChatML and Llama 3 (<|end|>, <|im_end|>,
+# <|eot_id|>), DeepSeek (<｜…｜>), Llama 2 and Mistral (<s>, </s>, [INST]), Gemma (<start_of_turn>),
+# Qwen (<think>, <tool_call>).
+_MARKERS = re.compile(
+    r"<(?=[|｜])|<(?=/?(?:s|bos|eos|pad|unk|think|start_of_turn|end_of_turn|tool_call|tool_response)>)"
+    r"|\[(?=/?(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_RESULTS)\])",
+    re.IGNORECASE,
+)
+
+
+def defused(text: str) -> str:
+    """``text`` with a zero-width space after the opening of anything a tokenizer could take for a
+    control token, so a document read by a remote server stays text (it reads the same to a person)."""
+    return _MARKERS.sub(lambda match: match.group(0) + "\u200b", text)
 
 
 def _reasoning(delta: Any) -> str:

@@ -44,11 +44,19 @@ _HITS, _MISSES = "__hits__", "__misses__"
 _MAX_SIMILAR = 500  # questions remembered per scope for near matching
 
 
+def pivots(question: str) -> frozenset[str]:
+    """The words of ``question`` that make it another question when changed: pivots and numbers."""
+    return frozenset(w for w in normalise(question).split() if w in _PIVOTS or any(ch.isdigit() for ch in w))
+
+
 def compatible(a: str, b: str) -> bool:
     """Whether two questions may share an answer: they must not differ in a pivot word or a number."""
-    words_a, words_b = set(normalise(a).split()), set(normalise(b).split())
-    changed = words_a ^ words_b
-    return not any(w in _PIVOTS or any(ch.isdigit() for ch in w) for w in changed)
+    return pivots(a) == pivots(b)
+
+
+def _sealed(scope: str, words: frozenset[str]) -> list[str]:
+    """``words`` as the cache keeps them: digests, so that no question is stored as text."""
+    return sorted(hashlib.sha256(f"{scope}\0{w}".encode()).hexdigest()[:16] for w in words)
 
 
 def normalise(question: str) -> str:
@@ -70,12 +78,14 @@ class CacheStats:
 
 @dataclass(frozen=True, slots=True)
 class CacheHit:
-    """A cached answer: ``kind`` is ``exact`` or ``similar`` (then ``similarity`` says how close)."""
+    """A cached answer: ``kind`` is ``exact`` or ``similar`` (then ``similarity`` says how close).
+
+    The question it answered is not kept, and so not shown: on a team server it may be another
+    person's."""
 
     payload: dict[str, Any]
     kind: str
     similarity: float = 1.0
-    question: str = ""
 
 
 class _Disk:
@@ -208,7 +218,7 @@ class AnswerCache:
         with self._guard():
             raw = self._store.get(self._key(question, scope))
             if raw is not None:
-                hit = CacheHit(json.loads(raw), "exact", 1.0, question)
+                hit = CacheHit(json.loads(raw), "exact", 1.0)
             elif vector is not None and self.similar_threshold is not None:
                 hit = self._similar(question, scope, vector)
             self._store.count(_HITS if hit else _MISSES)
@@ -224,8 +234,9 @@ class AnswerCache:
         for best in np.argsort(-scores):
             if scores[best] < self.similar_threshold:  # type: ignore[operator]
                 return None
-            if compatible(question, entries[best]["q"]) and (raw := self._store.get(entries[best]["k"])) is not None:
-                return CacheHit(json.loads(raw), "similar", float(scores[best]), entries[best]["q"])
+            fits = entries[best].get("p") == _sealed(scope, pivots(question))
+            if fits and (raw := self._store.get(entries[best]["k"])) is not None:
+                return CacheHit(json.loads(raw), "similar", float(scores[best]))
         return None
 
     def put(self, question: str, scope: str, payload: dict[str, Any], vector: np.ndarray | None = None) -> None:
@@ -237,7 +248,7 @@ class AnswerCache:
                 scope_key = self._scope_key(scope)
                 entries = json.loads(self._store.get(scope_key) or "[]")
                 entries = [e for e in entries if e["k"] != key][-(_MAX_SIMILAR - 1) :]
-                entries.append({"k": key, "q": question, "v": [round(float(x), 5) for x in vector]})
+                entries.append({"k": key, "p": _sealed(scope, pivots(question)), "v": [round(float(x), 5) for x in vector]})
                 self._store.set(scope_key, json.dumps(entries), self.ttl)
 
     def stats(self) -> CacheStats:

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from annotated_types import Interval
 
 import numpy as np
 
@@ -44,6 +46,9 @@ from rag.sources import Source, merge, pack, whole_document_sources
 RETRIEVAL, WHOLE = "retrieval", "whole documents"
 
 
+Effort = Literal["low", "medium", "high"]  # how long gpt-oss reasons before answering
+
+
 @dataclass(frozen=True, slots=True)
 class AskOptions:
     """How to answer. ``paths`` limits the sources to those files; ``schema`` asks for JSON."""
@@ -51,9 +56,9 @@ class AskOptions:
     paths: Sequence[Path] | None = None
     schema: NamedSchema | None = None
     conversation: str | None = None
-    effort: str = "low"
-    passages: int = 12
-    answer_tokens: int | None = None
+    effort: Effort = "low"
+    passages: Annotated[int, Interval(ge=1, le=64)] = 12
+    answer_tokens: Annotated[int, Interval(ge=1, le=131_072)] | None = None
     use_cache: bool = True
     cite_every_sentence: bool = False  # decode under ``cited_grammar``: no sentence without its [n]
 
@@ -86,7 +91,6 @@ class AnswerResult:
     usage: Usage = field(default_factory=Usage)
     timings: StageTimings = field(default_factory=StageTimings)
     cached: str | None = None
-    cached_question: str = ""
     conversation: str | None = None
     field_sources: list[FieldSource] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
@@ -173,7 +177,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     if cacheable:
         hit = ctx.cache.get(question, scope, question_vector)  # type: ignore[union-attr]
         if hit is not None:
-            result = _from_payload(hit.payload, question, hit.kind, hit.question, time.perf_counter() - started,
+            result = _from_payload(hit.payload, question, hit.kind, time.perf_counter() - started,
                                    model.name)
             yield Retrieved(result.sources, result.mode, result.quote)
             yield AnswerDelta(result.answer)
@@ -331,16 +335,17 @@ def _to_payload(result: AnswerResult) -> dict[str, Any]:
     }
 
 
-def _from_payload(payload: dict[str, Any], question: str, kind: str, cached_question: str, seconds: float,
+def _from_payload(payload: dict[str, Any], question: str, kind: str, seconds: float,
                   model: str) -> AnswerResult:
     citations = [citation_from_dict(c) for c in payload["citations"]]
     field_sources = [FieldSource(f["field"], [citation_from_dict(c) for c in f["citations"]], f["supported"])
                      for f in payload.get("field_sources", [])]
     sources = [_source(s) for s in payload["sources"]]
     return AnswerResult(
-        question, payload["answer"], citations, sources, payload["dropped"], payload["data"], payload["reasoning"],
+        question, payload["answer"], citations, sources, payload["dropped"], payload["data"],
+        payload["reasoning"] if kind == "exact" else "",  # a similar question's reasoning may quote its wording
         payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
-        cached_question=cached_question, field_sources=field_sources,
+        field_sources=field_sources,
         claims=[claim_from_dict(c) for c in payload.get("claims", [])], model=model,
         quote=Quote(**payload["quote"]) if payload.get("quote") else None,
     )

@@ -98,12 +98,14 @@ def decode(data: Any) -> Any:
     if "$map" in data:
         return {decode(k): decode(v) for k, v in data["$map"]}
     if "$enum" in data:
-        return _type(data["$enum"])(data["value"])
+        return _type(data["$enum"], enum.Enum)(data["value"])
     if "$error" in data:
-        cls = _type(data["$error"])
+        cls = _type(data["$error"], ArchivistError)
         return _rebuild(cls, tuple(decode(a) for a in data["args"]), {k: decode(v) for k, v in data["fields"].items()})
     if "$type" in data:
         cls = _type(data["$type"])
+        if not dataclasses.is_dataclass(cls):
+            raise ServiceError(f"{data['$type']!r} is not a message type")
         values = {k: decode(v) for k, v in data.items() if k != "$type"}
         fields = {f.name: f for f in dataclasses.fields(cls)}
         made = cls(**{k: v for k, v in values.items() if k in fields and fields[k].init})
@@ -114,11 +116,15 @@ def decode(data: Any) -> Any:
     return {k: decode(v) for k, v in data.items()}
 
 
-def _type(name: str) -> Any:
+def _type(name: str, kind: type | None = None) -> Any:
+    """The registered type ``name`` (and of ``kind``, when given)."""
     try:
-        return registry()[name]
-    except KeyError:
+        found = registry()[name]
+    except (KeyError, TypeError):
         raise ServiceError(f"an unknown message type {name!r} arrived; are both sides the same version?") from None
+    if kind is not None and not issubclass(found, kind):
+        raise ServiceError(f"{name!r} is not a {kind.__name__}")
+    return found
 
 
 def dumps(value: object, paths: Callable[[Path], Path] | None = None) -> str:

@@ -15,6 +15,8 @@
         ├── ServiceStopped(exit_code)    the knowledge-base process died; it is restarted
         ├── NotSignedIn(reason)          a team server wants a valid token (HTTP 401)
         ├── AccessDenied(reason)         a team server refused: the user lacks the right (HTTP 403)
+        ├── BadCall(reason)              a call whose arguments do not fit its signature or bounds (HTTP 400)
+        ├── TooBusy(reason)              a team server's limit on calls at once was reached (HTTP 429)
         └── DocumentError(path, reason)  one file that cannot be indexed
             ├── DocumentEncrypted
             ├── DocumentEmpty
@@ -107,6 +109,18 @@ class AccessDenied(KnowledgeBaseError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"Not allowed: {reason}")
+
+
+class BadCall(KnowledgeBaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The knowledge base cannot take this call: {reason}")
+
+
+class TooBusy(KnowledgeBaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The team server is busy: {reason}")
 
 
 class DocumentError(KnowledgeBaseError):

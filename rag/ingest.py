@@ -122,12 +122,22 @@ def content_hash(path: Path, cancel: CancelToken | None = None) -> str:
     return digest.hexdigest()
 
 
+def within(file: Path, folder: Path) -> bool:
+    """Whether ``file`` lies inside ``folder`` (resolved) once symbolic links are followed."""
+    try:
+        return file.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
     """Expand folders (recursively, hidden entries skipped) into files.
 
     Returns ``(files, folders, skipped)``: files named directly are kept whatever their
     type, so an unsupported one is reported; files found in folders are kept only when a
-    loader exists for them, the rest counted as skipped.
+    loader exists for them and they lie inside the folder (a symbolic link out of it is
+    skipped: a folder a server offers must not lead to the rest of its disk), the rest
+    counted as skipped.
     """
     files: list[Path] = []
     folders: list[Path] = []
@@ -137,13 +147,14 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
         path = Path(os.path.abspath(given))
         if path.is_dir():
             folders.append(path)
+            inside = path.resolve()
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(names):
                     if name.startswith("."):
                         continue
                     file = Path(root) / name
-                    if not loaders.is_supported(file):
+                    if not loaders.is_supported(file) or not within(file, inside):
                         skipped += 1
                     elif file not in seen:
                         seen.add(file)

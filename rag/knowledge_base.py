@@ -11,19 +11,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from annotated_types import Interval
 
 import numpy as np
 
 from engine import CATALOG, STARTER_NAME, CancelToken, LanguageModel, ModelStatus, check_adapter
 from engine.download import DownloadProgress, download
 from rag.answer_cache import AnswerCache, CacheStats
+from rag.calls import Access, offered
 from rag.checkup import Checkup, CheckQuestion, CheckupReport, CheckupState
-from rag.ask import AskContext, AskEvent, AskOptions, answer
+from rag.ask import AskContext, AskEvent, AskOptions, Effort, answer
 from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
@@ -98,14 +103,19 @@ class KnowledgeBase:
 
     # -- collections ------------------------------------------------------------------------
 
+    @offered(Access.ANYONE, None)
     def collections(self) -> list[CollectionInfo]:
         """Every knowledge base, sorted by name."""
         return self.store.collections()
 
+    @offered(Access.ANYONE, "name", audited=True, creates=True)
     def create_collection(self, name: str) -> CollectionInfo:
         """A new, empty knowledge base built with this knowledge base's embedder."""
-        return self.store.create(name, self.embedder.model_id, self.embedder.dimension)
+        info = self.store.create(name, self.embedder.model_id, self.embedder.dimension)
+        self._forget(info.id)  # left by a collection of the same name deleted by another client or a crash
+        return info
 
+    @offered(Access.OWNER, "name", audited=True)
     def rename_collection(self, name: str, new_name: str) -> CollectionInfo:
         """Rename a knowledge base."""
         info = self.store.rename(name, new_name)
@@ -114,6 +124,7 @@ class KnowledgeBase:
         self.following.rename(name, new_name)
         return info
 
+    @offered(Access.OWNER, "name", server_paths=("adapter",), audited=True)
     def set_adapter(self, name: str, adapter: Path | None) -> CollectionInfo:
         """Make answers from ``name`` use a LoRA adapter (a GGUF file made for the model), or none.
 
@@ -127,18 +138,26 @@ class KnowledgeBase:
         self._names.clear()
         return info
 
+    @offered(Access.OWNER, "name", audited=True)
     def delete_collection(self, name: str) -> None:
         """Delete a knowledge base and everything indexed in it (the files themselves stay)."""
         info = self.store.find(name)
         self._names.clear()
-        with self._lock:
-            opened = self._open.pop(info.id, None)
-        if opened:
-            opened[1].close()
         self.store.delete(name)
         self.following.forget(name)
+        self._forget(info.id)
+
+    def _forget(self, collection_id: str) -> None:
+        """What is kept beside the store for a collection: ids follow from names, so a later
+        collection of the same name must not find its keyword index, check-up or conversations."""
+        with self._lock:
+            opened = self._open.pop(collection_id, None)
+        if opened:
+            opened[1].close()
         for suffix in ("", "-wal", "-shm"):
-            (self.keyword_dir / f"{info.id}.sqlite{suffix}").unlink(missing_ok=True)
+            (self.keyword_dir / f"{collection_id}.sqlite{suffix}").unlink(missing_ok=True)
+        (self.checkups_dir / f"{collection_id}.json").unlink(missing_ok=True)
+        shutil.rmtree(self.conversations.folder / collection_id, ignore_errors=True)
 
     def _find(self, name: str) -> CollectionInfo:
         """The collection called ``name``; names are remembered for a few seconds, since listing
@@ -168,6 +187,7 @@ class KnowledgeBase:
         collection.info = info
         return collection, keyword
 
+    @offered(Access.READER)
     def check_embedder(self, collection: str) -> None:
         """Raise ``EmbedderMismatch`` when ``collection`` exists and was built with another model."""
         try:
@@ -182,9 +202,10 @@ class KnowledgeBase:
 
     # -- documents --------------------------------------------------------------------------
 
+    @offered(Access.EDITOR, server_paths=("paths",), client_paths=("paths",), audited=True, creates=True)
     def ingest(
         self,
-        paths: Iterable[Path],
+        paths: Sequence[Path],
         collection: str,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
@@ -199,7 +220,8 @@ class KnowledgeBase:
             keyword.set_generation(stored.generation())
         return report
 
-    def remove(self, paths: Iterable[Path], collection: str) -> list[FileOutcome]:
+    @offered(Access.EDITOR, client_paths=("paths",), audited=True)
+    def remove(self, paths: Sequence[Path], collection: str) -> list[FileOutcome]:
         """Forget files, or every file under a folder; the files on disk are not touched."""
         stored, keyword = self._collection(collection)
         with self._indexing:
@@ -207,20 +229,23 @@ class KnowledgeBase:
             keyword.set_generation(stored.generation())
         return outcomes
 
+    @offered(Access.READER)
     def status(self, collection: str) -> CollectionStatus:
         """The files of ``collection`` with their states, and its chunk count."""
         stored, _ = self._collection(collection)
         files = sorted(stored.files().values(), key=lambda r: str(r.path))
         return CollectionStatus(stored.info, files, stored.count())
 
+    @offered(Access.READER)
     def fingerprint(self, collection: str) -> str:
         """Changes whenever a file of ``collection`` is indexed or removed, by anyone."""
         stored, _ = self._collection(collection)
         return f"{stored.info.id}:{stored.generation()}"
 
+    @offered(Access.EDITOR, audited=True)
     def reembed(
         self, collection: str, progress: Callable[[StepProgress], None] | None = None, cancel: CancelToken | None = None,
-        batch: int = 256,
+        batch: Annotated[int, Interval(ge=1, le=4096)] = 256,
     ) -> CollectionInfo:
         """Rebuild ``collection``'s vectors with this knowledge base's embedding model.
 
@@ -260,11 +285,12 @@ class KnowledgeBase:
 
     # -- search -----------------------------------------------------------------------------
 
+    @offered(Access.READER, client_paths=("paths",))
     def search(
         self,
         query: str,
         collection: str,
-        limit: int = 10,
+        limit: Annotated[int, Interval(ge=1, le=200)] = 10,
         paths: Sequence[Path] | None = None,
         mode: SearchMode = SearchMode(),
         query_vector: np.ndarray | None = None,
@@ -280,6 +306,7 @@ class KnowledgeBase:
             query_vector=query_vector, searchable_by_words=list(keyword.words_only()),
         )
 
+    @offered(Access.READER, client_paths=("path",))
     def document_passages(self, path: Path, collection: str) -> list[Passage]:
         """Every chunk of one indexed file, in order."""
         stored, _ = self._collection(collection)
@@ -287,6 +314,7 @@ class KnowledgeBase:
 
     # -- answers ----------------------------------------------------------------------------
 
+    @offered(Access.READER, client_paths=("options.paths",), audited=True)
     def ask(
         self, question: str, collection: str, options: AskOptions = AskOptions(), cancel: CancelToken | None = None
     ) -> Iterator[AskEvent]:
@@ -310,29 +338,34 @@ class KnowledgeBase:
         )
         return answer(question, context, options, cancel)
 
+    @offered(Access.READER, audited=True)
     def extract(
         self, collection: str, schema: NamedSchema, out: Path, progress: Callable[[ExtractionProgress], None] | None = None,
-        cancel: CancelToken | None = None, effort: str = "low",
+        cancel: CancelToken | None = None, effort: Effort = "low",
     ) -> int:
         """Extract one ``schema`` object per indexed document into ``out`` (.jsonl, else CSV); rows written."""
         return write_rows(extract(self, collection, schema, progress, cancel, effort), out)
 
     # -- check-up ---------------------------------------------------------------------------
 
+    @offered(Access.READER)
     def checkup(self, collection: str) -> CheckupState:
         """The saved test questions of ``collection`` and its last run."""
         return Checkup(self.checkups_dir, self._find(collection).id).state()
 
+    @offered(Access.EDITOR, audited=True)
     def add_check(self, collection: str, question: CheckQuestion) -> CheckupState:
         checkup = Checkup(self.checkups_dir, self._find(collection).id)
         checkup.add(question)
         return checkup.state()
 
+    @offered(Access.EDITOR, audited=True)
     def remove_check(self, collection: str, question: str) -> CheckupState:
         checkup = Checkup(self.checkups_dir, self._find(collection).id)
         checkup.remove(question)
         return checkup.state()
 
+    @offered(Access.READER, audited=True)
     def run_checkup(self, collection: str, progress: Callable[[StepProgress], None] | None = None) -> CheckupReport:
         """Search every saved question as asking does; the run, with the one before it."""
         checkup = Checkup(self.checkups_dir, self._find(collection).id)
@@ -340,14 +373,17 @@ class KnowledgeBase:
 
     # -- followed folders -------------------------------------------------------------------
 
+    @offered(Access.READER)
     def followed(self, collection: str) -> Followed:
         """The folders ``collection`` follows, and what their last changes did."""
         return self.following.get(collection)
 
+    @offered(Access.EDITOR, server_paths=("folder",), audited=True, creates=True)
     def follow(self, collection: str, folder: Path) -> Followed:
         """Index ``folder`` now and keep ``collection`` in step with it from now on."""
         return self.following.follow(collection, folder)
 
+    @offered(Access.EDITOR, audited=True)
     def unfollow(self, collection: str, folder: Path) -> Followed:
         """Stop following ``folder``; what was indexed from it stays."""
         return self.following.unfollow(collection, folder)
@@ -359,10 +395,12 @@ class KnowledgeBase:
 
     # -- model, embedder, cache -------------------------------------------------------------
 
+    @offered(Access.ANYONE, None)
     def model_status(self) -> ModelStatus | None:
         """Where the language model stands, or None when none is set up."""
         return self.model.status() if self.model is not None else None
 
+    @offered(Access.ANYONE, None)
     def embedder_status(self) -> ModelStatus:
         return self.embedder.status()
 
@@ -371,19 +409,23 @@ class KnowledgeBase:
         if self.model is not None:
             self.model.add_listener(listener)
 
+    @offered(Access.ADMIN, None, audited=True)
     def unload_model(self) -> None:
         """Give the language model's memory back now; it loads again for the next question."""
         if self.model is not None:
             self.model.unload()
 
+    @offered(Access.ANYONE, None)
     def cache_stats(self) -> CacheStats | None:
         """Hits and misses of the answer cache, or None when it is off."""
         return self.cache.stats() if self.cache is not None else None
 
+    @offered(Access.ADMIN, None, audited=True)
     def clear_cache(self) -> None:
         if self.cache is not None:
             self.cache.clear()
 
+    @offered(Access.ADMIN, None, server_paths=("folder",), audited=True)
     def download_model(
         self, key: str, folder: Path, mirror: str = "", accept_unverified: bool = False,
         progress: Callable[[DownloadProgress], None] | None = None, cancel: CancelToken | None = None,
@@ -400,6 +442,7 @@ class KnowledgeBase:
                      accept_unverified=accept_unverified)
         return model.entry(folder)
 
+    @offered(Access.ANYONE)
     def revision(self, collection: str) -> str:
         """Changes whenever something a view shows changes, whoever changed it: the collections,
         ``collection``'s files, its conversations, its followed folders."""
@@ -438,22 +481,28 @@ class KnowledgeBase:
         view.conversations = conversations
         return view
 
+    @offered(Access.READER)
     def list_conversations(self, collection: str) -> list[Conversation]:
         """The collection's conversations, most recent first."""
         return self.conversations.list(self._find(collection).id)
 
+    @offered(Access.READER)
     def get_conversation(self, collection: str, conversation_id: str) -> Conversation:
         return self.conversations.get(self._find(collection).id, conversation_id)
 
+    @offered(Access.READER, audited=True)
     def new_conversation(self, collection: str, title: str = "") -> Conversation:
         return self.conversations.create(self._find(collection).id, title)
 
+    @offered(Access.READER)
     def rename_conversation(self, collection: str, conversation_id: str, title: str) -> Conversation:
         return self.conversations.rename(self._find(collection).id, conversation_id, title)
 
+    @offered(Access.READER, audited=True)
     def delete_conversation(self, collection: str, conversation_id: str) -> None:
         self.conversations.delete(self._find(collection).id, conversation_id)
 
+    @offered(Access.READER)
     def export_conversation(self, collection: str, conversation_id: str) -> str:
         """The conversation as Markdown."""
         return self.conversations.export_markdown(self._find(collection).id, conversation_id)

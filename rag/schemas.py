@@ -20,6 +20,9 @@ class NamedSchema:
     description: str
     schema: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        check_schema(self.schema)  # wherever one comes from (a file, another process, a team server's client)
+
 
 def shipped() -> list[NamedSchema]:
     """The schemas in ``resources/schemas``, by name."""

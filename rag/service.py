@@ -34,7 +34,8 @@ from engine import ArchivistError, CancelToken, ModelStatus
 from engine.download import DownloadProgress
 from rag import codec
 from rag.answer_cache import CacheStats
-from rag.ask import AskEvent, AskOptions
+from rag.ask import AskEvent, AskOptions, Effort
+from rag.calls import offered_calls
 from rag.checkup import CheckQuestion, CheckupReport, CheckupState
 from rag.conversations import Conversation
 from rag.documents import Passage
@@ -52,16 +53,9 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Notice = Callable[[object], None]
 
-# What a client may call: the facade's public methods, not its attributes or helpers.
-CALLS = frozenset({
-    "collections", "create_collection", "rename_collection", "set_adapter", "delete_collection", "check_embedder",
-    "ingest", "remove", "status", "fingerprint", "reembed", "search", "document_passages", "ask", "extract",
-    "checkup", "add_check", "remove_check", "run_checkup", "followed", "follow", "unfollow",
-    "list_conversations", "get_conversation", "new_conversation", "rename_conversation", "delete_conversation",
-    "export_conversation", "model_status", "embedder_status", "unload_model", "cache_stats", "clear_cache",
-    "download_model", "revision",
-})
-
+# What a client may call: the facade's methods marked ``@offered``, each with its policy and argument check.
+OFFERED = offered_calls(KnowledgeBase)
+CALLS = frozenset(OFFERED)
 
 class Service:
     """Answers requests for one ``KnowledgeBase``; each call runs on a thread of its own.
@@ -121,8 +115,10 @@ class Service:
 
 def call(kb: KnowledgeBase, method: str, args: dict[str, Any], emit: Callable[[object], None], cancel: CancelToken) -> object:
     """Run one facade method: ``progress`` and streamed items go to ``emit``; the result is returned."""
-    if method not in CALLS:
+    spec = OFFERED.get(method)
+    if spec is None:
         raise ServiceError(f"{method!r} is not something the knowledge base offers")
+    args = spec.arguments(args)
     function = getattr(kb, method)
     parameters = inspect.signature(function).parameters
     if "progress" in parameters:
@@ -344,7 +340,7 @@ class KnowledgeBaseClient:
 
     def extract(self, collection: str, schema: NamedSchema, out: Path,
                 progress: Callable[[ExtractionProgress], None] | None = None, cancel: CancelToken | None = None,
-                effort: str = "low") -> int:
+                effort: Effort = "low") -> int:
         return self._call("extract", progress, cancel, collection=collection, schema=schema, out=out, effort=effort)
 
     # -- check-up ---------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ from rag.ingest import content_hash, discover
 from rag.service import Notice
 
 CALL, CANCEL, UPLOAD, UPLOADS = "/v1/call", "/v1/cancel", "/v1/upload", "/v1/uploads"
+# The longest message line accepted from a server: a collection's status with 100,000 files is ~40 MB.
+MAX_LINE = 256 * 2**20
+
+log = logging.getLogger(__name__)
 
 
 class HttpChannel:
@@ -53,7 +58,7 @@ class HttpChannel:
                 forget = cancel.watch(lambda: self._cancel(number)) if cancel is not None else (lambda: None)
                 try:
                     rows: list[ExtractionRow] = []
-                    for line in response.iter_lines():
+                    for line in _lines(response, MAX_LINE):
                         message = codec.loads(line)
                         if isinstance(message.get("event"), ExtractionRow):  # the file is written here
                             rows.append(message["event"])
@@ -94,6 +99,9 @@ class HttpChannel:
         for name in wanted:
             if cancel is not None and cancel.cancelled:
                 return
+            if name not in hashes:  # only the files offered above, whatever a server asks for
+                log.warning("the server at %s asked for a file it was not offered: %r", self.url, name)
+                continue
             try:
                 with open(name, "rb") as body:
                     response = self._http.put(UPLOAD, params={"collection": collection, "path": name}, content=body)
@@ -131,6 +139,21 @@ class HttpChannel:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _lines(response: httpx.Response, limit: int) -> Iterator[bytes]:
+    """The response's lines, each at most ``limit`` bytes (``ServiceError`` past that)."""
+    pending = bytearray()
+    for chunk in response.iter_bytes():
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            line, pending = bytes(pending[:end]), pending[end + 1:]
+            if line.strip():
+                yield line
+        if len(pending) > limit:
+            raise ServiceError(f"the server sent a message of over {limit // 2**20} MB")
+    if pending.strip():
+        yield bytes(pending)
 
 
 def _refusal(response: httpx.Response, url: str) -> ArchivistError:

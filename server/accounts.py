@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import secrets
 import sqlite3
 import threading
@@ -74,6 +75,8 @@ class Accounts:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # token hashes and grants: for the server's account only, whatever the umask
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -171,7 +174,14 @@ class Accounts:
         return [(s, c, Role.named(r)) for s, c, r in self._rows(sql + " ORDER BY collection, subject", *args)]
 
     def rename_collection(self, old: str, new: str) -> None:
-        self._rows("UPDATE grants SET collection = ? WHERE collection = ?", new, old)
+        """The grants of ``old`` move to ``new``; any left on ``new`` from an earlier collection go."""
+        if old == new:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM grants WHERE collection = ?", (new,))
+            self._db.execute("UPDATE grants SET collection = ? WHERE collection = ?", (new, old))
+            self._db.execute("COMMIT")
 
     def forget_collection(self, name: str) -> None:
         self._rows("DELETE FROM grants WHERE collection = ?", name)

@@ -12,26 +12,30 @@ with a user behind every call and that user's rights checked before the call run
     POST /v1/grant    {"name": "bob" | "@hr", "collection": C, "role": "reader" | null}   null: revoke
     GET  /v1/health   {"ok": true}                                for a load balancer; no token
 
-401: no token, a wrong, revoked or expired one, or a proxy header from an address not listed.
-403: signed in, but without the role the call needs. The body is ``{"detail": "<plain words>",
-"error": <the typed error in rag.codec's JSON>}``.
+400: a body or arguments of the wrong shape (each call's arguments are checked against the facade's
+signature before anything else looks at them). 401: no token, a wrong, revoked or expired one, or a
+proxy header from a socket address not listed. 403: signed in, but without the role the call needs
+(``server.policy``), or a request a browser sent from another site. 413: a body over the limit.
+415: a body that is not ``application/json``. 429: too many calls of one user at once. The body is
+``{"detail": "<plain words>", "error": <the typed error in rag.codec's JSON>}``.
 A collection the user cannot read is left out of their list; each one's conversations are
 their own; the answer cache is shared, and only reachable through a collection one may read.
 """
 
 
 import asyncio
-import dataclasses
-import hashlib
+import json
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -39,38 +43,21 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from engine import ArchivistError, CancelToken
 from rag import codec
 from rag.ask import AskOptions
+from rag.calls import MAX_ITEMS, Offered
 from rag.conversations import ConversationStore
-from rag.errors import AccessDenied, KnowledgeBaseError, NotSignedIn
+from rag.errors import AccessDenied, BadCall, KnowledgeBaseError, NotSignedIn, StoreUnavailable, TooBusy
 from rag.extract import extract
 from rag.ingest import content_hash
 from rag.knowledge_base import KnowledgeBase
-from rag.service import CALLS, call
-from rag.store import CollectionInfo
+from rag.service import OFFERED, call
 from server.accounts import Accounts, Role, User
 from server.audit import AuditLog
+from server.policy import Policy
+from server.uploads import Uploads, user_id
 
 log = logging.getLogger(__name__)
 
-# The role each call needs on the collection its argument names ("collection", or "name").
-_NEEDS: dict[str, Role] = {
-    **dict.fromkeys([
-        "check_embedder", "status", "fingerprint", "search", "document_passages", "ask", "extract", "checkup",
-        "run_checkup", "followed", "list_conversations", "get_conversation", "new_conversation",
-        "rename_conversation", "delete_conversation", "export_conversation",
-    ], Role.READER),
-    **dict.fromkeys(["ingest", "remove", "follow", "unfollow", "reembed", "add_check", "remove_check"], Role.EDITOR),
-    **dict.fromkeys(["rename_collection", "set_adapter", "delete_collection"], Role.OWNER),
-}
-_ANYONE = frozenset({"collections", "create_collection", "revision", "model_status", "embedder_status", "cache_stats"})
-_ADMIN = frozenset({"unload_model", "clear_cache", "download_model"})
-# Calls the audit log keeps (reads that change nothing, like search, are not kept).
-_AUDITED = frozenset(_NEEDS) - {
-    "check_embedder", "status", "fingerprint", "search", "document_passages", "checkup", "followed",
-    "list_conversations", "get_conversation", "export_conversation", "rename_conversation",
-} | {"create_collection"} | _ADMIN
-# Arguments that name a file or folder on the server: only inside the folders it offers.
-_SERVER_PATHS = {"ingest": "paths", "follow": "folder", "set_adapter": "adapter"}
-assert set(_NEEDS) | _ANYONE | _ADMIN == CALLS, "every call of the facade needs a rule"
+Message = dict[str, object]
 
 
 @dataclass
@@ -78,43 +65,36 @@ class ServerConfig:
     """What the administrator decides (``[server]`` in the server's settings file)."""
 
     folders: list[Path] = field(default_factory=list)  # server folders editors may index and follow
-    proxies: frozenset[str] = frozenset()  # addresses of the intranet's authenticating reverse proxy
+    proxies: frozenset[str] = frozenset()  # socket addresses of the intranet's authenticating reverse proxy
     proxy_header: str = "X-Remote-User"
     audit_questions: bool = True  # False: the audit log says "asked" without the question
     anyone_creates: bool = False  # True: any user may make a collection (and owns it); else administrators
     home: Path = Path(".")
 
     max_upload_mb: int = 512
+    max_body_kb: int = 1024  # a call's JSON body (a question, a schema, a list of paths)
+    max_calls_per_user: int = 8  # calls of one user running at once
     watches_folders: bool = True  # False on all but one of several replicas sharing one store
 
-    def uploads(self, user: User) -> Path:
-        """Where ``user``'s uploaded files are kept, each at its path on their own machine."""
-        return self.home / "uploads" / _slug(user.name)
 
-    def uploaded(self, user: User, client_path: str) -> Path:
-        """Where ``user``'s file ``client_path`` (as their machine names it) is kept on the server."""
-        parts = [p for p in client_path.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-        return self.uploads(user).joinpath(*parts)
+class Refusal(Exception):
+    """A request answered with an HTTP error status and the typed error the client shows."""
 
-    def client_path(self, user: User, path: Path) -> Path:
-        """The name ``user``'s machine has for ``path``, when it is one of their uploads (else ``path``)."""
-        root = self.uploads(user)
-        if not path.is_relative_to(root):
-            return path
-        parts = path.relative_to(root).parts
-        if parts and parts[0].endswith(":"):  # a Windows drive
-            return Path(parts[0] + "\\" + "\\".join(parts[1:]))
-        return Path("/" + "/".join(parts))
-
-
-def _slug(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()[:16]
+    def __init__(self, status: int, error: ArchivistError) -> None:
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
 
 
 def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: ServerConfig) -> FastAPI:
     """The web app over one knowledge base; every request is served on behalf of a user."""
     app = FastAPI(title="Archivist team server", docs_url=None, redoc_url=None, openapi_url=None)
-    running: dict[str, tuple[str, CancelToken]] = {}
+    uploads = Uploads(config.home)
+    policy = Policy(kb, accounts, uploads, config.folders, config.anyone_creates, config.home / "conversations")
+    running: dict[tuple[str, str], CancelToken] = {}
+    busy: Counter[str] = Counter()
+    busy_lock = threading.Lock()
+    refusals = _Throttle()
     # Calls run on threads that live on: a thread's first embedding sets up torch's own threads (milliseconds).
     calls = ThreadPoolExecutor(max_workers=64, thread_name_prefix="call")
     views: dict[str, KnowledgeBase] = {}
@@ -124,18 +104,20 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         """The knowledge base as ``user`` sees it: their own conversations, everything else shared."""
         with views_lock:
             if user.name not in views:
-                folder = config.home / "conversations" / _slug(user.name)
-                views[user.name] = kb.with_conversations(ConversationStore(folder))
+                views[user.name] = kb.with_conversations(ConversationStore(policy.conversations / user_id(user.name)))
             return views[user.name]
 
-    def refused(status: int) -> Callable[[Request, Exception], JSONResponse]:
+    def refused(status: int):  # noqa: ANN202 - a Starlette exception handler
         def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc), "error": codec.encode(exc)}, status_code=status)
+            error = exc.error if isinstance(exc, Refusal) else exc
+            return JSONResponse({"detail": str(error), "error": codec.encode(error)},
+                                status_code=exc.status if isinstance(exc, Refusal) else status)
         return handler
 
     app.add_exception_handler(NotSignedIn, refused(401))
     app.add_exception_handler(AccessDenied, refused(403))
     app.add_exception_handler(KnowledgeBaseError, refused(400))
+    app.add_exception_handler(Refusal, refused(400))
 
     async def signed_in(request: Request) -> User:  # on the event loop: a lookup of microseconds
         address = _address(request)
@@ -144,57 +126,51 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             if vouched is not None:
                 if address not in config.proxies:
                     raise NotSignedIn(f"the {config.proxy_header} header came from {address}, which is not a trusted proxy.")
-                if not vouched.strip():
-                    raise NotSignedIn(f"the proxy sent an empty {config.proxy_header} header.")
-                return accounts.user(vouched.strip())
+                name = vouched.strip()
+                if not name or len(name) > 200 or not name.isprintable():
+                    raise NotSignedIn(f"the proxy sent an empty or unusable {config.proxy_header} header.")
+                return accounts.user(name)
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             return accounts.authenticate(token.strip() if scheme.lower() == "bearer" else "")
         except NotSignedIn as exc:
-            audit.record("?", "sign-in", detail=exc.reason, outcome="refused", address=address)
+            more = refusals.admit(address, exc.reason)
+            if more is not None:  # one line per address and reason a minute: a flood cannot fill the disk
+                detail = exc.reason + (f" (and {more} more such refusals from this address)" if more else "")
+                audit.record("?", "sign-in", detail=detail, outcome="refused", address=address)
             raise
 
     Caller = Annotated[User, Depends(signed_in)]
 
-    def authorize(user: User, method: str, args: dict[str, Any], address: str) -> None:
-        collection = str(args.get("collection", args.get("name", "")))
+    async def body_of(request: Request, limit_kb: int | None = None) -> dict[str, object]:
+        """The request's JSON object: sent as JSON (a browser cannot send that to another site
+        without asking it first), from this site, within the size limit."""
+        _same_site(request)
+        kind = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise Refusal(415, BadCall(f"the body must be sent as application/json, not {kind or 'nothing'!r}"))
+        limit = (limit_kb or config.max_body_kb) * 1024
+        declared = request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise Refusal(413, BadCall(f"the request is over this server's limit of {limit // 1024:,} KB"))
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise Refusal(413, BadCall(f"the request is over this server's limit of {limit // 1024:,} KB"))
         try:
-            if method not in CALLS:
-                raise AccessDenied(f"{method!r} is not something the knowledge base offers.")
-            if method in _ADMIN and not user.admin:
-                raise AccessDenied(f"only an administrator may {method.replace('_', ' ')}.")
-            if method == "create_collection" and not (user.admin or config.anyone_creates):
-                raise AccessDenied("only an administrator may create a collection on this server.")
-            if method in _NEEDS:
-                accounts.require(user, collection, _NEEDS[method])
-            _read_uploads(user, method, args, config)
-            if method in _SERVER_PATHS:
-                _check_server_paths(args.get(_SERVER_PATHS[method]), [*config.folders, config.uploads(user)])
-        except AccessDenied as exc:
-            audit.record(user.name, method, collection, exc.reason, "refused", address)
-            raise
+            value = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise BadCall(f"the body is not JSON ({type(exc).__name__})") from None
+        if not isinstance(value, dict):
+            raise BadCall("the body must be a JSON object")
+        return value
 
-    def answer(user: User, method: str, result: object, args: dict[str, Any]) -> object:
-        """The result as ``user`` may see it."""
-        if method == "collections" and isinstance(result, list):
-            names = set(accounts.readable(user, [c.name for c in result if isinstance(c, CollectionInfo)]))
-            return [c for c in result if isinstance(c, CollectionInfo) and c.name in names]
-        if method == "revision":  # a digest: the string itself names every collection
-            names = accounts.readable(user, [c.name for c in kb.collections()])
-            seen = result if args.get("collection") in names else ""
-            return hashlib.sha256(f"{','.join(names)}|{seen}".encode()).hexdigest()[:32]
-        if method == "create_collection" and isinstance(result, CollectionInfo) and not user.admin:
-            accounts.grant(user.name, result.name, Role.OWNER)
-        if method == "rename_collection" and isinstance(result, CollectionInfo):
-            accounts.rename_collection(str(args["name"]), result.name)
-        if method == "delete_collection":
-            accounts.forget_collection(str(args["name"]))
-        return result
-
-    def detail(method: str, args: dict[str, Any]) -> str:
-        if method == "ask":
+    def detail(spec: Offered, args: dict[str, object]) -> str:
+        if spec.name == "ask":
             options = args.get("options")
             mode = f" (schema {options.schema.name})" if isinstance(options, AskOptions) and options.schema else ""
             return (repr(args.get("question", "")) if config.audit_questions else "(question not kept)") + mode
+
         def said(value: object) -> str:
             if isinstance(value, list | tuple):
                 return ", ".join(said(v) for v in value)
@@ -210,55 +186,81 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     @app.post("/v1/call")
     async def call_route(request: Request, user: Caller) -> Response:
         address = _address(request)
+        body = await body_of(request)
+        number, method, raw = body.get("id"), body.get("call"), body.get("args", {})
+        if not isinstance(number, str) or not 0 < len(number) <= 100:
+            raise BadCall("a call needs an id: a string of at most 100 characters")
+        if not isinstance(method, str) or method not in OFFERED:
+            named = _clip(method if isinstance(method, str) else repr(method))
+            audit.record(user.name, "unknown call", detail=named, outcome="refused", address=address)
+            raise BadCall(f"{named!r} is not something the knowledge base offers")
+        spec = OFFERED[method]
+        if not isinstance(raw, dict):
+            raise BadCall(f"{method}: its arguments must be a JSON object")
         try:
-            body = await request.json()
-            number, method, args = str(body["id"]), str(body["call"]), codec.decode(body.get("args") or {})
-            if not isinstance(args, dict):
-                raise TypeError("args must be an object")
-        except (ValueError, KeyError, TypeError, ArchivistError) as exc:
-            raise KnowledgeBaseError(f"not a call: {exc}") from exc
-        said = detail(method, args) if method in _AUDITED else ""  # as the user named things
-        authorize(user, method, args, address)
-        cancel = CancelToken()
-        running[number] = (user.name, cancel)
-        messages = _start(user, method, args, cancel, address, said)
-        first = await messages.get()
-        if first is not None and "event" not in first:  # answered at once: one plain response
-            running.pop(number, None)
-            return Response(_line(user, first), media_type="application/x-ndjson")
-        return StreamingResponse(_stream(user, first, messages, cancel, number), media_type="application/x-ndjson")
+            decoded = codec.decode(raw)
+        except ArchivistError as exc:
+            raise BadCall(f"{method}: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise BadCall(f"{method}: its arguments are not in the protocol's shape ({type(exc).__name__})") from None
+        args = spec.arguments(decoded)
+        said = detail(spec, args) if spec.audited else ""  # as the user named things
+        try:
+            await asyncio.to_thread(policy.authorize, user, spec, args)
+        except AccessDenied as exc:
+            audit.record(user.name, method, policy.collection_of(spec, args), exc.reason, "refused", address)
+            raise
+        key = (user.name, number)
+        with busy_lock:
+            if busy[user.name] >= config.max_calls_per_user or key in running:
+                raise Refusal(429, TooBusy(f"{user.name} has {busy[user.name]} calls running; at most "
+                                           f"{config.max_calls_per_user} at once (or this call's id is in use)"))
+            busy[user.name] += 1
+            cancel = running[key] = CancelToken()
+        messages = _start(user, spec, args, cancel, address, said, key)
+        first = await _first(request, messages, cancel)
+        if first is None or "event" not in first:  # answered at once (or nobody is listening): one response
+            return Response(_line(user, first) if first else "", media_type="application/x-ndjson")
+        return StreamingResponse(_stream(user, first, messages, cancel), media_type="application/x-ndjson")
 
-    def _line(user: User, message: dict[str, object]) -> str:
-        return codec.dumps(message, lambda path: config.client_path(user, path)) + "\n"
+    def _line(user: User, message: Message) -> str:
+        return codec.dumps(message, lambda path: uploads.shown(user.name, path)) + "\n"
 
-    def _start(user: User, method: str, args: dict[str, Any], cancel: CancelToken, address: str, said: str
-               ) -> asyncio.Queue[dict[str, object] | None]:
+    def _start(user: User, spec: Offered, args: dict[str, object], cancel: CancelToken, address: str, said: str,
+               key: tuple[str, str]) -> asyncio.Queue[Message | None]:
         """Run the call on a worker thread; its messages arrive on the queue, then None."""
         loop = asyncio.get_running_loop()
-        messages: asyncio.Queue[dict[str, object] | None] = asyncio.Queue()
+        messages: asyncio.Queue[Message | None] = asyncio.Queue()
+        method = spec.name
 
-        def put(message: dict[str, object] | None) -> None:
+        def put(message: Message | None) -> None:
             loop.call_soon_threadsafe(messages.put_nowait, message)
 
         def work() -> None:
-            collection = str(args.get("collection", args.get("name", "")))
+            collection = policy.collection_of(spec, args)
             outcome = "failed"
             try:
+                policy.prepare(user, spec, args)
+                deleted = policy.collection_id(collection) if method == "delete_collection" else ""
                 if method == "extract":  # the rows go back; the client writes its own file
-                    rows = extract(view(user), str(args["collection"]), args["schema"],
-                                   lambda progress: put({"event": progress}), cancel, str(args.get("effort", "low")))
+                    rows = extract(view(user), collection, args["schema"], lambda progress: put({"event": progress}),
+                                   cancel, str(args.get("effort", "low")))  # type: ignore[arg-type]
                     result: object = 0
                     for result, row in enumerate(rows, 1):
                         put({"event": row})
                 else:
                     result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
-                message: dict[str, object] = {"result": answer(user, method, result, args)}
+                message: Message = {"result": policy.result(user, spec, args, result, deleted)}
                 outcome = "ok"
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller, typed where ours
                 ours = isinstance(exc, ArchivistError)
                 log.log(logging.INFO if ours else logging.ERROR, "call %s failed", method, exc_info=not ours)
                 message = {"error": exc}
-            if method in _AUDITED:  # on record before the caller hears the outcome
+            finally:
+                with busy_lock:
+                    busy[user.name] -= 1
+                    running.pop(key, None)
+            if spec.audited:  # on record before the caller hears the outcome
                 try:
                     audit.record(user.name, method, collection, said, outcome, address)
                 except OSError:
@@ -269,60 +271,71 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         calls.submit(work)
         return messages
 
-    async def _stream(user: User, first: dict[str, object] | None, messages: asyncio.Queue[dict[str, object] | None],
-                      cancel: CancelToken, number: str) -> AsyncIterator[str]:
+    async def _stream(user: User, first: Message, messages: asyncio.Queue[Message | None],
+                      cancel: CancelToken) -> AsyncIterator[str]:
         finished = False
         try:
-            message = first
+            message: Message | None = first
             while message is not None:
                 yield _line(user, message)
                 message = await messages.get()
             finished = True
         finally:
-            running.pop(number, None)
             if not finished:  # the client went away or pressed Stop
                 cancel.cancel()
 
     @app.post("/v1/uploads")
-    async def uploads(request: Request, user: Caller) -> dict[str, list[str]]:
+    async def uploads_route(request: Request, user: Caller) -> dict[str, list[str]]:
         """Which of the user's files (path on their machine: content hash) the server lacks; the
         copies of files gone from the folders they name are deleted."""
-        body = await request.json()
-        collection = str(body.get("collection", ""))
-        require(user, collection, Role.EDITOR, "upload", request)
-        files: dict[str, str] = {str(k): str(v) for k, v in dict(body.get("files", {})).items()}
-        return {"needed": await asyncio.to_thread(_needed, user, files, [str(f) for f in body.get("folders", [])])}
+        body = await body_of(request, config.max_body_kb * 4)  # a folder of thousands of files
+        collection, files, folders = body.get("collection"), body.get("files", {}), body.get("folders", [])
+        if not isinstance(collection, str) or not _strings(files) or not _strings(folders):
+            raise BadCall("uploads: collection is a string, files an object of strings, folders a list of strings")
+        await require_upload(user, collection, request)
+        return {"needed": await asyncio.to_thread(_needed, user, dict(files), list(folders))}  # type: ignore[arg-type]
 
     def _needed(user: User, files: dict[str, str], folders: list[str]) -> list[str]:
-        kept = {config.uploaded(user, name) for name in files}
+        kept = {uploads.copy_of(user.name, name) for name in files}
         for folder in folders:
-            for copy in config.uploaded(user, folder).rglob("*"):
+            for copy in uploads.copy_of(user.name, folder).rglob("*"):
                 if copy.is_file() and copy not in kept:
                     copy.unlink()
         return [name for name, digest in files.items()
-                if not (copy := config.uploaded(user, name)).is_file() or content_hash(copy) != digest]
+                if not (copy := uploads.copy_of(user.name, name)).is_file() or content_hash(copy) != digest]
 
     @app.put("/v1/upload")
-    async def upload(request: Request, collection: str, path: str, user: Caller) -> dict[str, str]:
+    async def upload(request: Request, collection: str, path: str, user: Caller) -> dict[str, bool]:
         """Keep a file of the user's machine (``path``, as it names it) for ingesting into ``collection``."""
-        require(user, collection, Role.EDITOR, "upload", request)
-        target = config.uploaded(user, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _same_site(request)
+        await require_upload(user, collection, request)
+        target = uploads.copy_of(user.name, path)
         limit, size = config.max_upload_mb * 2**20, 0
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        temporary = ""
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
             with os.fdopen(handle, "wb") as out:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
-                        raise KnowledgeBaseError(f"{Path(path).name} is over this server's upload limit of "
-                                                 f"{config.max_upload_mb} MB.")
+                        raise Refusal(413, BadCall(f"{target.name} is over this server's upload limit of "
+                                                   f"{config.max_upload_mb} MB"))
                     out.write(chunk)
             os.replace(temporary, target)
+        except OSError as exc:  # a full disk, or a name this file system cannot hold
+            raise Refusal(507, StoreUnavailable(f"the server cannot keep {target.name}: {exc.strerror}")) from None
         finally:
-            if os.path.exists(temporary):
+            if temporary and os.path.exists(temporary):
                 os.unlink(temporary)
-        return {"path": str(target)}
+        return {"kept": True}
+
+    async def require_upload(user: User, collection: str, request: Request) -> None:
+        try:
+            await asyncio.to_thread(policy.may_upload, user, collection)
+        except AccessDenied as exc:
+            audit.record(user.name, "upload", collection, exc.reason, "refused", _address(request))
+            raise
 
     @app.get("/v1/whoami")
     def whoami(user: Caller) -> dict[str, object]:
@@ -335,14 +348,17 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
 
     @app.post("/v1/grant")
     async def grant(request: Request, user: Caller) -> dict[str, bool]:
-        body = await request.json()
-        subject, collection = str(body.get("name", "")), str(body.get("collection", ""))
+        body = await body_of(request)
+        subject, collection, role = body.get("name"), body.get("collection"), body.get("role")
+        if not isinstance(subject, str) or not isinstance(collection, str) or not (role is None or isinstance(role, str)):
+            raise BadCall("grant: name and collection are strings, role a string or null")
+        if not subject.strip() or subject != subject.strip() or len(subject) > 200 or not subject.isprintable():
+            raise BadCall(f"{_clip(subject)!r} is not a user's or a group's name")
         require(user, collection, Role.OWNER, "grant", request)
-        role = body.get("role")
         if role is None:
             done = accounts.revoke(subject, collection)
         else:
-            accounts.grant(subject, collection, Role.named(str(role)))
+            accounts.grant(subject, collection, Role.named(role))
             done = True
         audit.record(user.name, "grant" if role else "revoke", collection, f"{subject} {role or ''}".strip(),
                      "ok", _address(request))
@@ -358,46 +374,80 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
 
     @app.post("/v1/cancel", status_code=204)
     async def cancel_route(request: Request, user: Caller) -> None:
-        number = str((await request.json()).get("id", ""))
-        owner, token = running.get(number, ("", None))
-        if token is not None and owner == user.name:
+        number = (await body_of(request)).get("id")
+        token = running.get((user.name, number)) if isinstance(number, str) else None
+        if token is not None:
             token.cancel()
 
     return app
 
 
+def uvicorn_options() -> dict[str, object]:
+    """How uvicorn must run this app: the peer's address is the socket's, never what an
+    ``X-Forwarded-For`` header claims (uvicorn believes it from 127.0.0.1 by default, which would let
+    any local process pose as the trusted proxy, and any client write the audit log's address)."""
+    return {"proxy_headers": False, "forwarded_allow_ips": "", "server_header": False, "access_log": False}
+
+
+async def _first(request: Request, messages: asyncio.Queue[Message | None], cancel: CancelToken) -> Message | None:
+    """The call's first message; None, and the call told to stop, if the client goes away first."""
+    getting = asyncio.ensure_future(messages.get())
+    gone = asyncio.ensure_future(_disconnected(request))
+    done, _ = await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if getting in done:
+        gone.cancel()
+        return getting.result()
+    getting.cancel()
+    cancel.cancel()
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _same_site(request: Request) -> None:
+    """A browser says where a request comes from; one sent by another site's page is refused."""
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise AccessDenied("a request from another web site's page.")
+
+
+def _strings(value: object) -> bool:
+    if isinstance(value, dict):
+        return len(value) <= MAX_ITEMS and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return isinstance(value, list) and len(value) <= MAX_ITEMS and all(isinstance(v, str) for v in value)
+
+
+def _clip(text: str) -> str:
+    return text[:100] + ("…" if len(text) > 100 else "")
+
+
 def _address(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The socket peer's address: the server is run without trusting forwarded headers, so this is
+    who connected, never what a header claims."""
+    return request.client.host if request.client else "unix"
 
 
-def _read_uploads(user: User, method: str, args: dict[str, Any], config: ServerConfig) -> None:
-    """Paths on the user's machine that they uploaded stand for the uploaded copies, in place."""
+class _Throttle:
+    """Lets one event per key through a minute, and says how many were held back since."""
 
-    def mapped(path: object) -> object:
-        if not isinstance(path, Path):
-            return path
-        copy = config.uploaded(user, path.as_posix())
-        return copy if copy.exists() else path
+    def __init__(self, every: float = 60.0, keys: int = 10_000) -> None:
+        self._every = every
+        self._keys = keys
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
 
-    for name in ("paths", "path"):
-        value = args.get(name)
-        if isinstance(value, list | tuple):
-            args[name] = [mapped(p) for p in value]
-        elif isinstance(value, Path):
-            args[name] = mapped(value)
-    options = args.get("options")
-    if isinstance(options, AskOptions) and options.paths:
-        args["options"] = dataclasses.replace(options, paths=[mapped(p) for p in options.paths])
-
-
-def _check_server_paths(value: object, roots: list[Path]) -> None:
-    """``AccessDenied`` unless every path lies inside one of ``roots`` (the offered folders, the user's uploads)."""
-    if value is None:
-        return
-    resolved_roots = [r.resolve() for r in roots]
-    for path in value if isinstance(value, list | tuple) else [value]:
-        resolved = Path(str(path)).resolve()
-        if not any(resolved.is_relative_to(root) for root in resolved_roots):
-            offered = ", ".join(str(r) for r in roots[:-1]) or "none"
-            raise AccessDenied(f"{path} is not in a folder this server offers for indexing (offered: {offered}); "
-                               "files of your own machine are sent to the server when you add them.")
+    def admit(self, address: str, reason: str) -> int | None:
+        """None to hold this one back; else how many were held back before it."""
+        now, key = time.monotonic(), (address, reason)
+        with self._lock:
+            last, held = self._seen.get(key, (float("-inf"), 0))
+            if now - last < self._every:
+                self._seen[key] = (last, held + 1)
+                return None
+            if len(self._seen) >= self._keys:
+                self._seen.clear()
+            self._seen[key] = (now, 0)
+            return held

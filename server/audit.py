@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,10 +28,20 @@ class Entry:
     address: str = ""
 
     def line(self) -> str:
+        """One line for a terminal: whatever a user sent (a call's name, a title, a question) is shown
+        with its line breaks, escape sequences and other invisible characters spelled out, so it
+        can neither start a line of its own nor rewrite the terminal."""
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
-        where = f" on {self.collection!r}" if self.collection else ""
-        said = f": {self.detail}" if self.detail else ""
-        return f"{when}  {self.user:<12} {self.action}{where}{said}  [{self.outcome}{', ' + self.address if self.address else ''}]"
+        where = f" on {shown(self.collection)!r}" if self.collection else ""
+        said = f": {shown(self.detail)}" if self.detail else ""
+        address = f", {shown(self.address)}" if self.address else ""
+        return f"{when}  {shown(self.user):<12} {shown(self.action)}{where}{said}  [{shown(self.outcome)}{address}]"
+
+
+def shown(text: str) -> str:
+    """``text`` with every control, format and line-separator character written as an escape."""
+    return "".join(ch if unicodedata.category(ch)[0] != "C" and unicodedata.category(ch) not in ("Zl", "Zp")
+                   else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
 
 
 class AuditLog:

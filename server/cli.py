@@ -1,6 +1,6 @@
 """``archivist-server``: run the team server, and administer its users, rights and audit log.
 
-    archivist-server serve [--host 127.0.0.1] [--port 8700] [--certfile F --keyfile F]
+    archivist-server serve [--host 127.0.0.1] [--port 8700 | --uds PATH] [--certfile F --keyfile F]
     archivist-server add-user NAME [--admin] [--expires DATE|DAYS]   prints the token alone on its last line
     archivist-server new-token NAME [--expires DATE|DAYS]            a new token; the old ones stop working
     archivist-server remove-user NAME
@@ -13,7 +13,8 @@
 Everything lives in the server's home folder (``--home``, ``ARCHIVIST_SERVER_HOME``):
 ``server.toml`` (the knowledge base's settings, as the desktop's, plus a ``[server]`` table),
 ``accounts.db``, ``audit.jsonl``, and the data. Administration works on the files directly,
-with the server running or not; a change takes effect on the server's next request.
+with the server running or not; a change takes effect on the server's next request. Every file the
+server or these commands write is readable by the server's account alone, whatever the umask.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def load_config(home: Path) -> tuple[Settings, ServerConfig]:
         audit_questions=bool(table.get("audit_questions", True)),
         anyone_creates=bool(table.get("anyone_creates", False)),
         max_upload_mb=int(table.get("max_upload_mb", 512)),
+        max_body_kb=int(table.get("max_body_kb", 1024)),
+        max_calls_per_user=int(table.get("max_calls_per_user", 8)),
         watches_folders=bool(table.get("watches_folders", True)),
         home=home,
     )
@@ -90,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the knowledge base (on loopback unless told otherwise)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--uds", type=Path, help="listen on this Unix socket instead (for a reverse proxy on the same "
+                                               "machine; list \"unix\" in proxies to trust its header)")
     serve.add_argument("--certfile", type=Path, help="TLS certificate (PEM); with --keyfile, serve HTTPS")
     serve.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
     add = commands.add_parser("add-user", help="create a user; prints their token (shown only now)")
@@ -119,11 +124,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # accounts, audit, conversations, uploads: the server's account's alone
     args = _parser().parse_args(argv)
     home = home_dir(args.home)
     try:
         if args.command == "serve":
-            return _serve(home, args.host, args.port, args.certfile, args.keyfile)
+            return _serve(home, args.host, args.port, args.uds, args.certfile, args.keyfile)
         if args.command == "audit":
             for entry in AuditLog(home / "audit.jsonl").entries(args.user, args.since):
                 print(entry.line())
@@ -173,11 +179,11 @@ def _administer(home: Path, args: argparse.Namespace) -> int:
         accounts.close()
 
 
-def _serve(home: Path, host: str, port: int, certfile: Path | None, keyfile: Path | None) -> int:
+def _serve(home: Path, host: str, port: int, uds: Path | None, certfile: Path | None, keyfile: Path | None) -> int:
     import uvicorn
 
     from rag.app.composition import open_knowledge_base
-    from server.app import create_app
+    from server.app import create_app, uvicorn_options
 
     settings, config = load_config(home)
     logs.configure(home / "logs", process="server")
@@ -187,8 +193,9 @@ def _serve(home: Path, host: str, port: int, certfile: Path | None, keyfile: Pat
         kb.start()
     try:
         app = create_app(kb, accounts, AuditLog(home / "audit.jsonl"), config)
-        uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",
-                    access_log=False, timeout_graceful_shutdown=5)
+        where = {"uds": str(uds)} if uds else {"host": host, "port": port}
+        uvicorn.run(app, **where, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",  # type: ignore[arg-type]
+                    timeout_graceful_shutdown=5, **uvicorn_options())
     finally:
         kb.close()
         accounts.close()

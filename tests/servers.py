@@ -16,6 +16,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from server.app import uvicorn_options
+
 
 def free_port() -> int:
     """A loopback port nothing listens on now."""
@@ -51,7 +53,7 @@ def redis_server(folder: Path) -> Iterator[str]:
 def serving(app: FastAPI) -> Iterator[str]:
     """``app`` on http://127.0.0.1:PORT until the block ends."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options()))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -25,8 +25,8 @@ from rag.errors import AccessDenied, NotSignedIn
 from rag.schemas import resolve
 from rag.service import KnowledgeBaseClient
 from rag.service_http import HttpChannel
-from server.accounts import Accounts, Role, User
-from server.app import ServerConfig
+from server.accounts import Accounts, Role
+from server.uploads import Uploads
 
 SERVER = [sys.executable, "-m", "server.cli"]
 DOCUMENTS = {
@@ -236,7 +236,7 @@ def test_files_are_sent_once_and_a_folder_s_copy_follows_the_folder(team: Team):
     (folder / "visitors.txt").write_text("Visitors sign in at the front desk.")
     (folder / "badges.txt").write_text("Badges are worn where they can be seen.")
     assert alice.ingest([folder], "Handbook").count("indexed") == 2
-    copy = ServerConfig(home=team.home).uploaded(User("alice"), str(folder / "visitors.txt"))
+    copy = Uploads(team.home).copy_of("alice", str(folder / "visitors.txt"))
     sent = copy.stat().st_mtime_ns
     time.sleep(0.01)
     (folder / "badges.txt").unlink()

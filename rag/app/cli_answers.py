@@ -117,7 +117,7 @@ def _print_answer(result: AnswerResult, structured: bool) -> None:
     if result.model == STARTER_NAME:
         print(f"(written by {STARTER_NAME}, {STARTER_NOTE}; check each sentence against its source)", file=sys.stderr)
     if result.cached:
-        how = "same question" if result.cached == "exact" else f"similar question: {result.cached_question!r}"
+        how = "same question" if result.cached == "exact" else "a similar question"
         print(f"(from the answer cache: {how})", file=sys.stderr)
     cited = {c.number for c in result.citations}
     if result.sources:

@@ -211,8 +211,11 @@ def _listen(kb: KnowledgeBase, note: Path) -> Listener:
             except AuthenticationError:
                 log.warning("refused a local client that did not know the key")
                 continue
-            except OSError:
-                return  # closed
+            except (OSError, EOFError) as exc:
+                if listener._listener is None:  # type: ignore[attr-defined] - closed by us: the process ends
+                    return
+                log.warning("a local client went away during the handshake (%s)", exc)  # the next one is served
+                continue
             threading.Thread(target=_answer, args=(kb, connection, False), name="local-client", daemon=True).start()
 
     threading.Thread(target=accept, name="local-clients", daemon=True).start()

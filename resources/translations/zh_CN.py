@@ -24,7 +24,7 @@ ZH_CN = {
     "Delete this conversation?": "删除此对话？",
     "Export conversation": "导出对话",
     "From the answer cache": "来自答案缓存",
-    "Cached answer to a similar question: “{}”": "相似问题的缓存答案：“{}”",
+    "Cached answer to a similar question": "相似问题的缓存答案",
     "Regenerate to ask the model again.": "点击“重新生成”可再次询问模型。",
     "(structured answer below)": "（结构化答案见下方）",
     "Reasoning ▾": "推理过程 ▾",

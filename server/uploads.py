@@ -1,0 +1,105 @@
+"""Where a user's uploaded files are kept on the server, and the names each user sees for them.
+
+A desktop sends the files it indexes; each is kept under ``home/uploads/<user id>/`` at the path
+it has on the user's machine (``C:\\Reports\\q3.pdf`` becomes ``<user id>/C/Reports/q3.pdf``,
+``/home/ann/q3.pdf`` becomes ``<user id>/home/ann/q3.pdf``). The uploader sees their own name for
+it; everyone else sees ``/uploads/<user id>/...``, never the server's own folders. Every name is
+checked part by part, so no path a client sends can reach outside its user's folder, on a POSIX
+or a Windows server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+
+from rag.errors import AccessDenied
+
+SHOWN_ROOT = PurePosixPath("/uploads")  # how other users see an upload
+_DRIVE = re.compile(r"^([A-Za-z]):$")
+_KEPT_DRIVE = re.compile(r"^([A-Za-z])\$$")  # a drive letter as kept on the server: "C$"
+# Characters no part of a kept path may hold: NUL and other controls; on Windows also a colon,
+# which would name a drive or an alternate data stream.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+_FORBIDDEN_WINDOWS = re.compile(r"[\x00-\x1f\x7f:*?\"<>|]")
+
+
+def user_id(name: str) -> str:
+    """The folder name of ``name``'s uploads and conversations."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def parts_of(client_path: str, windows: bool = os.name == "nt") -> list[str]:
+    """The parts of a path as the user's machine names it, each safe as one folder or file name on
+    the server (a Windows one when ``windows``); ``AccessDenied`` for a path that is not one (NUL,
+    controls, ``..``; on Windows a colon but the drive's)."""
+    if len(client_path) > 4096:
+        raise AccessDenied("a file's path is over 4,096 characters.")
+    pieces = [p for p in re.split(r"[/\\]", client_path) if p not in ("", ".")]
+    if not pieces:
+        raise AccessDenied("an upload needs a file name.")
+    kept: list[str] = []
+    for number, piece in enumerate(pieces):
+        if number == 0 and windows and (drive := _DRIVE.match(piece)):
+            kept.append(drive.group(1).upper() + "$")  # "C:" joined to a Windows path would be a drive
+            continue
+        bad = (_FORBIDDEN_WINDOWS if windows else _FORBIDDEN).search(piece)
+        if piece.strip(" .") == "" or bad or len(piece.encode("utf-8", "surrogatepass")) > 255:
+            raise AccessDenied(f"{client_path!r} is not a file's path this server can keep.")
+        kept.append(piece)
+    return kept
+
+
+class Uploads:
+    """The uploads folder of a server's home (``home/uploads``)."""
+
+    def __init__(self, home: Path, windows: bool = os.name == "nt") -> None:
+        self.root = home / "uploads"
+        self._windows = windows
+        self._flavour: type[PurePath] = PureWindowsPath if windows else PurePosixPath
+
+    def folder(self, user: str) -> Path:
+        """Where ``user``'s uploads are kept."""
+        return self.root / user_id(user)
+
+    def copy_of(self, user: str, client_path: str) -> Path:
+        """Where ``user``'s file ``client_path`` (as their machine names it) is kept on the server."""
+        folder = self.folder(user)
+        target = folder.joinpath(*parts_of(client_path, self._windows))
+        # The parts are checked above; this states the promise in the server's own path rules too.
+        pure_root, pure_target = self._flavour(str(folder)), self._flavour(str(target))
+        if not pure_target.is_relative_to(pure_root) or ".." in pure_target.parts:
+            raise AccessDenied(f"{client_path!r} is not a file's path this server can keep.")
+        return target
+
+    def shown(self, user: str, path: Path) -> Path:
+        """The name ``user`` sees for ``path``: their own name for their uploads, ``/uploads/...``
+        for someone else's, the path itself for anything else (a file in an offered folder)."""
+        if not path.is_relative_to(self.root):
+            return path
+        relative = path.relative_to(self.root).parts
+        if relative[:1] != (user_id(user),):
+            return Path(SHOWN_ROOT, *relative)
+        parts = relative[1:]
+        if parts and (drive := _KEPT_DRIVE.match(parts[0])):
+            return Path(drive.group(1) + ":\\" + "\\".join(parts[1:]))
+        if parts and parts[0].endswith(":"):  # kept by an earlier version, before drives became "C$"
+            return Path(parts[0] + "\\" + "\\".join(parts[1:]))
+        return Path("/" + "/".join(parts))
+
+    def meant(self, user: str, path: Path) -> Path:
+        """The server's file a path ``user`` sent stands for: their upload of it when there is one,
+        the upload it names under ``/uploads/``, else the path itself (checked elsewhere)."""
+        text = str(path)
+        if PurePosixPath(path.as_posix()).is_relative_to(SHOWN_ROOT):
+            relative = PurePosixPath(path.as_posix()).relative_to(SHOWN_ROOT).parts
+            if not relative or not re.fullmatch(r"[0-9a-f]{16}", relative[0]):
+                raise AccessDenied(f"{text!r} names no upload.")
+            return self.root.joinpath(relative[0], *parts_of("/".join(relative[1:]), self._windows))
+        try:
+            copy = self.copy_of(user, text)
+        except AccessDenied:
+            return path
+        return copy if copy.exists() else path
