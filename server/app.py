@@ -124,7 +124,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         vouched = request.headers.get(config.proxy_header)
         try:
             if vouched is not None:
-                if address not in config.proxies:
+                if not address or address not in config.proxies:
                     raise NotSignedIn(f"the {config.proxy_header} header came from {address}, which is not a trusted proxy.")
                 name = vouched.strip()
                 if not name or len(name) > 200 or not name.isprintable():
@@ -426,8 +426,12 @@ def _clip(text: str) -> str:
 
 def _address(request: Request) -> str:
     """The socket peer's address: the server is run without trusting forwarded headers, so this is
-    who connected, never what a header claims."""
-    return request.client.host if request.client else "unix"
+    who connected, never what a header claims. "unix" for a connection on the ``--uds`` socket; ""
+    when the peer is unknown, which no ``proxies`` entry can match."""
+    if request.client is not None:
+        return request.client.host
+    server = request.scope.get("server")
+    return "unix" if isinstance(server, tuple) and isinstance(server[0], str) and server[1] is None else ""
 
 
 class _Throttle:

@@ -70,6 +70,23 @@ def test_exact_and_similar_hits_within_a_scope(opened: Opener):
     assert cache.get("How often is oil needed?", "scope-1") is None and cache.stats().entries == 0
 
 
+def test_no_question_is_kept_as_text_and_a_near_match_does_not_show_it(tmp_path: Path, redis_url: str):
+    import redis
+
+    asked = "What must Daniel plan by 15 August?"
+    for cache in (AnswerCache(tmp_path / "disk"), AnswerCache(tmp_path / "unused", redis_url=redis_url)):
+        cache.put(asked, "scope", {"answer": "The move [1]."}, unit(1, 0, 0))
+        hit = cache.get("What should Daniel plan by 15 August?", "scope", lambda: unit(1, 0.05, 0))
+        assert hit is not None and hit.kind == "similar" and not hasattr(hit, "question")
+        assert cache.get("What must Daniel plan by 16 August?", "scope", lambda: unit(1, 0.05, 0)) is None  # a number
+        cache.close()
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "disk").rglob("*") if p.is_file())
+    client = redis.Redis.from_url(redis_url)
+    stored += b"".join(client.dump(key) or b"" for key in client.scan_iter("*"))
+    assert b"Daniel" not in stored and b"August" not in stored
+    client.flushdb()
+
+
 def test_entries_expire(opened: Opener):
     cache = opened(ttl_days=0.5 / 86400)
     cache.put("q", "s", {"answer": "a"})

@@ -122,12 +122,15 @@ _PLAUSIBLE: dict[str, st.SearchStrategy[object]] = {
     "limit": st.integers(min_value=-5, max_value=500),
     "options": st.builds(lambda paths, effort, passages: {"$type": "AskOptions", "paths": paths, "effort": effort,
                                                           "passages": passages},
-                         st.none() | st.lists(_path(), max_size=2), st.sampled_from(["low", "high", "max", ""]),
-                         st.integers(min_value=-1, max_value=100)),
+                         st.none() | st.lists(_path(), max_size=2), st.sampled_from(["low", "medium", "high", "max"]),
+                         st.integers(min_value=0, max_value=70)),
     "schema": st.builds(lambda schema: {"$type": "NamedSchema", "name": "s", "title": "t", "description": "",
                                         "schema": schema}, _JSON),
     "conversation_id": st.text(max_size=20) | st.sampled_from(["../../accounts", "..", "/etc/passwd"]),
-    "key": st.text(max_size=20),
+    "key": st.text(max_size=20), "mirror": st.text(max_size=20), "title": st.text(max_size=40),
+    "force": st.booleans(), "accept_unverified": st.booleans(), "batch": st.integers(min_value=-1, max_value=5000),
+    "effort": st.sampled_from(["low", "medium", "high", "max"]), "out": _path(),
+    "mode": st.builds(lambda v, k: {"$type": "SearchMode", "vector": v, "keyword": k}, _JSON, _JSON),
 }
 
 
@@ -139,12 +142,15 @@ def _parameters(call: str) -> list[str]:
 
 @st.composite
 def _call(draw: st.DrawFn) -> dict[str, object]:
-    call = draw(st.sampled_from(sorted(CALLS)) | st.text(max_size=12))
+    call = draw(st.sampled_from(sorted(CALLS))) if draw(st.integers(0, 9)) else draw(st.text(max_size=12))
     names = _parameters(call) if call in CALLS else []
-    args = {name: draw(_PLAUSIBLE.get(name, _VALUES) | _VALUES) for name in names if draw(st.integers(0, 5))}
+    # Mostly plausible arguments, so that the calls run deep; now and then anything at all.
+    args = {name: draw(_VALUES if not draw(st.integers(0, 4)) else _PLAUSIBLE.get(name, _VALUES))
+            for name in names if draw(st.integers(0, 5))}
     if draw(st.integers(0, 4)) == 0:
         args[draw(st.text(max_size=8))] = draw(_VALUES)  # an argument the call does not have
-    body: dict[str, object] = {"id": draw(st.text(min_size=1, max_size=8) | st.integers()), "call": call, "args": args}
+    number = draw(st.integers()) if not draw(st.integers(0, 9)) else draw(st.text(min_size=1, max_size=8))
+    body: dict[str, object] = {"id": number, "call": call, "args": args}
     if draw(st.integers(0, 9)) == 0:
         body = draw(st.dictionaries(st.text(max_size=6), _JSON, max_size=3))  # any object at all
     return body

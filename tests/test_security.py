@@ -56,9 +56,12 @@ class Fort:
     kb: KnowledgeBase
     accounts: Accounts
     tokens: dict[str, str]
+    sent: int = 0  # requests sent through ``post``
+    by_table: int = 0  # of which by the policy table
 
     def post(self, who: str, body: object, *, path: str = "/v1/call", headers: dict[str, str] | None = None,
              content: bytes | None = None, source: str = "127.0.0.1") -> httpx.Response:
+        self.sent += 1
         sent = {"Content-Type": "application/json", **self.headers(who), **(headers or {})}
         with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60) as http:
             return http.post(self.url + path, content=content if content is not None else json.dumps(body),
@@ -111,7 +114,9 @@ def fort(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Fort]:
     oscar.new_conversation("Secret", f"Plans {SECRET}")
     kb.add_check("Secret", CheckQuestion(f"When does the merger close? {SECRET}", "secret.txt"))
     with serving(app) as url:
-        yield Fort(url, home, offered, outside, kb, accounts, tokens)
+        fort = Fort(url, home, offered, outside, kb, accounts, tokens)
+        yield fort
+    print(f"\nattacking requests sent: {fort.sent - fort.by_table} (and {fort.by_table} by the policy table)")
     kb.close()
     accounts.close()
 
@@ -154,6 +159,31 @@ def test_the_proxy_header_is_believed_from_the_proxy_s_socket_only(fort: Fort):
         assert forged.status_code == 401 and "came from 127.0.0.1" in forged.json()["detail"]
     lines = [json.loads(line) for line in (fort.home / "audit.jsonl").read_text().splitlines()]
     assert all(line["address"] in ("127.0.0.1", "127.0.0.2") for line in lines)  # never what a header claimed
+
+
+def test_a_proxy_on_the_same_machine_is_trusted_on_its_unix_socket_only(fort: Fort, tmp_path: Path):
+    import uvicorn
+
+    from server.app import uvicorn_options
+
+    config = ServerConfig(folders=[fort.offered], proxies=frozenset({"unix"}), home=fort.home)
+    app = create_app(fort.kb, fort.accounts, AuditLog(tmp_path / "audit.jsonl"), config)
+    socket_path = tmp_path / "server.sock"
+    server = uvicorn.Server(uvicorn.Config(app, uds=str(socket_path), log_level="warning", **uvicorn_options()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://proxy") as proxy:
+            assert proxy.get("/v1/whoami", headers={"X-Remote-User": "pat"}).json()["name"] == "pat"
+        with serving(app) as url:  # the same app on TCP: 127.0.0.1 is not the proxy
+            assert httpx.get(url + "/v1/whoami", headers={"X-Remote-User": "pat"}).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_audit_lines_cannot_be_forged(fort: Fort):
@@ -414,6 +444,7 @@ def test_every_call_by_every_kind_of_caller_gets_what_the_policy_says(fort: Fort
                 error = message.get("error")
                 assert not isinstance(error, ServiceError), (call, who, error)
     assert tried == len(CALLS) * len(IDENTITIES)
+    fort.by_table = tried
     refused = [json.loads(line) for line in (fort.home / "audit.jsonl").read_text().splitlines()]
     assert any(e["outcome"] == "refused" and e["action"] == "delete_collection" and e["user"] == "rita" for e in refused)
     shown = fort.audit()

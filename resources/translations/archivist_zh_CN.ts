@@ -89,183 +89,183 @@
 <context>
     <name>ChatPanel</name>
     <message>
-        <location filename="../../desktop/chat_view.py" line="84" />
+        <location filename="../../desktop/chat_view.py" line="83" />
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="86" />
+        <location filename="../../desktop/chat_view.py" line="85" />
         <source>New</source>
         <translation>新建</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="87" />
+        <location filename="../../desktop/chat_view.py" line="86" />
         <source>New conversation (Ctrl+N)</source>
         <translation>新建对话 (Ctrl+N)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="91" />
+        <location filename="../../desktop/chat_view.py" line="90" />
         <source>Rename, delete or export this conversation</source>
         <translation>重命名、删除或导出此对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="94" />
+        <location filename="../../desktop/chat_view.py" line="93" />
         <source>Rename</source>
         <translation>重命名</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="95" />
+        <location filename="../../desktop/chat_view.py" line="94" />
         <source>Delete</source>
         <translation>删除</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="96" />
+        <location filename="../../desktop/chat_view.py" line="95" />
         <source>Export…</source>
         <translation>导出…</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="102" />
+        <location filename="../../desktop/chat_view.py" line="101" />
         <source>Ask a question about your documents.</source>
         <translation>就您的文档提问。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="108" />
-        <location filename="../../desktop/chat_view.py" line="422" />
+        <location filename="../../desktop/chat_view.py" line="107" />
+        <location filename="../../desktop/chat_view.py" line="420" />
         <source>Reasoning ▸</source>
         <translation>推理过程 ▸</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="119" />
+        <location filename="../../desktop/chat_view.py" line="118" />
         <source>Ask a question (Enter asks, Shift+Enter for a new line)</source>
         <translation>输入问题（Enter 提问，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="122" />
+        <location filename="../../desktop/chat_view.py" line="121" />
         <source>Ask</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="125" />
+        <location filename="../../desktop/chat_view.py" line="124" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="126" />
+        <location filename="../../desktop/chat_view.py" line="125" />
         <source>Stop the answer (Esc)</source>
         <translation>停止回答 (Esc)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="128" />
+        <location filename="../../desktop/chat_view.py" line="127" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="130" />
+        <location filename="../../desktop/chat_view.py" line="129" />
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="135" />
+        <location filename="../../desktop/chat_view.py" line="134" />
         <source>Conversation:</source>
         <translation>对话：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="185" />
+        <location filename="../../desktop/chat_view.py" line="184" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="197" />
+        <location filename="../../desktop/chat_view.py" line="196" />
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="197" />
+        <location filename="../../desktop/chat_view.py" line="196" />
         <source>Title:</source>
         <translation>标题：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="203" />
+        <location filename="../../desktop/chat_view.py" line="202" />
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="203" />
+        <location filename="../../desktop/chat_view.py" line="202" />
         <source>Delete this conversation?</source>
         <translation>删除此对话？</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="210" />
+        <location filename="../../desktop/chat_view.py" line="209" />
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="259" />
+        <location filename="../../desktop/chat_view.py" line="257" />
         <source>From the answer cache</source>
         <translation>来自答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="259" />
-        <source>Cached answer to a similar question: “{}”</source>
-        <translation>相似问题的缓存答案：“{}”</translation>
+        <location filename="../../desktop/chat_view.py" line="257" />
+        <source>Cached answer to a similar question</source>
+        <translation>相似问题的缓存答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="261" />
+        <location filename="../../desktop/chat_view.py" line="259" />
         <source>Regenerate to ask the model again.</source>
         <translation>点击“重新生成”可再次询问模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="290" />
+        <location filename="../../desktop/chat_view.py" line="288" />
         <source>You</source>
         <translation>您</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="290" />
+        <location filename="../../desktop/chat_view.py" line="288" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="296" />
+        <location filename="../../desktop/chat_view.py" line="294" />
         <source>(structured answer below)</source>
         <translation>（结构化答案见下方）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="315" />
+        <location filename="../../desktop/chat_view.py" line="313" />
         <source>Also read</source>
         <translation>另参考</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="315" />
+        <location filename="../../desktop/chat_view.py" line="313" />
         <source>The answer cites none of its sources; it was drawn from</source>
         <translation>答案未引用任何来源；它依据的是</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="318" />
+        <location filename="../../desktop/chat_view.py" line="316" />
         <source>Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence against its source.</source>
         <translation>由小型入门模型（gpt-oss-20b 的替身）撰写：请对照来源核对每一句。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="323" />
+        <location filename="../../desktop/chat_view.py" line="321" />
         <source>Sentences to check: {} (underlined; hover for why).</source>
         <translation>需核对的句子：{} 句（已加下划线，悬停查看原因）。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="387" />
+        <location filename="../../desktop/chat_view.py" line="385" />
         <source>This sentence cites no source.</source>
         <translation>此句未引用任何来源。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="389" />
+        <location filename="../../desktop/chat_view.py" line="387" />
         <source>Not borne out by its source: {}.</source>
         <translation>来源不支持此句：{}。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="391" />
+        <location filename="../../desktop/chat_view.py" line="389" />
         <source>[{}] holds it; click to open it.</source>
         <translation>[{}] 包含此内容；点击打开。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="422" />
+        <location filename="../../desktop/chat_view.py" line="420" />
         <source>Reasoning ▾</source>
         <translation>推理过程 ▾</translation>
     </message>
