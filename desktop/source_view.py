@@ -154,7 +154,7 @@ class SourcePanel(QWidget):
         self.passage.setHtml(
             f"<p style='white-space: pre-wrap'><span style='background-color: #fff3a8; color: #000'>{html.escape(text.strip())}</span></p>"
         )
-        self.open_button.setEnabled(self.path.exists())
+        self.open_button.setEnabled(self._readable())
         self.box = citation.box
         if citation.box is not None and self._show_page_image(citation.box):
             self.pdf.hide()
@@ -185,7 +185,7 @@ class SourcePanel(QWidget):
         return image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation) if not image.isNull() else image
 
     def _show_page_image(self, box: tuple[float, float, float, float]) -> bool:
-        if self.path is None or not self.path.exists():
+        if not self._readable():
             return False
         image = self._page_image(round(max(480, self.image_area.viewport().width() - 8) * self.zoom))
         if image.isNull():
@@ -205,7 +205,7 @@ class SourcePanel(QWidget):
         return True
 
     def _show_pdf_page(self, text: str) -> None:
-        if self.path is None or self.path.suffix.lower() != ".pdf" or self.page is None or not self.path.exists():
+        if self.path is None or self.path.suffix.lower() != ".pdf" or self.page is None or not self._readable():
             self.pdf.hide()
             return
         if self.document.load(str(self.path)) != QPdfDocument.Error.None_:
@@ -216,7 +216,12 @@ class SourcePanel(QWidget):
         words = text.split()
         self.search.setSearchString(" ".join(words[:6]) if words else "")
 
+    def _readable(self) -> bool:
+        """Whether the cited file is one of this machine's to show: a path a team server sent is
+        never a network share (reaching ``\\\\host\\share`` would hand the host the user's sign-in)."""
+        return self.path is not None and not str(self.path).startswith(("\\\\", "//")) and self.path.is_file()
+
     def open_file(self) -> None:
         """Open the file in the system's viewer (the PDF view above shows the cited page)."""
-        if self.path is not None:
+        if self._readable():
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path)))

@@ -24,6 +24,9 @@ _ANNOTATIONS = {
 }
 _FORMATS = {"date", "time", "date-time", "uuid", "uuid1", "uuid2", "uuid3", "uuid4", "uuid5"}
 _SCHEMA_MAPS = {"properties", "$defs", "definitions"}
+_COUNTS = {"minItems", "maxItems", "minLength", "maxLength"}
+_MAX_COUNT = 1_000
+_MAX_SCHEMA = 64_000  # characters of JSON
 _SCHEMA_LISTS = {"anyOf", "oneOf", "allOf", "prefixItems"}
 
 
@@ -33,6 +36,12 @@ def check(schema: Any) -> dict[str, Any]:
 
     if not isinstance(schema, dict):
         raise SchemaInvalid("a schema must be a JSON object")
+    try:
+        size = len(json.dumps(schema))
+    except (TypeError, ValueError) as exc:
+        raise SchemaInvalid(f"a schema must be plain JSON ({exc})") from None
+    if size > _MAX_SCHEMA:
+        raise SchemaInvalid(f"the schema is {size:,} characters; at most {_MAX_SCHEMA:,} are accepted")
     try:
         validators.validator_for(schema).check_schema(schema)
     except exceptions.SchemaError as exc:
@@ -61,6 +70,9 @@ def _walk(node: Any, where: str) -> None:
             raise SchemaInvalid(f"the keyword {key!r} (at {here}) is not supported in structured mode")
         if key == "$ref" and not str(value).startswith("#"):
             raise SchemaInvalid(f"only references inside the schema are supported (at {here})")
+        if key in _COUNTS and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT):
+            raise SchemaInvalid(f"{key} (at {here}) must be a whole number from 0 to {_MAX_COUNT:,}: the grammar "
+                                "spells out every item and character it counts")
         if key == "format" and value not in _FORMATS:
             raise SchemaInvalid(f"the string format {value!r} (at {here}) is not supported")
         if key in _SCHEMA_MAPS:

@@ -95,6 +95,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     busy: Counter[str] = Counter()
     busy_lock = threading.Lock()
     refusals = _Throttle()
+    hashes = _Hashes()
     # Calls run on threads that live on: a thread's first embedding sets up torch's own threads (milliseconds).
     calls = ThreadPoolExecutor(max_workers=64, thread_name_prefix="call")
     views: dict[str, KnowledgeBase] = {}
@@ -165,19 +166,34 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             raise BadCall("the body must be a JSON object")
         return value
 
+    def take_slot(user: User) -> None:
+        """Count one more call of ``user``'s running (``busy_lock`` held); ``TooBusy`` past the limit."""
+        if busy[user.name] >= config.max_calls_per_user:
+            raise Refusal(429, TooBusy(f"{user.name} has {busy[user.name]} calls running; at most "
+                                       f"{config.max_calls_per_user} at once"))
+        busy[user.name] += 1
+
+    def refuse(user: User, action: str, collection: str, reason: str, address: str) -> None:
+        """A refusal on the audit log: once a minute per user, action and reason (then with how many
+        more there were), names clipped, so that refused requests cannot fill the disk."""
+        more = refusals.admit(f"{user.name}\0{action}", reason)
+        if more is not None:
+            detail = _clip(reason, 300) + (f" (and {more} more such refusals)" if more else "")
+            audit.record(user.name, _clip(action), _clip(collection, 200), detail, "refused", address)
+
     def detail(spec: Offered, args: dict[str, object]) -> str:
         if spec.name == "ask":
             options = args.get("options")
-            mode = f" (schema {options.schema.name})" if isinstance(options, AskOptions) and options.schema else ""
+            mode = f" (schema {options.schema.name!r})" if isinstance(options, AskOptions) and options.schema else ""
             return (repr(args.get("question", "")) if config.audit_questions else "(question not kept)") + mode
 
         def said(value: object) -> str:
             if isinstance(value, list | tuple):
-                return ", ".join(said(v) for v in value)
-            return str(value) if isinstance(value, Path | str) else repr(value)
+                return (f"({len(value)}) " if len(value) > 1 else "") + ", ".join(said(v) for v in value)
+            return _clip(str(value), 300) if isinstance(value, Path | str) else _clip(repr(value), 300)
 
         shown = [f"{k} {said(v)}" for k, v in args.items() if k not in ("collection", "name", "options") and v]
-        return "; ".join(shown)[:1000]
+        return _clip("; ".join(shown), 1000)
 
     @app.get("/v1/health")
     def health() -> dict[str, bool]:
@@ -192,7 +208,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             raise BadCall("a call needs an id: a string of at most 100 characters")
         if not isinstance(method, str) or method not in OFFERED:
             named = _clip(method if isinstance(method, str) else repr(method))
-            audit.record(user.name, "unknown call", detail=named, outcome="refused", address=address)
+            refuse(user, "unknown call", "", repr(named), address)
             raise BadCall(f"{named!r} is not something the knowledge base offers")
         spec = OFFERED[method]
         if not isinstance(raw, dict):
@@ -208,14 +224,13 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         try:
             await asyncio.to_thread(policy.authorize, user, spec, args)
         except AccessDenied as exc:
-            audit.record(user.name, method, policy.collection_of(spec, args), exc.reason, "refused", address)
+            refuse(user, method, policy.collection_of(spec, args), exc.reason, address)
             raise
         key = (user.name, number)
         with busy_lock:
-            if busy[user.name] >= config.max_calls_per_user or key in running:
-                raise Refusal(429, TooBusy(f"{user.name} has {busy[user.name]} calls running; at most "
-                                           f"{config.max_calls_per_user} at once (or this call's id is in use)"))
-            busy[user.name] += 1
+            if key in running:
+                raise Refusal(429, TooBusy(f"a call of {user.name}'s with the id {_clip(number)!r} is running"))
+            take_slot(user)
             cancel = running[key] = CancelToken()
         messages = _start(user, spec, args, cancel, address, said, key)
         first = await _first(request, messages, cancel)
@@ -293,16 +308,26 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         if not isinstance(collection, str) or not _strings(files) or not _strings(folders):
             raise BadCall("uploads: collection is a string, files an object of strings, folders a list of strings")
         await require_upload(user, collection, request)
-        return {"needed": await asyncio.to_thread(_needed, user, dict(files), list(folders))}  # type: ignore[arg-type]
+        copies = {name: uploads.copy_of(user.name, name) for name in files}  # type: ignore[union-attr]
+        if len(set(copies.values())) < len(copies):
+            raise BadCall("uploads: two of the names are one file")
+        with busy_lock:  # hashing is work: it counts among the user's calls
+            take_slot(user)
+        try:
+            needed = await asyncio.get_running_loop().run_in_executor(
+                calls, _needed, user, copies, dict(files), list(folders))  # type: ignore[arg-type]
+        finally:
+            with busy_lock:
+                busy[user.name] -= 1
+        return {"needed": needed}
 
-    def _needed(user: User, files: dict[str, str], folders: list[str]) -> list[str]:
-        kept = {uploads.copy_of(user.name, name) for name in files}
+    def _needed(user: User, copies: dict[str, Path], files: dict[str, str], folders: list[str]) -> list[str]:
+        kept = set(copies.values())
         for folder in folders:
             for copy in uploads.copy_of(user.name, folder).rglob("*"):
                 if copy.is_file() and copy not in kept:
                     copy.unlink()
-        return [name for name, digest in files.items()
-                if not (copy := uploads.copy_of(user.name, name)).is_file() or content_hash(copy) != digest]
+        return [name for name, copy in copies.items() if hashes.of(copy) != files[name]]
 
     @app.put("/v1/upload")
     async def upload(request: Request, collection: str, path: str, user: Caller) -> dict[str, bool]:
@@ -334,7 +359,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         try:
             await asyncio.to_thread(policy.may_upload, user, collection)
         except AccessDenied as exc:
-            audit.record(user.name, "upload", collection, exc.reason, "refused", _address(request))
+            refuse(user, "upload", collection, exc.reason, _address(request))
             raise
 
     @app.get("/v1/whoami")
@@ -369,7 +394,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         try:
             accounts.require(user, collection, role)
         except AccessDenied as exc:
-            audit.record(user.name, action, collection, exc.reason, "refused", _address(request))
+            refuse(user, action, collection, exc.reason, _address(request))
             raise
 
     @app.post("/v1/cancel", status_code=204)
@@ -420,8 +445,37 @@ def _strings(value: object) -> bool:
     return isinstance(value, list) and len(value) <= MAX_ITEMS and all(isinstance(v, str) for v in value)
 
 
-def _clip(text: str) -> str:
-    return text[:100] + ("…" if len(text) > 100 else "")
+def _clip(text: str, limit: int = 100) -> str:
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+class _Hashes:
+    """Content hashes of uploaded copies, kept while a copy's size and time stay the same: asking
+    which files the server lacks costs a file's hashing once, not once per question."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self._known: dict[Path, tuple[int, int, str]] = {}
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def of(self, path: Path) -> str:
+        """The copy's content hash, or "" when there is no such file."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return ""
+        if not os.path.isfile(path):
+            return ""
+        with self._lock:
+            known = self._known.get(path)
+        if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return known[2]
+        digest = content_hash(path)
+        with self._lock:
+            if len(self._known) >= self._keep:
+                self._known.clear()
+            self._known[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        return digest
 
 
 def _address(request: Request) -> str:

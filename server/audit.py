@@ -55,7 +55,7 @@ class AuditLog:
     def record(self, user: str, action: str, collection: str = "", detail: str = "", outcome: str = "ok",
                address: str = "") -> None:
         entry = Entry(time.time(), user, action, collection, detail, outcome, address)
-        data = (json.dumps(asdict(entry), ensure_ascii=False) + "\n").encode()
+        data = (json.dumps(asdict(entry)) + "\n").encode()  # ASCII: no line separator of Unicode's in a line
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -67,7 +67,7 @@ class AuditLog:
     def entries(self, user: str | None = None, since: float | None = None) -> Iterator[Entry]:
         """The entries in order, of one user and from a time on when asked."""
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            lines = self.path.read_text(encoding="utf-8").split("\n")
         except FileNotFoundError:
             return
         for line in lines:

@@ -57,11 +57,16 @@ def load_config(home: Path) -> tuple[Settings, ServerConfig]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ArchivistError(f"Cannot read {home / 'server.toml'}: {exc}") from exc
     table = values.pop("server", {})
+    folders = [Path(f).expanduser() for f in table.get("folders", [])]
+    for folder in folders:  # an offered folder holding the server's own files would offer its accounts and uploads
+        if home.resolve().is_relative_to(folder.resolve()) or folder.resolve().is_relative_to(home.resolve()):
+            raise ArchivistError(f"{home / 'server.toml'}: the offered folder {folder} and the server's home {home} "
+                                 "overlap; offer folders outside the home.")
     settings = Settings.from_dict(values)
     if not settings.data_dir:
         settings.data_dir = str(home / "data")
     config = ServerConfig(
-        folders=[Path(f).expanduser() for f in table.get("folders", [])],
+        folders=folders,
         proxies=frozenset(table.get("proxies", [])),
         proxy_header=str(table.get("proxy_header", "X-Remote-User")),
         audit_questions=bool(table.get("audit_questions", True)),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rag.ask import AskOptions
 from rag.calls import Access, Offered
-from rag.errors import AccessDenied, CollectionNotFound
+from rag.errors import AccessDenied, CollectionExists, CollectionNotFound
 from rag.knowledge_base import KnowledgeBase
 from rag.store import CollectionInfo
 from server.accounts import Accounts, Role, User
@@ -58,7 +58,7 @@ class Policy:
         if spec.access is Access.ADMIN and not user.admin:
             raise AccessDenied(f"only an administrator may {spec.name.replace('_', ' ')}.")
         if spec.name == "create_collection":
-            self._may_create(user, collection)
+            self._may_create(user, collection, asked=True)
             self._name_free(user, collection)
         elif spec.creates and not self._exists(collection):
             self._may_create(user, collection)
@@ -68,9 +68,11 @@ class Policy:
             self._name_free(user, str(args["new_name"]))
         for name in spec.client_paths:
             self._map(args, name, lambda path: self.uploads.meant(user.name, path))
-        offered = [*self.folders, self.uploads.folder(user.name)]
         for name in spec.server_paths:
-            self._map(args, name, lambda path: _inside(path, offered))
+            # A path that is also the caller's own file may be their upload; an adapter or a
+            # download folder only ever lies in a folder the administrator offers.
+            roots = [*self.folders, self.uploads.folder(user.name)] if name in spec.client_paths else self.folders
+            self._map(args, name, lambda path, roots=roots: _inside(path, roots))
 
     def may_upload(self, user: User, collection: str) -> None:
         """``AccessDenied`` unless ``user`` may send files for ``collection`` (edit it, or make it)."""
@@ -82,8 +84,15 @@ class Policy:
     def prepare(self, user: User, spec: Offered, args: dict[str, object]) -> None:
         """Make the collection a creating call names, with its creator as its only grantee."""
         collection = self.collection_of(spec, args)
-        if spec.creates and spec.name != "create_collection" and not self._exists(collection):
-            self.made(user, self.kb.create_collection(collection))
+        if spec.creates and spec.name != "create_collection":
+            if not self._exists(collection):
+                try:
+                    self.made(user, self.kb.create_collection(collection))
+                    return
+                except CollectionExists:
+                    pass  # made by someone else since the call was allowed: their rules hold
+            if spec.access in _ROLES:
+                self.accounts.require(user, collection, _ROLES[spec.access])
 
     def made(self, user: User, info: CollectionInfo) -> None:
         """A new collection: no grant left from an earlier one of its name; its creator owns it."""
@@ -123,8 +132,13 @@ class Policy:
     def _exists(self, collection: str) -> bool:
         return bool(self.collection_id(collection))
 
-    def _may_create(self, user: User, collection: str) -> None:
+    def _may_create(self, user: User, collection: str, asked: bool = False) -> None:
+        """``AccessDenied`` unless ``user`` may make a collection; ``asked``: by ``create_collection``
+        itself, else by a call that makes one it names (then refused in the words used for a
+        collection one has no role on: whether it exists is not said)."""
         if not (user.admin or self.anyone_creates):
+            if not asked:
+                raise AccessDenied(f"{user.name} has no access to the collection {collection!r}.")
             raise AccessDenied("only an administrator may create a collection on this server.")
         if not collection.strip():
             raise AccessDenied("a collection needs a name.")
@@ -165,6 +179,8 @@ class Policy:
 def _inside(path: Path, roots: list[Path]) -> Path:
     """``path`` when it lies inside one of ``roots`` (the offered folders, the user's uploads),
     symbolic links followed; ``AccessDenied`` otherwise."""
+    if ".." in Path(path).parts:  # resolved here after links, by abspath when indexed: never let them differ
+        raise AccessDenied(f"{path} names a folder above another; give the path itself.")
     resolved = Path(path).resolve()
     if any(resolved.is_relative_to(root.resolve()) for root in roots):
         return path

@@ -23,7 +23,7 @@ _KEPT_DRIVE = re.compile(r"^([A-Za-z])\$$")  # a drive letter as kept on the ser
 # Characters no part of a kept path may hold: NUL and other controls; on Windows also a colon,
 # which would name a drive or an alternate data stream.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
-_FORBIDDEN_WINDOWS = re.compile(r"[\x00-\x1f\x7f:*?\"<>|]")
+_FORBIDDEN_WINDOWS = re.compile(r"[\x00-\x1f\x7f:*?\"<>|]|^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$", re.IGNORECASE)
 
 
 def user_id(name: str) -> str:

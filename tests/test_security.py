@@ -141,6 +141,17 @@ def test_a_path_sent_as_a_string_is_refused_before_anything_runs(fort: Fort):
     assert after == before
 
 
+def test_a_path_climbing_out_through_a_link_is_refused(fort: Fort):
+    (fort.offered / "deep" / "a" / "b").mkdir(parents=True)
+    (fort.offered / "current").symlink_to(fort.offered / "deep" / "a" / "b")
+    climbing = fort.offered / "current" / ".." / ".." / fort.outside.name  # resolves inside, walks outside
+    for call in ("ingest", "follow"):
+        args = {"paths": [climbing]} if call == "ingest" else {"folder": climbing}
+        response = fort.call("ed", call, {**args, "collection": "Team"})
+        assert response.status_code == 403 and "names a folder above another" in response.json()["detail"]
+    assert all(OUTSIDE not in p.text for p in fort.kb.search(OUTSIDE, "Team"))
+
+
 def test_a_link_out_of_an_offered_folder_is_not_followed(fort: Fort):
     response = fort.call("ed", "ingest", {"paths": [fort.offered], "collection": "Team"})
     assert response.status_code == 200
@@ -186,7 +197,12 @@ def test_a_proxy_on_the_same_machine_is_trusted_on_its_unix_socket_only(fort: Fo
         thread.join(10)
 
 
-def test_audit_lines_cannot_be_forged(fort: Fort):
+def test_audit_lines_cannot_be_forged_or_hidden(fort: Fort):
+    hidden = fort.call("ed", "remove", {"paths": [fort.offered / "team-old.txt", Path("x\u2028")], "collection": "Team"})
+    assert hidden.status_code == 200 and "team-old.txt" in fort.audit()  # a line separator does not hide the entry
+    for _ in range(30):  # refused again and again: one line a minute, with the count
+        assert fort.call("rita", "search", {"query": "merger", "collection": "Secret"}).status_code == 403
+    assert fort.audit().count("search on 'Secret'") <= 2
     forged = "\n2026-01-01 00:00:00  ada          grant on 'Payroll': mallory owner  [ok, 10.0.0.1]"
     assert fort.call("rita", "new_conversation", {"collection": "Team", "title": "Notes" + forged}).status_code == 200
     response = fort.post("rita", {"id": "3", "call": "search\x1b[2J" + forged, "args": {}})
@@ -216,6 +232,26 @@ def test_a_deleted_collection_leaves_nothing_to_its_successor(fort: Fort):
     fort.accounts.grant("olga", "Drafts", Role.OWNER)
     assert _result(fort.call("olga", "rename_collection", {"name": "Drafts", "new_name": "Archive"})).name == "Archive"
     assert [s for s, _, _ in fort.accounts.grants("Archive")] == ["olga"]  # the stale grant is gone
+
+
+def test_whether_a_collection_exists_is_not_told_to_whom_cannot_see_it(fort: Fort):
+    answers = [fort.call("rita", "ingest", {"paths": [fort.offered / "team.txt"], "collection": name}).json()["detail"]
+               for name in ("Secret", "Nowhere")]
+    assert answers == [f"Not allowed: rita has no access to the collection {name!r}." for name in ("Secret", "Nowhere")]
+
+
+def test_a_schema_that_would_spell_out_a_billion_items_is_refused(fort: Fort):
+    schema = {"$type": "NamedSchema", "name": "s", "title": "t", "description": "",
+              "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1_000_000_000}}
+    response = fort.post("rita", {"id": "s", "call": "ask", "args": {"question": "q", "collection": "Team", "options": {
+        "$type": "AskOptions", "schema": schema}}})
+    assert response.status_code == 400 and "minItems" in response.json()["detail"]
+
+
+def test_asking_which_uploads_are_needed_hashes_a_file_once(fort: Fort):
+    body = {"collection": "Team", "files": {"/home/ed/a.txt": "x", "//home/ed//a.txt": "x", "/home/ed/./a.txt": "x"}}
+    response = fort.post("ed", body, path="/v1/uploads")
+    assert response.status_code == 400 and "two of the names are one file" in response.json()["detail"]
 
 
 def test_a_taken_name_is_refused_without_saying_whose(fort: Fort):
@@ -282,10 +318,15 @@ def test_a_client_that_leaves_stops_its_call_and_one_user_cannot_take_every_work
     def ingest(number: int, release: threading.Event, force: bool) -> None:
         body = codec.dumps({"id": f"busy{number}", "call": "ingest",
                             "args": {"paths": [folder], "collection": "Team", "force": force}})
-        with httpx.Client(timeout=120) as client, client.stream("POST", fort.url + "/v1/call", headers=ed,
-                                                                content=body) as response:
-            next(response.iter_lines(), None)
-            release.wait(60)  # then the connection closes, the call perhaps still running
+        with httpx.Client(timeout=120) as client:
+            while True:  # a poll below may hold the eighth place for a moment: then try again
+                with client.stream("POST", fort.url + "/v1/call", headers=ed, content=body) as response:
+                    if response.status_code == 429:
+                        time.sleep(0.05)
+                        continue
+                    next(response.iter_lines(), None)
+                    release.wait(60)  # then the connection closes, the call perhaps still running
+                    return
 
     gone = threading.Event()
     gone.set()
