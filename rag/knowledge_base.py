@@ -121,7 +121,7 @@ class KnowledgeBase:
         info = self.store.rename(name, new_name)
         self._open.pop(info.id, None)
         self._names.clear()
-        self.following.rename(name, new_name)
+        self.following.rename(name, info.name)  # the name as stored (stripped)
         return info
 
     @offered(Access.OWNER, "name", server_paths=("adapter",), audited=True)

@@ -11,8 +11,9 @@ kept inside what the user may reach, and its result is cut to what the user may 
     ADMIN    the model, the cache, downloads; every role on every collection
 
 A collection that does not exist yet is made by ``create_collection``, ``ingest`` or ``follow``
-only for those who may create one (administrators, or anyone when ``anyone_creates``); it starts
-with no grant but its creator's, whatever was granted on its name before.
+only for those who may create one (administrators, or anyone when ``anyone_creates``). Made by a
+user, it starts with no grant but its creator's, whatever was granted on its name before; a
+deleted collection's grants go with it.
 """
 
 from __future__ import annotations
@@ -95,10 +96,12 @@ class Policy:
                 self.accounts.require(user, collection, _ROLES[spec.access])
 
     def made(self, user: User, info: CollectionInfo) -> None:
-        """A new collection: no grant left from an earlier one of its name; its creator owns it."""
-        self.accounts.forget_collection(info.name)
+        """A new collection. Made by a user, it starts with no grant but theirs (they own it): none
+        left from an earlier collection of its name, none given on the name before. Made by an
+        administrator, the grants they gave on its name beforehand hold."""
         self._forget_conversations(info.id)
         if not user.admin:
+            self.accounts.forget_collection(info.name)
             self.accounts.grant(user.name, info.name, Role.OWNER)
 
     def result(self, user: User, spec: Offered, args: dict[str, object], result: object,

@@ -220,16 +220,21 @@ def test_a_deleted_collection_leaves_nothing_to_its_successor(fort: Fort):
                                            "question": CheckQuestion("Who leads Apollo?", "apollo.txt")}).status_code == 200
     assert fort.call("rita", "new_conversation", {"collection": "Projects", "title": "Apollo"}).status_code == 200
     assert fort.call("olga", "delete_collection", {"name": "Projects"}).status_code == 200
-    fort.accounts.grant("rita", "Projects", Role.OWNER)  # given before the next one exists
     assert fort.call("ada", "create_collection", {"name": "Projects"}).status_code == 200
     assert fort.call("rita", "checkup", {"collection": "Projects"}).status_code == 403  # no grant carried over
     fort.accounts.grant("rita", "Projects", Role.READER)
     assert _result(fort.call("rita", "checkup", {"collection": "Projects"})).questions == []
     assert _result(fort.call("rita", "list_conversations", {"collection": "Projects"})) == []
+
+    anyone = ServerConfig(folders=[fort.offered], home=fort.home, anyone_creates=True)
+    with serving(create_app(fort.kb, fort.accounts, AuditLog(fort.home / "audit.jsonl"), anyone)) as url:
+        fort.accounts.grant("rita", "Diary", Role.READER)  # given before olga makes her own "Diary"
+        made = httpx.post(url + "/v1/call", headers={**fort.headers("olga"), "Content-Type": "application/json"},
+                          content=codec.dumps({"id": "d", "call": "create_collection", "args": {"name": "Diary"}}))
+        assert made.status_code == 200 and [(s, r) for s, _, r in fort.accounts.grants("Diary")] == [("olga", Role.OWNER)]
     fort.accounts.grant("stale", "Archive", Role.OWNER)
     fort.accounts.grant("olga", "Drafts", Role.OWNER)
     assert fort.call("ada", "create_collection", {"name": "Drafts"}).status_code == 200
-    fort.accounts.grant("olga", "Drafts", Role.OWNER)
     assert _result(fort.call("olga", "rename_collection", {"name": "Drafts", "new_name": "Archive"})).name == "Archive"
     assert [s for s, _, _ in fort.accounts.grants("Archive")] == ["olga"]  # the stale grant is gone
 
