@@ -28,6 +28,7 @@ from rag import (
     NamedSchema,
     ReasoningDelta,
     Retrieved,
+    extract_to,
 )
 
 
@@ -132,8 +133,8 @@ class Asking(QObject):
 
     def extract(self, schema: NamedSchema, out: str) -> None:
         collection, effort = self.backend.collection, self.backend.settings.reasoning_effort
-        job = self.backend.call("model", "extract", lambda kb, job: kb.extract(
-            collection, schema, Path(out), job.report, job.cancel, effort))
+        job = self.backend.call("model", "extract", lambda kb, job: extract_to(
+            kb, collection, schema, Path(out), job.report, job.cancel, effort))
         self.extract_job = job
         job.progress.connect(lambda p: self.chat.structured.show_extract_progress(p.done, p.total))
         job.done.connect(lambda n: (self.chat.structured.show_extract_progress(1, 1), setattr(self, "extract_job", None),

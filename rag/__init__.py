@@ -30,7 +30,7 @@ from rag.claims import Claim, Quote
 from rag.conversations import Conversation, Turn
 from rag.documents import Passage, display_path
 from rag.errors import AccessDenied, EmbedderMismatch, KnowledgeBaseError, NotSignedIn, ServiceError, ServiceStopped
-from rag.extract import ExtractionProgress
+from rag.extract import ExtractionProgress, extract_to
 from rag.field_sources import FieldSource
 from rag.following import Followed
 from rag.ingest import FileOutcome, IngestProgress, IngestReport
@@ -94,6 +94,7 @@ __all__ = [
     "StepProgress",
     "Turn",
     "display_path",
+    "extract_to",
     "installed_model",
     "link_marks",
     "parse_schema",

@@ -1,4 +1,9 @@
-"""Extraction: one schema applied to every document of a collection, exported as JSON Lines or CSV."""
+"""Extraction: one schema applied to every document of a collection, exported as JSON Lines or CSV.
+
+A client's job over the facade's ``status`` and ``ask``: the same code extracts from a knowledge
+base in this process, in the window's knowledge-base process, or on a team's server, and the
+file is written where the caller is, never on the server.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,24 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import CancelToken
-from rag.ask import AnswerResult, Answered, AskFailed, AskOptions
+from rag.ask import AnswerResult, Answered, AskEvent, AskFailed, AskOptions, Effort
 from rag.documents import display_path
 from rag.schemas import NamedSchema
 
 if TYPE_CHECKING:
-    from rag.knowledge_base import KnowledgeBase
+    from rag.knowledge_base import CollectionStatus
+
+
+class Answering(Protocol):
+    """What extraction needs of a knowledge base, in this process or another."""
+
+    def status(self, collection: str) -> CollectionStatus: ...
+
+    def ask(self, question: str, collection: str, options: AskOptions = ...,
+            cancel: CancelToken | None = None) -> Iterator[AskEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +50,12 @@ class ExtractionProgress:
 
 
 def extract(
-    kb: KnowledgeBase,
+    kb: Answering,
     collection: str,
     schema: NamedSchema,
     progress: Callable[[ExtractionProgress], None] | None = None,
     cancel: CancelToken | None = None,
-    effort: str = "low",
+    effort: Effort = "low",
 ) -> Iterator[ExtractionRow]:
     """Yield one row per indexed document, in path order; stops early when cancelled."""
     cancel = cancel or CancelToken()
@@ -63,6 +77,15 @@ def extract(
         yield row
     if progress:
         progress(ExtractionProgress(len(files), len(files), None))
+
+
+def extract_to(
+    kb: Answering, collection: str, schema: NamedSchema, out: Path,
+    progress: Callable[[ExtractionProgress], None] | None = None, cancel: CancelToken | None = None,
+    effort: Effort = "low",
+) -> int:
+    """Extract one ``schema`` object per indexed document into ``out`` (.jsonl, else CSV); rows written."""
+    return write_rows(extract(kb, collection, schema, progress, cancel, effort), out)
 
 
 def write_rows(rows: Iterable[ExtractionRow], out: Path) -> int:

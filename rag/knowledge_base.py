@@ -28,16 +28,14 @@ from engine.download import DownloadProgress, download
 from rag.answer_cache import AnswerCache, CacheStats
 from rag.calls import Access, offered
 from rag.checkup import Checkup, CheckQuestion, CheckupReport, CheckupState
-from rag.ask import AskContext, AskEvent, AskOptions, Effort, answer
+from rag.ask import AskContext, AskEvent, AskOptions, answer
 from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
-from rag.extract import ExtractionProgress, extract, write_rows
 from rag.following import Followed, FollowedFolders
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
 from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.keyword import KeywordIndex
-from rag.schemas import NamedSchema
 from rag.watch import Changes, apply_changes
 from rag.retrieval import SearchMode, search, to_passage
 from rag.store import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
@@ -337,14 +335,6 @@ class KnowledgeBase:
             quote=self.model.name == STARTER_NAME,
         )
         return answer(question, context, options, cancel)
-
-    @offered(Access.READER, audited=True)
-    def extract(
-        self, collection: str, schema: NamedSchema, out: Path, progress: Callable[[ExtractionProgress], None] | None = None,
-        cancel: CancelToken | None = None, effort: Effort = "low",
-    ) -> int:
-        """Extract one ``schema`` object per indexed document into ``out`` (.jsonl, else CSV); rows written."""
-        return write_rows(extract(self, collection, schema, progress, cancel, effort), out)
 
     # -- check-up ---------------------------------------------------------------------------
 

@@ -34,18 +34,16 @@ from engine import ArchivistError, CancelToken, ModelStatus
 from engine.download import DownloadProgress
 from rag import codec
 from rag.answer_cache import CacheStats
-from rag.ask import AskEvent, AskOptions, Effort
+from rag.ask import AskEvent, AskOptions
 from rag.calls import offered_calls
 from rag.checkup import CheckQuestion, CheckupReport, CheckupState
 from rag.conversations import Conversation
 from rag.documents import Passage
-from rag.errors import ServiceError, ServiceStopped
-from rag.extract import ExtractionProgress
+from rag.errors import BadCall, ServiceStopped
 from rag.following import Followed
 from rag.ingest import FileOutcome, IngestReport, ProgressCallback
 from rag.knowledge_base import CollectionStatus, KnowledgeBase, StepProgress
 from rag.retrieval import SearchMode
-from rag.schemas import NamedSchema
 from rag.store import CollectionInfo
 
 log = logging.getLogger(__name__)
@@ -117,7 +115,7 @@ def call(kb: KnowledgeBase, method: str, args: dict[str, Any], emit: Callable[[o
     """Run one facade method: ``progress`` and streamed items go to ``emit``; the result is returned."""
     spec = OFFERED.get(method)
     if spec is None:
-        raise ServiceError(f"{method!r} is not something the knowledge base offers")
+        raise BadCall(f"{method!r} is not something the knowledge base offers")
     args = spec.arguments(args)
     function = getattr(kb, method)
     parameters = inspect.signature(function).parameters
@@ -337,11 +335,6 @@ class KnowledgeBaseClient:
             cancel: CancelToken | None = None) -> Iterator[AskEvent]:
         stream = self.channel.exchange("ask", {"question": question, "collection": collection, "options": options}, cancel)
         yield from stream  # type: ignore[misc]
-
-    def extract(self, collection: str, schema: NamedSchema, out: Path,
-                progress: Callable[[ExtractionProgress], None] | None = None, cancel: CancelToken | None = None,
-                effort: Effort = "low") -> int:
-        return self._call("extract", progress, cancel, collection=collection, schema=schema, out=out, effort=effort)
 
     # -- check-up ---------------------------------------------------------------------------
 

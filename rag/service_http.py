@@ -26,7 +26,6 @@ import httpx
 from engine import ArchivistError, CancelToken
 from rag import codec
 from rag.errors import NotSignedIn, ServiceError, StoreUnavailable
-from rag.extract import ExtractionRow, write_rows
 from rag.ingest import content_hash, discover
 from rag.service import Notice
 
@@ -57,17 +56,12 @@ class HttpChannel:
                     raise _refusal(response, self.url)
                 forget = cancel.watch(lambda: self._cancel(number)) if cancel is not None else (lambda: None)
                 try:
-                    rows: list[ExtractionRow] = []
                     for line in _lines(response, MAX_LINE):
                         message = codec.loads(line)
-                        if isinstance(message.get("event"), ExtractionRow):  # the file is written here
-                            rows.append(message["event"])
-                        elif "event" in message:
+                        if "event" in message:
                             yield message["event"]
                         elif "error" in message:
                             raise message["error"]
-                        elif method == "extract":
-                            return write_rows(rows, Path(args["out"]))
                         else:
                             return message["result"]
                 finally:

@@ -46,7 +46,6 @@ from rag.ask import AskOptions
 from rag.calls import MAX_ITEMS, Offered
 from rag.conversations import ConversationStore
 from rag.errors import AccessDenied, BadCall, KnowledgeBaseError, NotSignedIn, StoreUnavailable, TooBusy
-from rag.extract import extract
 from rag.ingest import content_hash
 from rag.knowledge_base import KnowledgeBase
 from rag.service import OFFERED, call
@@ -257,14 +256,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             try:
                 policy.prepare(user, spec, args)
                 deleted = policy.collection_id(collection) if method == "delete_collection" else ""
-                if method == "extract":  # the rows go back; the client writes its own file
-                    rows = extract(view(user), collection, args["schema"], lambda progress: put({"event": progress}),
-                                   cancel, str(args.get("effort", "low")))  # type: ignore[arg-type]
-                    result: object = 0
-                    for result, row in enumerate(rows, 1):
-                        put({"event": row})
-                else:
-                    result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
+                result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
                 message: Message = {"result": policy.result(user, spec, args, result, deleted)}
                 outcome = "ok"
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller, typed where ours

@@ -34,7 +34,6 @@ from rag.checkup import CheckQuestion
 from rag.conversations import ConversationStore
 from rag.errors import ServiceError
 from rag.knowledge_base import KnowledgeBase
-from rag.schemas import resolve
 from rag.service import CALLS, OFFERED, KnowledgeBaseClient, PipeChannel
 from rag.service_http import HttpChannel
 from rag.store import VectorStore
@@ -444,7 +443,6 @@ def _samples(fort: Fort) -> dict[str, dict[str, object]]:
         "status": team, "fingerprint": team, "reembed": team, "search": {"query": "canteen", **team},
         "document_passages": {"path": fort.offered / "team.txt", **team},
         "ask": {"question": "When does the canteen open?", **team},
-        "extract": {**team, "schema": resolve("key_facts"), "out": Path("/tmp/rows.jsonl")},
         "checkup": team, "add_check": {**team, "question": CheckQuestion("When does the canteen open?", "team.txt")},
         "remove_check": {**team, "question": "nothing"}, "run_checkup": team, "followed": team,
         "follow": {**team, "folder": fort.offered}, "unfollow": {**team, "folder": fort.offered},

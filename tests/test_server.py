@@ -22,6 +22,7 @@ from test_team import KEY, ChromaServer, _wait_for, inference_server  # noqa: F4
 
 from rag.ask import Answered, AskOptions, Retrieved
 from rag.errors import AccessDenied, NotSignedIn
+from rag.extract import extract_to
 from rag.schemas import resolve
 from rag.service import KnowledgeBaseClient
 from rag.service_http import HttpChannel
@@ -248,9 +249,9 @@ def test_files_are_sent_once_and_a_folder_s_copy_follows_the_folder(team: Team):
 
 def test_a_reader_extracts_into_a_file_of_their_own_machine(team: Team):
     out = team.docs / "contracts.jsonl"
-    assert team.client("alice").extract("Contracts", resolve("key_facts"), out) == 1
+    assert extract_to(team.client("alice"), "Contracts", resolve("key_facts"), out) == 1
     row = json.loads(out.read_text().splitlines()[0])
     assert row["file"].endswith("acme.txt") and "data" in row
     assert not list(team.home.rglob("contracts.jsonl"))  # nothing written on the server
     with pytest.raises(AccessDenied, match="bob has no access to the collection 'Contracts'"):
-        team.client("bob").extract("Contracts", resolve("key_facts"), team.docs / "nope.jsonl")
+        extract_to(team.client("bob"), "Contracts", resolve("key_facts"), team.docs / "nope.jsonl")
