@@ -130,14 +130,14 @@ def within(file: Path, folder: Path) -> bool:
         return False
 
 
-def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
+def discover(paths: Iterable[Path], confine: bool = False) -> tuple[list[Path], list[Path], int]:
     """Expand folders (recursively, hidden entries skipped) into files.
 
     Returns ``(files, folders, skipped)``: files named directly are kept whatever their
     type, so an unsupported one is reported; files found in folders are kept only when a
-    loader exists for them and they lie inside the folder (a symbolic link out of it is
-    skipped: a folder a server offers must not lead to the rest of its disk), the rest
-    counted as skipped.
+    loader exists for them and, with ``confine``, when they lie inside the folder (a
+    symbolic link out of it is skipped: a folder a server offers must not lead to the rest
+    of its disk), the rest counted as skipped.
     """
     files: list[Path] = []
     folders: list[Path] = []
@@ -147,14 +147,14 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path], int]:
         path = Path(os.path.abspath(given))
         if path.is_dir():
             folders.append(path)
-            inside = path.resolve()
+            inside = path.resolve() if confine else None
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(names):
                     if name.startswith("."):
                         continue
                     file = Path(root) / name
-                    if not loaders.is_supported(file) or not within(file, inside):
+                    if not loaders.is_supported(file) or (inside is not None and not within(file, inside)):
                         skipped += 1
                     elif file not in seen:
                         seen.add(file)
@@ -199,12 +199,14 @@ class Ingestor:
         embedder: Embedder,
         options: ChunkOptions = ChunkOptions(),
         batch_chunks: int = 256,
+        confine: bool = False,
     ) -> None:
         self.collection = collection
         self.keyword = keyword
         self.embedder = embedder
         self.options = options
         self.batch_chunks = batch_chunks
+        self.confine = confine  # see ``discover``
 
     def run(
         self,
@@ -220,7 +222,7 @@ class Ingestor:
         """
         started = time.perf_counter()
         cancel = cancel or CancelToken()
-        files, folders, skipped = discover(paths)
+        files, folders, skipped = discover(paths, self.confine)
         manifest = self.collection.files()
         listed = set(files)
         for record in manifest.values():

@@ -34,7 +34,7 @@ from rag.documents import Passage, document_key
 from rag.embedding import Embedder
 from rag.following import Followed, FollowedFolders
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
-from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
+from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback, within
 from rag.keyword import KeywordIndex
 from rag.watch import Changes, apply_changes
 from rag.retrieval import SearchMode, search, to_passage
@@ -84,6 +84,7 @@ class KnowledgeBase:
         conversations: ConversationStore | None = None,
         checkups: Path | None = None,
         following: Path | None = None,
+        confine_folders: bool = False,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -98,6 +99,8 @@ class KnowledgeBase:
         self._lock = threading.Lock()
         self._indexing = threading.Lock()  # one indexing route: drops, followed folders, re-embedding
         self.following = FollowedFolders(following or keyword_dir.parent / "followed.json", self._apply_followed)
+        # A server's: a symbolic link in a folder being indexed is followed only within that folder.
+        self.confine_folders = confine_folders
 
     # -- collections ------------------------------------------------------------------------
 
@@ -214,7 +217,8 @@ class KnowledgeBase:
         self._check_embedder(stored)
         with self._indexing:
             self._sync_keyword(stored, keyword)
-            report = Ingestor(stored, keyword, self.embedder, self.chunking).run(paths, progress, cancel, force)
+            report = Ingestor(stored, keyword, self.embedder, self.chunking, confine=self.confine_folders).run(
+                paths, progress, cancel, force)
             keyword.set_generation(stored.generation())
         return report
 
@@ -381,6 +385,9 @@ class KnowledgeBase:
     def _apply_followed(self, collection: str, changes: Changes | None, folders: Sequence[Path]) -> list[FileOutcome]:
         if changes is None:
             return self.ingest(folders, collection).outcomes
+        if self.confine_folders:
+            roots = [Path(folder).resolve() for folder in folders]
+            changes.changed = {p for p in changes.changed if any(within(p, root) for root in roots)}
         return apply_changes(self, collection, changes)
 
     # -- model, embedder, cache -------------------------------------------------------------

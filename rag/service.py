@@ -294,7 +294,7 @@ class KnowledgeBaseClient:
         return self._call("rename_collection", name=name, new_name=new_name)
 
     def set_adapter(self, name: str, adapter: Path | None) -> CollectionInfo:
-        return self._call("set_adapter", name=name, adapter=adapter)
+        return self._call("set_adapter", name=name, adapter=None if adapter is None else Path(adapter))
 
     def delete_collection(self, name: str) -> None:
         self._call("delete_collection", name=name)
@@ -327,7 +327,7 @@ class KnowledgeBaseClient:
                           paths=None if paths is None else [Path(p) for p in paths], mode=mode)
 
     def document_passages(self, path: Path, collection: str) -> list[Passage]:
-        return self._call("document_passages", path=path, collection=collection)
+        return self._call("document_passages", path=Path(path), collection=collection)
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -356,10 +356,10 @@ class KnowledgeBaseClient:
         return self._call("followed", collection=collection)
 
     def follow(self, collection: str, folder: Path) -> Followed:
-        return self._call("follow", collection=collection, folder=folder)
+        return self._call("follow", collection=collection, folder=Path(folder))
 
     def unfollow(self, collection: str, folder: Path) -> Followed:
-        return self._call("unfollow", collection=collection, folder=folder)
+        return self._call("unfollow", collection=collection, folder=Path(folder))
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -403,7 +403,7 @@ class KnowledgeBaseClient:
 
     def download_model(self, key: str, folder: Path, mirror: str = "", accept_unverified: bool = False,
                        progress: Callable[[DownloadProgress], None] | None = None, cancel: CancelToken | None = None) -> Path:
-        return self._call("download_model", progress, cancel, key=key, folder=folder, mirror=mirror,
+        return self._call("download_model", progress, cancel, key=key, folder=Path(folder), mirror=mirror,
                           accept_unverified=accept_unverified)
 
     def revision(self, collection: str) -> str:

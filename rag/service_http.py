@@ -139,9 +139,10 @@ def _lines(response: httpx.Response, limit: int) -> Iterator[bytes]:
     """The response's lines, each at most ``limit`` bytes (``ServiceError`` past that)."""
     pending = bytearray()
     for chunk in response.iter_bytes():
+        searched = len(pending)  # a long line is searched for its end once, not once per chunk
         pending += chunk
-        while (end := pending.find(b"\n")) >= 0:
-            line, pending = bytes(pending[:end]), pending[end + 1:]
+        while (end := pending.find(b"\n", searched)) >= 0:
+            line, pending, searched = bytes(pending[:end]), pending[end + 1:], 0
             if line.strip():
                 yield line
         if len(pending) > limit:

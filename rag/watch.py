@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag import loaders
-from rag.ingest import within
 
 if TYPE_CHECKING:
     from engine.cancel import CancelToken
@@ -154,8 +153,6 @@ class FolderWatcher:
             with self._lock:
                 changes, self._pending = self._pending, Changes()
                 self._wake.clear()
-            roots = [folder.resolve() for folder in self.folders]  # a link out of a followed folder is not followed
-            changes.changed = {p for p in changes.changed if any(within(p, root) for root in roots)}
             if changes and not self._stopped.is_set():
                 try:
                     self._on_changes(changes)

@@ -24,6 +24,7 @@ their own; the answer cache is shared, and only reachable through a collection o
 
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from engine import ArchivistError, CancelToken
 from rag import codec
 from rag.ask import AskOptions
-from rag.calls import MAX_ITEMS, Offered
+from rag.calls import Offered
 from rag.conversations import ConversationStore
 from rag.errors import AccessDenied, BadCall, KnowledgeBaseError, NotSignedIn, StoreUnavailable, TooBusy
 from rag.ingest import content_hash
@@ -176,6 +177,8 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         """A refusal on the audit log: once a minute per user, action and reason (then with how many
         more there were), names clipped, so that refused requests cannot fill the disk."""
         more = refusals.admit(f"{user.name}\0{action}", reason)
+        if more is not None and refusals.admit(user.name, "any refusal", budget=_REFUSALS_A_MINUTE) is None:
+            more = None  # varied words past the user's budget of lines a minute: counted, not written
         if more is not None:
             detail = _clip(reason, 300) + (f" (and {more} more such refusals)" if more else "")
             audit.record(user.name, _clip(action), _clip(collection, 200), detail, "refused", address)
@@ -267,13 +270,14 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
                 with busy_lock:
                     busy[user.name] -= 1
                     running.pop(key, None)
-            if spec.audited:  # on record before the caller hears the outcome
-                try:
+            try:
+                if spec.audited:  # on record before the caller hears the outcome
                     audit.record(user.name, method, collection, said, outcome, address)
-                except OSError:
-                    log.exception("cannot write the audit log: %s %s on %r by %s", method, outcome, collection, user.name)
-            put(message)
-            put(None)
+            except OSError:
+                log.exception("cannot write the audit log: %s %s on %r by %s", method, outcome, collection, user.name)
+            finally:
+                put(message)
+                put(None)
 
         calls.submit(work)
         return messages
@@ -295,12 +299,16 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     async def uploads_route(request: Request, user: Caller) -> dict[str, list[str]]:
         """Which of the user's files (path on their machine: content hash) the server lacks; the
         copies of files gone from the folders they name are deleted."""
-        body = await body_of(request, config.max_body_kb * 4)  # a folder of thousands of files
+        body = await body_of(request, config.max_body_kb * 64)  # a folder of a hundred thousand files
         collection, files, folders = body.get("collection"), body.get("files", {}), body.get("folders", [])
-        if not isinstance(collection, str) or not _strings(files) or not _strings(folders):
-            raise BadCall("uploads: collection is a string, files an object of strings, folders a list of strings")
+        if not isinstance(collection, str) or not _strings(files, _MAX_FILES) or not _strings(folders, _MAX_FILES):
+            raise BadCall(f"uploads: collection is a string, files an object of at most {_MAX_FILES:,} names and "
+                          f"hashes, folders a list of at most {_MAX_FILES:,} names")
         await require_upload(user, collection, request)
-        copies = {name: uploads.copy_of(user.name, name) for name in files}  # type: ignore[union-attr]
+        copies = {}
+        for name in files:  # type: ignore[union-attr]
+            with contextlib.suppress(AccessDenied):  # a name this server cannot keep: not asked for, reported by the ingest
+                copies[name] = uploads.copy_of(user.name, name)
         if len(set(copies.values())) < len(copies):
             raise BadCall("uploads: two of the names are one file")
         with busy_lock:  # hashing is work: it counts among the user's calls
@@ -316,9 +324,12 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     def _needed(user: User, copies: dict[str, Path], files: dict[str, str], folders: list[str]) -> list[str]:
         kept = set(copies.values())
         for folder in folders:
-            for copy in uploads.copy_of(user.name, folder).rglob("*"):
-                if copy.is_file() and copy not in kept:
-                    copy.unlink()
+            try:
+                for copy in uploads.copy_of(user.name, folder).rglob("*"):
+                    if copy.is_file() and copy not in kept and not copy.name.startswith(_PARTIAL):
+                        copy.unlink(missing_ok=True)  # another request of the user's may be at work here too
+            except (AccessDenied, OSError) as exc:
+                log.info("uploads of %s: left %r as it is (%s)", user.name, folder, exc)
         return [name for name, copy in copies.items() if hashes.of(copy) != files[name]]
 
     @app.put("/v1/upload")
@@ -331,7 +342,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         temporary = ""
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=_PARTIAL)
             with os.fdopen(handle, "wb") as out:
                 async for chunk in request.stream():
                     size += len(chunk)
@@ -431,10 +442,14 @@ def _same_site(request: Request) -> None:
         raise AccessDenied("a request from another web site's page.")
 
 
-def _strings(value: object) -> bool:
+_PARTIAL = ".upload-"  # a file being received
+_MAX_FILES = 100_000  # names in one question of which files the server lacks
+
+
+def _strings(value: object, limit: int) -> bool:
     if isinstance(value, dict):
-        return len(value) <= MAX_ITEMS and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    return isinstance(value, list) and len(value) <= MAX_ITEMS and all(isinstance(v, str) for v in value)
+        return len(value) <= limit and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return isinstance(value, list) and len(value) <= limit and all(isinstance(v, str) for v in value)
 
 
 def _clip(text: str, limit: int = 100) -> str:
@@ -462,7 +477,10 @@ class _Hashes:
             known = self._known.get(path)
         if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
             return known[2]
-        digest = content_hash(path)
+        try:
+            digest = content_hash(path)
+        except OSError:  # gone or unreadable since: the client sends it again
+            return ""
         with self._lock:
             if len(self._known) >= self._keep:
                 self._known.clear()
@@ -480,24 +498,30 @@ def _address(request: Request) -> str:
     return "unix" if isinstance(server, tuple) and isinstance(server[0], str) and server[1] is None else ""
 
 
+_REFUSALS_A_MINUTE = 30  # audit lines of refusals one user may cause a minute, whatever they vary
+
+
 class _Throttle:
-    """Lets one event per key through a minute, and says how many were held back since."""
+    """Lets ``budget`` events per key through a minute (one by default), and says how many were
+    held back since."""
 
     def __init__(self, every: float = 60.0, keys: int = 10_000) -> None:
         self._every = every
         self._keys = keys
-        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+        self._seen: dict[tuple[str, str], tuple[float, int, int]] = {}  # (window start, let through, held)
         self._lock = threading.Lock()
 
-    def admit(self, address: str, reason: str) -> int | None:
+    def admit(self, who: str, what: str, budget: int = 1) -> int | None:
         """None to hold this one back; else how many were held back before it."""
-        now, key = time.monotonic(), (address, reason)
+        now, key = time.monotonic(), (who, what)
         with self._lock:
-            last, held = self._seen.get(key, (float("-inf"), 0))
-            if now - last < self._every:
-                self._seen[key] = (last, held + 1)
+            start, passed, held = self._seen.get(key, (float("-inf"), 0, 0))
+            if now - start < self._every and passed >= budget:
+                self._seen[key] = (start, passed, held + 1)
                 return None
-            if len(self._seen) >= self._keys:
-                self._seen.clear()
-            self._seen[key] = (now, 0)
+            if now - start >= self._every:
+                if len(self._seen) >= self._keys:
+                    self._seen.clear()
+                start, passed = now, 0
+            self._seen[key] = (start, passed + 1, 0)
             return held

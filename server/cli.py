@@ -192,7 +192,7 @@ def _serve(home: Path, host: str, port: int, uds: Path | None, certfile: Path | 
 
     settings, config = load_config(home)
     logs.configure(home / "logs", process="server")
-    kb = open_knowledge_base(settings)
+    kb = open_knowledge_base(settings, confine_folders=True)
     accounts = Accounts(home / "accounts.db")
     if config.watches_folders:  # one replica of several watches the followed folders; the others set this off
         kb.start()

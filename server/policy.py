@@ -73,7 +73,7 @@ class Policy:
             # A path that is also the caller's own file may be their upload; an adapter or a
             # download folder only ever lies in a folder the administrator offers.
             roots = [*self.folders, self.uploads.folder(user.name)] if name in spec.client_paths else self.folders
-            self._map(args, name, lambda path, roots=roots: _inside(path, roots))
+            self._map(args, name, lambda path, roots=roots: _inside(path, roots, self.folders))
 
     def may_upload(self, user: User, collection: str) -> None:
         """``AccessDenied`` unless ``user`` may send files for ``collection`` (edit it, or make it)."""
@@ -87,6 +87,7 @@ class Policy:
         collection = self.collection_of(spec, args)
         if spec.creates and spec.name != "create_collection":
             if not self._exists(collection):
+                self._may_create(user, collection)  # deleted since the call was allowed: making it is creating
                 try:
                     self.made(user, self.kb.create_collection(collection))
                     return
@@ -179,15 +180,19 @@ class Policy:
             args[top] = dataclasses.replace(value, **{field: mapped(getattr(value, field))})
 
 
-def _inside(path: Path, roots: list[Path]) -> Path:
-    """``path`` when it lies inside one of ``roots`` (the offered folders, the user's uploads),
-    symbolic links followed; ``AccessDenied`` otherwise."""
+def _inside(path: Path, roots: list[Path], folders: list[Path]) -> Path:
+    """``path`` when it lies inside one of ``roots`` (offered folders, perhaps the user's uploads),
+    symbolic links followed; ``AccessDenied`` otherwise (``folders``: the offered ones, named)."""
     if ".." in Path(path).parts:  # resolved here after links, by abspath when indexed: never let them differ
         raise AccessDenied(f"{path} names a folder above another; give the path itself.")
-    resolved = Path(path).resolve()
-    if any(resolved.is_relative_to(root.resolve()) for root in roots):
+    try:
+        resolved = Path(path).resolve()
+        inside = any(resolved.is_relative_to(root.resolve()) for root in roots)
+    except (OSError, RuntimeError):  # a loop of links, a name too long
+        inside = False
+    if inside:
         return path
-    offered = ", ".join(str(r) for r in roots[:-1]) or "none"
+    offered = ", ".join(str(f) for f in folders) or "none"
     raise AccessDenied(f"{path} is not in a folder this server offers for indexing (offered: {offered}); "
                        "files of your own machine are sent to the server when you add them.")
 

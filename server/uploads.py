@@ -100,6 +100,6 @@ class Uploads:
             return self.root.joinpath(relative[0], *parts_of("/".join(relative[1:]), self._windows))
         try:
             copy = self.copy_of(user, text)
-        except AccessDenied:
+            return copy if copy.exists() else path
+        except (AccessDenied, OSError):  # not a name this server could keep: no upload of it
             return path
-        return copy if copy.exists() else path

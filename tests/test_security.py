@@ -96,7 +96,7 @@ def fort(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Fort]:
     (offered / "link.txt").symlink_to(outside / "private.txt")  # a link out of the offered folder
     (secret / "secret.txt").write_text(f"Board only. {SECRET} The merger closes in May.")
     kb = KnowledgeBase(VectorStore.embedded(root / "kb" / "chroma"), embedder, root / "kb" / "keyword",
-                       cache=AnswerCache(root / "kb" / "cache"))
+                       cache=AnswerCache(root / "kb" / "cache"), confine_folders=True)  # as `archivist-server serve` makes it
     kb.ingest([offered / "team.txt"], "Team")
     kb.ingest([secret / "secret.txt"], "Secret")
     accounts = Accounts(home / "accounts.db")
@@ -149,6 +149,16 @@ def test_a_path_climbing_out_through_a_link_is_refused(fort: Fort):
         response = fort.call("ed", call, {**args, "collection": "Team"})
         assert response.status_code == 403 and "names a folder above another" in response.json()["detail"]
     assert all(OUTSIDE not in p.text for p in fort.kb.search(OUTSIDE, "Team"))
+
+
+def test_a_loop_of_links_or_a_path_too_long_is_refused_not_a_crash(fort: Fort):
+    (fort.offered / "loop").symlink_to(fort.offered / "loop")
+    looped = fort.call("ed", "ingest", {"paths": [fort.offered / "loop" / "x.txt"], "collection": "Team"})
+    assert looped.status_code == 403
+    long = Path("/home/ed/" + "/".join(["d" * 250] * 15) + "/notes.txt")
+    for call, args in (("search", {"query": "canteen", "paths": [long]}), ("document_passages", {"path": long})):
+        assert fort.call("rita", call, {**args, "collection": "Team"}).status_code == 200, call
+    (fort.offered / "loop").unlink()
 
 
 def test_a_link_out_of_an_offered_folder_is_not_followed(fort: Fort):
@@ -209,6 +219,9 @@ def test_audit_lines_cannot_be_forged_or_hidden(fort: Fort):
     shown = fort.audit()
     assert "mallory" in shown and not any(line.startswith("2026-01-01") for line in shown.splitlines())
     assert "\x1b" not in shown and "\\x1b" in shown
+    for number in range(60):  # refusals in ever other words: a user's lines a minute are bounded all the same
+        assert fort.post("rita", {"id": "u", "call": f"nothing-{number}", "args": {}}).status_code == 400
+    assert fort.audit().count("unknown call") <= 30
 
 
 def test_a_deleted_collection_leaves_nothing_to_its_successor(fort: Fort):

@@ -137,7 +137,9 @@ def test_each_user_sees_and_changes_only_what_they_were_given(team: Team):
         alice.clear_cache()
 
     (team.shared / "policy.txt").write_text("Policy. Laptops are locked when left alone.")
+    (team.shared / "accounts.txt").symlink_to(team.home / "server.toml")  # a link out of the offered folder
     assert alice.follow("Handbook", team.shared).folders == [team.shared]
+    assert "accounts.txt" not in {f.path.name for f in alice.status("Handbook").files}
     with pytest.raises(AccessDenied, match="is not in a folder this server offers"):
         alice.follow("Handbook", team.home)  # the server's own files are not offered
 

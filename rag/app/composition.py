@@ -99,8 +99,9 @@ def team_server(settings: Settings, url: str = "") -> KnowledgeBaseClient | None
     return KnowledgeBaseClient(HttpChannel(url, load_token(url))) if url else None
 
 
-def open_knowledge_base(settings: Settings, with_model: bool = True) -> KnowledgeBase:
-    """A knowledge base wired from the settings: store, embedder, chunking, model, cache."""
+def open_knowledge_base(settings: Settings, with_model: bool = True, confine_folders: bool = False) -> KnowledgeBase:
+    """A knowledge base wired from the settings: store, embedder, chunking, model, cache
+    (``confine_folders``: a server's, whose folders must not lead out through links)."""
     store, keyword_dir = open_store(settings)
     embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
                         idle_seconds=settings.idle_minutes * 60)
@@ -111,6 +112,7 @@ def open_knowledge_base(settings: Settings, with_model: bool = True) -> Knowledg
         conversations=ConversationStore(settings.data_path / "conversations"),
         checkups=settings.data_path / "checkups",
         following=_followed_file(settings),
+        confine_folders=confine_folders,
     )
 
 

@@ -51,37 +51,37 @@
 <context>
     <name>Asking</name>
     <message>
-        <location filename="../../desktop/asking.py" line="78" />
+        <location filename="../../desktop/asking.py" line="79" />
         <source>Still opening the knowledge base…</source>
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="112" />
+        <location filename="../../desktop/asking.py" line="113" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="116" />
+        <location filename="../../desktop/asking.py" line="117" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="140" />
+        <location filename="../../desktop/asking.py" line="141" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="141" />
+        <location filename="../../desktop/asking.py" line="142" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="179" />
+        <location filename="../../desktop/asking.py" line="180" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="180" />
+        <location filename="../../desktop/asking.py" line="181" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
@@ -727,7 +727,7 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/asking.py" line="38" />
+        <location filename="../../desktop/asking.py" line="39" />
         <source>Something went wrong: {}. Details are in the log file.</source>
         <translation>出现错误：{}。详情见日志文件。</translation>
     </message>
