@@ -174,14 +174,19 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         busy[user.name] += 1
 
     def refuse(user: User, action: str, collection: str, reason: str, address: str) -> None:
-        """A refusal on the audit log: once a minute per user, action and reason (then with how many
-        more there were), names clipped, so that refused requests cannot fill the disk."""
-        more = refusals.admit(f"{user.name}\0{action}", reason)
-        if more is not None and refusals.admit(user.name, "any refusal", budget=_REFUSALS_A_MINUTE) is None:
-            more = None  # varied words past the user's budget of lines a minute: counted, not written
-        if more is not None:
-            detail = _clip(reason, 300) + (f" (and {more} more such refusals)" if more else "")
-            audit.record(user.name, _clip(action), _clip(collection, 200), detail, "refused", address)
+        """A refusal on the audit log, so that refused requests cannot fill the disk: once a minute
+        per user, action and reason, and at most ``_REFUSALS_A_MINUTE`` lines a minute per user
+        whatever words they vary; the next line written says how many were only counted."""
+        repeated = refusals.admit(f"{user.name}\0{action}", reason)
+        if repeated is None:
+            return
+        unwritten = refusals.admit(user.name, "any refusal", budget=_REFUSALS_A_MINUTE)
+        if unwritten is None:
+            return
+        counted = [f"{repeated} more such refusals"] if repeated else []
+        counted += [f"{unwritten} other refusals of {user.name}'s not written"] if unwritten else []
+        detail = _clip(reason, 300) + (f" (and {'; '.join(counted)})" if counted else "")
+        audit.record(user.name, _clip(action), _clip(collection, 200), detail, "refused", address)
 
     def detail(spec: Offered, args: dict[str, object]) -> str:
         if spec.name == "ask":

@@ -503,7 +503,7 @@ def test_every_call_by_every_kind_of_caller_gets_what_the_policy_says(fort: Fort
     assert tried == len(CALLS) * len(IDENTITIES)
     fort.by_table = tried
     refused = [json.loads(line) for line in (fort.home / "audit.jsonl").read_text().splitlines()]
-    assert any(e["outcome"] == "refused" and e["action"] == "delete_collection" and e["user"] == "rita" for e in refused)
+    assert any(e["outcome"] == "refused" and e["action"] == "unload_model" and e["user"] == "olga" for e in refused)
     shown = fort.audit()
     assert SECRET not in shown and OUTSIDE not in shown
     print(f"\npolicy table: {len(CALLS)} calls x {len(IDENTITIES)} identities = {tried} requests, leaks 0")
