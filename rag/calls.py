@@ -65,6 +65,8 @@ class Offered:
         """``args`` checked against the facade's signature: the same values, typed; ``BadCall``
         saying which argument is wrong and how, for anything else."""
         assert self.check is not None
+        if not isinstance(args, Mapping) or not all(isinstance(name, str) for name in args):
+            raise BadCall(f"{self.name}: its arguments must be an object of named values")
         _bounded(args, 0, "")
         try:
             return self.check.validate_python(dict(args))

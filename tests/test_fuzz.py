@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from servers import serving
 
 from rag import codec
-from rag.errors import ServiceError
+from engine import ArchivistError
+from rag.errors import BadCall, ServiceError
 from rag.knowledge_base import KnowledgeBase
-from rag.service import CALLS
+from rag.service import CALLS, OFFERED
 from rag.store import VectorStore
 from server.accounts import Accounts, Role
 from server.app import ServerConfig, create_app
@@ -148,7 +149,8 @@ def _call(draw: st.DrawFn) -> dict[str, object]:
     args = {name: draw(_VALUES if not draw(st.integers(0, 4)) else _PLAUSIBLE.get(name, _VALUES))
             for name in names if draw(st.integers(0, 5))}
     if draw(st.integers(0, 4)) == 0:
-        args[draw(st.text(max_size=8))] = draw(_VALUES)  # an argument the call does not have
+        marker = st.sampled_from(["$tuple", "$map", "$path", "$type", "$enum", "$error"])  # the codec's own keys
+        args[draw(marker | st.text(max_size=8))] = draw(_VALUES)  # an argument the call does not have
     number = draw(st.integers()) if not draw(st.integers(0, 9)) else draw(st.text(min_size=1, max_size=8))
     body: dict[str, object] = {"id": number, "call": call, "args": args}
     if draw(st.integers(0, 9)) == 0:
@@ -207,6 +209,25 @@ def test_no_request_breaks_the_server_or_reaches_past_its_folders(target: Target
         for line in response.text.splitlines():
             error = codec.loads(line).get("error")
             assert not isinstance(error, ServiceError), (request, error)  # an exception that is not ours: a bug
+
+
+@settings(max_examples=EXAMPLES * 10, deadline=None, database=None, derandomize=EXAMPLES <= 150,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(body=_call())
+def test_every_call_s_arguments_are_read_or_refused_in_words(body: dict[str, object]):
+    """The same bodies, ten times as many, through the codec and each call's argument check alone:
+    anything they raise is a refusal a person can read (``BadCall``), never a crash."""
+    method, raw = body.get("call"), body.get("args", {})
+    if not isinstance(method, str) or method not in OFFERED or not isinstance(raw, dict):
+        return
+    try:
+        decoded = codec.decode(_aimed(raw, Path("/srv/offered")))
+    except (ArchivistError, TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError):
+        return  # what the server answers 400 to
+    try:
+        OFFERED[method].arguments(decoded)
+    except BadCall:
+        pass
 
 
 def test_nothing_outside_the_offered_folders_was_indexed(target: Target):

@@ -316,6 +316,8 @@ def test_bodies_are_bounded_and_must_be_json_from_this_site(fort: Fort):
     assert fort.post("rita", None, content=f'{{"id":"6","call":"search","args":{deep}}}'.encode()).status_code == 400
     nested = {"id": "7", "call": "search", "args": {"query": "q", "collection": "Team", "mode": [[[[[[[[[[[[[[1]]]]]]]]]]]]]]}}
     assert fort.post("rita", nested).status_code == 400
+    not_named = {"id": "7", "call": "cache_stats", "args": {"$tuple": [{"$path": "/etc"}]}}  # the fuzzer's 500
+    assert fort.post("rita", not_named).status_code == 400
     as_text = fort.post("rita", {"id": "8", "call": "collections", "args": {}}, headers={"Content-Type": "text/plain"})
     assert as_text.status_code == 415  # what a page on another site can send without asking first
     cross = fort.post("rita", {"id": "9", "call": "collections", "args": {}}, headers={"Sec-Fetch-Site": "cross-site"})
