@@ -1,8 +1,9 @@
 """Where a user's uploaded files are kept on the server, and the names each user sees for them.
 
 A desktop sends the files it indexes; each is kept under ``home/uploads/<user id>/`` at the path
-it has on the user's machine (``C:\\Reports\\q3.pdf`` becomes ``<user id>/C/Reports/q3.pdf``,
-``/home/ann/q3.pdf`` becomes ``<user id>/home/ann/q3.pdf``). The uploader sees their own name for
+it has on the user's machine (``C:\\Reports\\q3.pdf`` becomes ``<user id>/C:/Reports/q3.pdf`` on a
+POSIX server and ``<user id>\\C$\\Reports\\q3.pdf`` on a Windows one, ``/home/ann/q3.pdf`` becomes
+``<user id>/home/ann/q3.pdf``). The uploader sees their own name for
 it; everyone else sees ``/uploads/<user id>/...``, never the server's own folders. Every name is
 checked part by part, so no path a client sends can reach outside its user's folder, on a POSIX
 or a Windows server.
