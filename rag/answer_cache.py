@@ -231,10 +231,11 @@ class AnswerCache:
         entries = json.loads(known)
         matrix = np.asarray([e["v"] for e in entries], dtype=np.float32)
         scores = matrix @ np.asarray(vector(), dtype=np.float32)
+        sealed = _sealed(scope, pivots(question))
         for best in np.argsort(-scores):
             if scores[best] < self.similar_threshold:  # type: ignore[operator]
                 return None
-            fits = entries[best].get("p") == _sealed(scope, pivots(question))
+            fits = entries[best].get("p") == sealed
             if fits and (raw := self._store.get(entries[best]["k"])) is not None:
                 return CacheHit(json.loads(raw), "similar", float(scores[best]))
         return None

@@ -35,7 +35,7 @@ from engine.download import DownloadProgress
 from rag import codec
 from rag.answer_cache import CacheStats
 from rag.ask import AskEvent, AskOptions
-from rag.calls import offered_calls
+from rag.calls import Offered, offered_calls
 from rag.checkup import CheckQuestion, CheckupReport, CheckupState
 from rag.conversations import Conversation
 from rag.documents import Passage
@@ -99,7 +99,8 @@ class Service:
 
     def _run(self, number: int, message: Message, token: CancelToken) -> None:
         try:
-            result = call(self.kb, str(message["call"]), dict(message.get("args") or {}),
+            spec = offered(str(message["call"]))
+            result = call(self.kb, spec, spec.arguments(message.get("args") or {}),
                           lambda event: self._send({"id": number, "event": event}), token)
             self._send({"id": number, "result": result})
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller, typed where ours
@@ -111,13 +112,19 @@ class Service:
                 self._running.pop(number, None)
 
 
-def call(kb: KnowledgeBase, method: str, args: dict[str, Any], emit: Callable[[object], None], cancel: CancelToken) -> object:
-    """Run one facade method: ``progress`` and streamed items go to ``emit``; the result is returned."""
+def offered(method: str) -> Offered:
+    """The call named ``method``; ``BadCall`` for a name the knowledge base does not offer."""
     spec = OFFERED.get(method)
     if spec is None:
         raise BadCall(f"{method!r} is not something the knowledge base offers")
-    args = spec.arguments(args)
-    function = getattr(kb, method)
+    return spec
+
+
+def call(kb: KnowledgeBase, spec: Offered, args: dict[str, Any], emit: Callable[[object], None],
+         cancel: CancelToken) -> object:
+    """Run one facade method with arguments ``spec.arguments`` has checked: ``progress`` and
+    streamed items go to ``emit``; the result is returned."""
+    function = getattr(kb, spec.name)
     parameters = inspect.signature(function).parameters
     if "progress" in parameters:
         args["progress"] = emit

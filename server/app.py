@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -150,14 +151,15 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
         if kind != "application/json":
             raise Refusal(415, BadCall(f"the body must be sent as application/json, not {kind or 'nothing'!r}"))
         limit = (limit_kb or config.max_body_kb) * 1024
+        too_large = Refusal(413, BadCall(f"the request is over this server's limit of {limit // 1024:,} KB"))
         declared = request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise Refusal(413, BadCall(f"the request is over this server's limit of {limit // 1024:,} KB"))
+            raise too_large
         data = bytearray()
         async for chunk in request.stream():
             data += chunk
             if len(data) > limit:
-                raise Refusal(413, BadCall(f"the request is over this server's limit of {limit // 1024:,} KB"))
+                raise too_large
         try:
             value = json.loads(data)
         except (ValueError, RecursionError) as exc:
@@ -264,7 +266,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
             try:
                 policy.prepare(user, spec, args)
                 deleted = policy.collection_id(collection) if method == "delete_collection" else ""
-                result = call(view(user), method, dict(args), lambda event: put({"event": event}), cancel)
+                result = call(view(user), spec, dict(args), lambda event: put({"event": event}), cancel)  # checked above
                 message: Message = {"result": policy.result(user, spec, args, result, deleted)}
                 outcome = "ok"
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller, typed where ours
@@ -476,7 +478,7 @@ class _Hashes:
             stat = path.stat()
         except OSError:
             return ""
-        if not os.path.isfile(path):
+        if not S_ISREG(stat.st_mode):
             return ""
         with self._lock:
             known = self._known.get(path)

@@ -27,6 +27,7 @@ from pathlib import Path
 from rag.ask import AskOptions
 from rag.calls import Access, Offered
 from rag.errors import AccessDenied, CollectionExists, CollectionNotFound
+from rag.ingest import within
 from rag.knowledge_base import KnowledgeBase
 from rag.store import CollectionInfo
 from server.accounts import Accounts, Role, User
@@ -185,12 +186,7 @@ def _inside(path: Path, roots: list[Path], folders: list[Path]) -> Path:
     symbolic links followed; ``AccessDenied`` otherwise (``folders``: the offered ones, named)."""
     if ".." in Path(path).parts:  # resolved here after links, by abspath when indexed: never let them differ
         raise AccessDenied(f"{path} names a folder above another; give the path itself.")
-    try:
-        resolved = Path(path).resolve()
-        inside = any(resolved.is_relative_to(root.resolve()) for root in roots)
-    except (OSError, RuntimeError):  # a loop of links, a name too long
-        inside = False
-    if inside:
+    if any(within(Path(path), root.resolve()) for root in roots):  # False for a loop of links, a name too long
         return path
     offered = ", ".join(str(f) for f in folders) or "none"
     raise AccessDenied(f"{path} is not in a folder this server offers for indexing (offered: {offered}); "
