@@ -29,14 +29,15 @@ from rag import offline  # noqa: E402
 offline.enforce()
 
 from corpus import paragraphs  # noqa: E402
+
 from engine import LlamaEngine, LlamaSettings  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
-from rag.answer_cache import AnswerCache  # noqa: E402
-from rag.ask import Answered, AskOptions  # noqa: E402
+from rag.answering.answer_cache import AnswerCache  # noqa: E402
+from rag.answering.ask import Answered, AskOptions  # noqa: E402
 from rag.documents import Chunk  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.store import INDEXED, FileRecord, VectorStore, chunk_row  # noqa: E402
+from rag.storage.vectors import INDEXED, FileRecord, VectorStore, chunk_row  # noqa: E402
 
 QUERIES = [
     "how do I parse command line arguments", "compress a file with gzip", "thread safe queue", "hash a password",

@@ -82,7 +82,7 @@ def main() -> None:
     from rag import offline
 
     offline.enforce()
-    from rag.answer_cache import SIMILAR_THRESHOLD, compatible
+    from rag.answering.answer_cache import SIMILAR_THRESHOLD, compatible
     from rag.embedding import Embedder
 
     embedder = Embedder()

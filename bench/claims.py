@@ -1,6 +1,6 @@
 """Checkable answers, measured.
 
-1. The sentence checker (``rag.claims``) on a labelled set made from the eval corpus
+1. The sentence checker (``rag.answering.claims``) on a labelled set made from the eval corpus
    (bench/eval/en.json, 60 short documents): every sentence of a document, cited to it,
    is a claim it supports; so is the same sentence reworded (synonyms), two sentences joined
    into one, and a handful of hand-written paraphrases. Altered copies are claims it does not
@@ -46,14 +46,14 @@ offline.enforce()
 
 from engine import LanguageModel, LlamaEngine, LlamaSettings, RemoteEngine  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
-from rag import prompting  # noqa: E402
-from rag.ask import Answered, AskOptions  # noqa: E402
-from rag.claims import check, quote  # noqa: E402
+from rag.answering import prompting  # noqa: E402
+from rag.answering.ask import Answered, AskOptions  # noqa: E402
+from rag.answering.claims import check, quote  # noqa: E402
+from rag.answering.prompting import INSTRUCTIONS  # noqa: E402
+from rag.answering.sources import Source  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.prompting import INSTRUCTIONS  # noqa: E402
-from rag.sources import Source  # noqa: E402
-from rag.store import VectorStore  # noqa: E402
+from rag.storage.vectors import VectorStore  # noqa: E402
 
 SAMPLES = HERE.parent / "resources" / "samples"
 SYNONYMS = {"opens": "starts", "closes": "shuts", "must": "has to", "may": "can", "every": "each", "about": "around",
@@ -163,7 +163,7 @@ def part1(embedder: Embedder) -> None:
 
 def key_fact_right(text: str, fact: str) -> bool:
     """Whether ``text`` states the key fact: its numbers and most of its words."""
-    from rag.claims import supports
+    from rag.answering.claims import supports
 
     return supports(fact, [text])
 

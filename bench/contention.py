@@ -33,9 +33,9 @@ def main() -> None:
     from corpus import write_pdfs
 
     from rag.embedding import Embedder
-    from rag.ingest import ChunkOptions
+    from rag.indexing.ingest import ChunkOptions
     from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
+    from rag.storage.vectors import VectorStore
 
     embedder = Embedder()
     embedder.embed(["warm up"])

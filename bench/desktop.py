@@ -46,8 +46,8 @@ IN_PROCESS_KB = """
 import sys
 from rag import offline
 offline.enforce()
-from rag.app.composition import open_knowledge_base
-from rag.app.settings import Settings
+from archivist.composition import open_knowledge_base
+from archivist.settings import Settings
 kb = open_knowledge_base(Settings(data_dir=sys.argv[1]), with_model=False)
 kb.create_collection("Documents")
 kb.search("pump", "Documents")
@@ -97,15 +97,14 @@ def startup(runs: int = 5) -> None:
 
 
 def stalls() -> None:
+    import shiboken6
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    import shiboken6
-
     app = QApplication.instance() or QApplication([])
+    from archivist import Settings
     from desktop.backend import Backend
     from desktop.main_window import MainWindow
-    from rag.app import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

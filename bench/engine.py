@@ -133,10 +133,10 @@ def decode(args: argparse.Namespace, settings: LlamaSettings) -> None:
 
 def follow_up(args: argparse.Namespace, settings: LlamaSettings) -> None:
     from rag import offline
-    from rag.ask import Answered, AskOptions
+    from rag.answering.ask import Answered, AskOptions
     from rag.embedding import Embedder
     from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
+    from rag.storage.vectors import VectorStore
 
     offline.enforce()
     warm_times, cold_times, prompts = [], [], []

@@ -35,12 +35,12 @@ def run_archivist(data: Path, corpus: Path) -> dict:
     from rag import offline
 
     offline.enforce()
-    from rag.embedding import Embedder
-    from rag.ingest import ChunkOptions
-    from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
-
     import torch
+
+    from rag.embedding import Embedder
+    from rag.indexing.ingest import ChunkOptions
+    from rag.knowledge_base import KnowledgeBase
+    from rag.storage.vectors import VectorStore
 
     embedder = Embedder(batch_size=BATCH)
     embedder.embed(["warm up"])

@@ -1,7 +1,7 @@
 """Very large files, measured: a PDF of 2,000 pages and an XLSX of 200,000 rows.
 
-Each file is read and chunked exactly as an ingest does (``rag.loaders`` then
-``rag.chunking``, with the embedder's tokenizer) in a process of its own; the process's
+Each file is read and chunked exactly as an ingest does (``rag.indexing.loaders`` then
+``rag.indexing.chunking``, with the embedder's tokenizer) in a process of its own; the process's
 resident memory is sampled every 20 ms, and the peak above what it held before the file was
 opened is printed with the time taken. With ``--index`` the PDF is also indexed whole
 (embedding and both indexes included) into a fresh knowledge base.
@@ -69,12 +69,13 @@ def make_xlsx(path: Path, rows: int = 200_000) -> Path:
 
 
 def measure(path: Path, index: bool) -> dict:
-    from rag import loaders, offline
+    from rag import offline
+    from rag.indexing import loaders
 
     offline.enforce()
-    from rag.chunking import chunk_sections
     from rag.documents import LoadResult
     from rag.embedding import Embedder
+    from rag.indexing.chunking import chunk_sections
 
     embedder = Embedder()
     embedder.token_offsets("warm up")
@@ -86,7 +87,7 @@ def measure(path: Path, index: bool) -> dict:
            "peak_mb": (memory.peak - memory.before) / 2**20, "before_mb": memory.before / 2**20}
     if index:
         from rag.knowledge_base import KnowledgeBase
-        from rag.store import VectorStore
+        from rag.storage.vectors import VectorStore
 
         with tempfile.TemporaryDirectory() as tmp:
             kb = KnowledgeBase(VectorStore.embedded(Path(tmp) / "chroma"), embedder, Path(tmp) / "keyword")

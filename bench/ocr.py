@@ -4,7 +4,7 @@ Pages of the eval corpus (bench/eval/en.json and zh.json) are drawn as a scanner
 make them: text rendered at 150 and 300 dpi, a slight rotation (0.5-1.5 degrees) and
 speckle noise. Each scan goes through the app's own path twice:
 
-- as an image file (PNG), read by ``rag.loaders`` as it would be after a drop;
+- as an image file (PNG), read by ``rag.indexing.loaders`` as it would be after a drop;
 - inside a PDF with no text layer, which the PDF loader renders at ``ocr.DPI`` and reads.
 
 Character accuracy is 1 - (edit distance / reference length), counted on the text without
@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont  # noqa: E402
 
-from rag import loaders  # noqa: E402
 from rag.documents import LoadResult  # noqa: E402
-from rag.loaders import ocr  # noqa: E402
+from rag.indexing import loaders  # noqa: E402
+from rag.indexing.loaders import ocr  # noqa: E402
 
 FONTS = {
     "en": "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",

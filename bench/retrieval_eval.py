@@ -29,11 +29,11 @@ from rag import offline  # noqa: E402
 
 offline.enforce()
 
+from rag.answering.retrieval import SearchMode  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
-from rag.ingest import ChunkOptions  # noqa: E402
+from rag.indexing.ingest import ChunkOptions  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.retrieval import SearchMode  # noqa: E402
-from rag.store import VectorStore  # noqa: E402
+from rag.storage.vectors import VectorStore  # noqa: E402
 
 MODES = {"keyword only": SearchMode(vector=False), "vector only": SearchMode(keyword=False), "fused": SearchMode()}
 
@@ -128,10 +128,10 @@ def spreadsheet(embedder: Embedder) -> None:
 
 def support_rate(embedder: Embedder, documents: int = 6) -> None:
     """Structured answers (key facts) over the English set: the share of fields the sources bear out."""
+    from archivist.extract import extract
     from engine import LlamaEngine, LlamaSettings
     from engine.catalog import starter_model_path
-    from rag.extract import extract
-    from rag.schemas import resolve
+    from rag.answering.schemas import resolve
 
     data = json.loads((HERE / "eval" / "en.json").read_text(encoding="utf-8"))
     engine = LlamaEngine(LlamaSettings(starter_model_path(), context_size=4096), idle_thread=False)
@@ -157,9 +157,9 @@ def support_rate(embedder: Embedder, documents: int = 6) -> None:
 
 def multilingual_folder(given: str | None) -> Path | None:
     """The multilingual embedding model: the folder given, or where Settings downloads it."""
+    from archivist.composition import models_dir
+    from archivist.settings import Settings
     from engine.catalog import CATALOG, installed_model
-    from rag.app.composition import models_dir
-    from rag.app.settings import Settings
 
     if given:
         return Path(given)

@@ -31,8 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag import codec  # noqa: E402
 from rag.calls import MAX_ITEMS, MAX_TEXT  # noqa: E402
+from rag.service import codec  # noqa: E402
 
 
 def run_tests(examples: int) -> dict[str, str]:

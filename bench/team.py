@@ -42,15 +42,16 @@ from rag import offline  # noqa: E402
 offline.enforce()
 
 from corpus import paragraphs  # noqa: E402
+
 from engine import RemoteEngine, backends  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
-from rag.answer_cache import SIMILAR_THRESHOLD, AnswerCache, normalise  # noqa: E402
-from rag.ask import Answered, AskFailed, AskOptions  # noqa: E402
+from rag.answering.answer_cache import SIMILAR_THRESHOLD, AnswerCache, normalise  # noqa: E402
+from rag.answering.ask import Answered, AskFailed, AskOptions  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.service import KnowledgeBaseClient  # noqa: E402
-from rag.service_http import HttpChannel  # noqa: E402
-from rag.store import VectorStore  # noqa: E402
+from rag.service.client import KnowledgeBaseClient  # noqa: E402
+from rag.service.http_channel import HttpChannel  # noqa: E402
+from rag.storage.vectors import VectorStore  # noqa: E402
 from server.accounts import Accounts, Role  # noqa: E402
 
 COLLECTION = "Team"

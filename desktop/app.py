@@ -19,8 +19,8 @@ from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 if TYPE_CHECKING:
+    from archivist import Settings
     from desktop.backend import Backend
-    from rag.app import Settings
 
 APP_NAME = "Archivist"
 
@@ -99,13 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start Archivist's window (or run the self-test)."""
     multiprocessing.freeze_support()  # the frozen app's own processes (knowledge base, engine) start through main
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    from rag.app import (
-        Settings,
-        configure_logs,
-        crash_reports,
-        enforce_offline,
-        run_self_test,
-    )
+    from archivist import Settings, configure_logs, crash_reports, enforce_offline, run_self_test
 
     enforce_offline()
     if args.self_test:
@@ -117,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logs(settings.log_path, process="window")
     # The knowledge base takes seconds to open (torch's import): its process starts before anything else
     # (or, with a team server, the connection to it).
-    from rag.app import connect
+    from archivist import connect
 
     knowledge_base = connect(settings)
     knowledge_base.start()
@@ -176,15 +170,15 @@ def _report_searchable(backend: Backend) -> None:
 def is_first_run(settings: Settings) -> bool:
     """Whether to greet with the first-run page: nothing chosen yet (no settings saved, no model
     set, no team server) and no gpt-oss found."""
-    from rag.app import config_dir, server_url
+    from archivist import config_dir
 
-    chosen = (config_dir() / "settings.toml").exists() or settings.model_path or server_url(settings)
+    chosen = (config_dir() / "settings.toml").exists() or settings.model_path or settings.team_url
     return not chosen and _no_gpt_oss(settings)
 
 
 def _no_gpt_oss(settings: Settings) -> bool:
+    from archivist import find_model
     from rag import STARTER_NAME, ArchivistError
-    from rag.app import find_model
 
     try:
         _path, label = find_model(settings)

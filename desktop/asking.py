@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QObject
 from PySide6.QtWidgets import QWidget
 
+from archivist import extract_to
 from desktop.backend import Backend
 from desktop.chat_view import ChatPanel, ShownTurn
 from desktop.reembed_dialog import offer_reembed
@@ -28,7 +29,6 @@ from rag import (
     NamedSchema,
     ReasoningDelta,
     Retrieved,
-    extract_to,
 )
 
 

@@ -15,9 +15,9 @@ from typing import TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from archivist import KnowledgeBaseProcess, Settings, TeamConnection, connect
 from desktop.workers import Job, Workers
 from rag import AccessDenied, KnowledgeBaseClient, ModelStatus, ServiceStopped
-from rag.app import KnowledgeBaseProcess, Settings, TeamConnection, connect
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from desktop.structured_view import StructuredPanel
 from rag import STARTER_NAME, AnswerResult, Citation, Claim, Quote, Source, link_marks
 
 
-
 @dataclass
 class ShownTurn:
     """One question and its answer as the window shows them."""

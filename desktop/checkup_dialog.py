@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from desktop.backend import Backend
 from desktop.workers import Job
-from rag import TOP, CheckQuestion, KnowledgeBaseClient, CheckupReport, CheckupState, CollectionStatus, StepProgress
+from rag import TOP, CheckQuestion, CheckupReport, CheckupState, CollectionStatus, KnowledgeBaseClient, StepProgress
 
 
 class CheckupDialog(QDialog):

@@ -12,9 +12,10 @@ from PySide6.QtCore import QMimeData, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget
 
+from archivist import Settings, models_dir
 from desktop.about import show_about
-from desktop.backend import Backend
 from desktop.asking import Asking, plain
+from desktop.backend import Backend
 from desktop.chat_view import ChatPanel
 from desktop.library_view import LibraryPanel
 from desktop.reembed_dialog import offer_reembed
@@ -32,7 +33,6 @@ from rag import (
     KnowledgeBaseClient,
     ServiceStopped,
 )
-from rag.app import Settings, models_dir
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from archivist import Settings, load_token, models_dir, save_token
 from rag import CATALOG, CatalogModel, DownloadProgress, installed_model
-from rag.app import Settings, load_token, models_dir, save_token
 
 
 def human_bytes(n: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from rag import ModelState, ModelStatus

@@ -69,10 +69,10 @@ def child(lang: str, out: Path, data: Path) -> int:
     from PySide6.QtCore import QLocale, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from archivist import Settings
     from desktop.app import follow_system_theme, install_translations
     from desktop.backend import Backend
     from desktop.main_window import MainWindow
-    from rag.app import Settings
 
     app = QApplication([])
     follow_system_theme(app)

@@ -22,25 +22,24 @@ from engine import (
 )
 from engine.catalog import installed_model
 from engine.download import DownloadProgress
-from rag.answer_cache import CacheStats
-from rag.ask import AnswerResult, Answered, AskEvent, AskFailed, AskOptions, Retrieved
-from rag.checkup import TOP, CheckQuestion, CheckupReport, CheckupState, CheckRun
-from rag.citations import Citation, link_marks
-from rag.claims import Claim, Quote
-from rag.conversations import Conversation, Turn
+from rag.answering.answer_cache import CacheStats
+from rag.answering.ask import Answered, AnswerResult, AskEvent, AskFailed, AskOptions, Retrieved
+from rag.answering.checkup import TOP, CheckQuestion, CheckRun, CheckupReport, CheckupState
+from rag.answering.citations import Citation, link_marks
+from rag.answering.claims import Claim, Quote
+from rag.answering.conversations import Conversation, Turn
+from rag.answering.field_sources import FieldSource
+from rag.answering.schemas import NamedSchema
+from rag.answering.schemas import parse as parse_schema
+from rag.answering.schemas import shipped as shipped_schemas
+from rag.answering.sources import Source
 from rag.documents import Passage, display_path
 from rag.errors import AccessDenied, EmbedderMismatch, KnowledgeBaseError, NotSignedIn, ServiceError, ServiceStopped
-from rag.extract import ExtractionProgress, extract_to
-from rag.field_sources import FieldSource
-from rag.following import Followed
-from rag.ingest import FileOutcome, IngestProgress, IngestReport
+from rag.indexing.following import Followed
+from rag.indexing.ingest import FileOutcome, IngestProgress, IngestReport
 from rag.knowledge_base import CollectionStatus, KnowledgeBase, StepProgress
-from rag.schemas import NamedSchema
-from rag.schemas import parse as parse_schema
-from rag.schemas import shipped as shipped_schemas
-from rag.service import KnowledgeBaseClient
-from rag.sources import Source
-from rag.store import CollectionInfo, FileRecord
+from rag.service.client import KnowledgeBaseClient
+from rag.storage.vectors import CollectionInfo, FileRecord
 
 __all__ = [
     "AccessDenied",
@@ -68,7 +67,6 @@ __all__ = [
     "Conversation",
     "DownloadProgress",
     "EmbedderMismatch",
-    "ExtractionProgress",
     "FieldSource",
     "FileOutcome",
     "FileRecord",
@@ -94,7 +92,6 @@ __all__ = [
     "StepProgress",
     "Turn",
     "display_path",
-    "extract_to",
     "installed_model",
     "link_marks",
     "parse_schema",

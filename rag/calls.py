@@ -3,7 +3,7 @@
 ``@offered(...)`` marks a ``KnowledgeBase`` method as a call a client may make and says what a
 team server must know of it: who may make it, which argument names the collection the rights
 are checked on, which arguments name files or folders, whether the audit log keeps it. From
-those marks come the dispatch table (``rag.service``), the server's policy (``server.app``),
+those marks come the dispatch table (``rag.service.dispatch``), the server's policy (``server.app``),
 and the check of every call's arguments (``Offered.arguments``): the facade's own type hints,
 strictly (a string is not a list of paths, a number is not a flag), inside its dataclasses too,
 within the bounds below. A call is checked before anything else looks at it.

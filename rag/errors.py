@@ -24,7 +24,7 @@
             ├── DocumentUnsupported
             └── DocumentUnreadable
 
-Each error crosses every transport (pickle, and ``rag.codec``'s JSON) with its fields.
+Each error crosses every transport (pickle, and ``rag.service.codec``'s JSON) with its fields.
 A ``DocumentError`` never stops a batch: ingestion records it against the file and goes on.
 """
 

@@ -1,7 +1,7 @@
 """The one facade every client talks to: collections, documents, search, answers and the rest.
 
 The CLI and the tests hold a ``KnowledgeBase`` in their own process; the window and a team's
-desktops reach one through ``rag.service`` (a pipe or HTTP) with the same methods, the same
+desktops reach one through ``rag.service.dispatch`` (a pipe or HTTP) with the same methods, the same
 messages and the same errors. Progress arrives through one ``progress`` callback taking one
 message, Stop through a ``CancelToken``.
 """
@@ -19,26 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from annotated_types import Interval
-
 import numpy as np
+from annotated_types import Interval
 
 from engine import CATALOG, STARTER_NAME, CancelToken, LanguageModel, ModelStatus, check_adapter
 from engine.download import DownloadProgress, download
-from rag.answer_cache import AnswerCache, CacheStats
+from rag.answering.answer_cache import AnswerCache, CacheStats
+from rag.answering.ask import AskContext, AskEvent, AskOptions, answer
+from rag.answering.checkup import CheckQuestion, Checkup, CheckupReport, CheckupState
+from rag.answering.conversations import Conversation, ConversationStore
+from rag.answering.retrieval import SearchMode, search, to_passage
 from rag.calls import Access, offered
-from rag.checkup import Checkup, CheckQuestion, CheckupReport, CheckupState
-from rag.ask import AskContext, AskEvent, AskOptions, answer
-from rag.conversations import Conversation, ConversationStore
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
-from rag.following import Followed, FollowedFolders
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
-from rag.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback, within
-from rag.keyword import KeywordIndex
-from rag.watch import Changes, apply_changes
-from rag.retrieval import SearchMode, search, to_passage
-from rag.store import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
+from rag.indexing.following import Followed, FollowedFolders
+from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback, within
+from rag.indexing.watch import Changes, apply_changes
+from rag.storage.keyword_index import KeywordIndex
+from rag.storage.vectors import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +319,7 @@ class KnowledgeBase:
     def ask(
         self, question: str, collection: str, options: AskOptions = AskOptions(), cancel: CancelToken | None = None
     ) -> Iterator[AskEvent]:
-        """Answer from the collection's documents, streaming events (see ``rag.ask``)."""
+        """Answer from the collection's documents, streaming events (see ``rag.answering.ask``)."""
         if self.model is None:
             raise KnowledgeBaseError("No language model is set up; choose one in Settings.")
         stored, _ = self._collection(collection)
@@ -363,7 +362,8 @@ class KnowledgeBase:
     def run_checkup(self, collection: str, progress: Callable[[StepProgress], None] | None = None) -> CheckupReport:
         """Search every saved question as asking does; the run, with the one before it."""
         checkup = Checkup(self.checkups_dir, self._find(collection).id)
-        return checkup.run(self, collection, progress and (lambda done, total: progress(StepProgress(done, total))))
+        return checkup.run(lambda question: self.search(question, collection, limit=10), self.embedder.model_id,
+                           progress and (lambda done, total: progress(StepProgress(done, total))))
 
     # -- followed folders -------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``archivist-server``'s web app: the knowledge-base protocol of ``rag.service`` over HTTP,
+"""``archivist-server``'s web app: the knowledge-base protocol of ``rag.service.dispatch`` over HTTP,
 with a user behind every call and that user's rights checked before the call runs.
 
     POST /v1/call     {"id": "...", "call": "ask", "args": {...}}  ->  NDJSON messages, as on the pipe
@@ -17,7 +17,7 @@ signature before anything else looks at them). 401: no token, a wrong, revoked o
 proxy header from a socket address not listed. 403: signed in, but without the role the call needs
 (``server.policy``), or a request a browser sent from another site. 413: a body over the limit.
 415: a body that is not ``application/json``. 429: too many calls of one user at once. The body is
-``{"detail": "<plain words>", "error": <the typed error in rag.codec's JSON>}``.
+``{"detail": "<plain words>", "error": <the typed error in rag.service.codec's JSON>}``.
 A collection the user cannot read is left out of their list; each one's conversations are
 their own; the answer cache is shared, and only reachable through a collection one may read.
 """
@@ -43,14 +43,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engine import ArchivistError, CancelToken
-from rag import codec
-from rag.ask import AskOptions
+from rag.answering.ask import AskOptions
+from rag.answering.conversations import ConversationStore
 from rag.calls import Offered
-from rag.conversations import ConversationStore
 from rag.errors import AccessDenied, BadCall, KnowledgeBaseError, NotSignedIn, StoreUnavailable, TooBusy
-from rag.ingest import content_hash
+from rag.indexing.ingest import content_hash
 from rag.knowledge_base import KnowledgeBase
-from rag.service import OFFERED, call
+from rag.service import codec
+from rag.service.dispatch import OFFERED, call
 from server.accounts import Accounts, Role, User
 from server.audit import AuditLog
 from server.policy import Policy

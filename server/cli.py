@@ -29,9 +29,9 @@ from pathlib import Path
 
 import platformdirs
 
+from archivist import logs
+from archivist.settings import Settings
 from engine import ArchivistError
-from rag.app import logs
-from rag.app.settings import Settings
 from server.accounts import Accounts, Role
 from server.app import ServerConfig
 from server.audit import AuditLog
@@ -187,7 +187,7 @@ def _administer(home: Path, args: argparse.Namespace) -> int:
 def _serve(home: Path, host: str, port: int, uds: Path | None, certfile: Path | None, keyfile: Path | None) -> int:
     import uvicorn
 
-    from rag.app.composition import open_knowledge_base
+    from archivist.composition import open_knowledge_base
     from server.app import create_app, uvicorn_options
 
     settings, config = load_config(home)

@@ -24,12 +24,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from rag.ask import AskOptions
+from rag.answering.ask import AskOptions
 from rag.calls import Access, Offered
 from rag.errors import AccessDenied, CollectionExists, CollectionNotFound
-from rag.ingest import within
+from rag.indexing.ingest import within
 from rag.knowledge_base import KnowledgeBase
-from rag.store import CollectionInfo
+from rag.storage.vectors import CollectionInfo
 from server.accounts import Accounts, Role, User
 from server.uploads import Uploads, user_id
 

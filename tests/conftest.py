@@ -33,7 +33,7 @@ def embedder():
 def kb(tmp_path: Path, embedder):
     """A knowledge base in a fresh folder: embedded Chroma, keyword indexes beside it."""
     from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
+    from rag.storage.vectors import VectorStore
 
     return KnowledgeBase(VectorStore.embedded(tmp_path / "kb" / "chroma"), embedder, tmp_path / "kb" / "keyword")
 
@@ -90,9 +90,9 @@ def starter_engine(starter_model: Path):
 @pytest.fixture
 def asking_kb(tmp_path: Path, embedder, starter_engine):
     """A knowledge base with the starter model and an answer cache, in a fresh folder."""
-    from rag.answer_cache import AnswerCache
+    from rag.answering.answer_cache import AnswerCache
     from rag.knowledge_base import KnowledgeBase
-    from rag.store import VectorStore
+    from rag.storage.vectors import VectorStore
 
     return KnowledgeBase(
         VectorStore.embedded(tmp_path / "kb" / "chroma"), embedder, tmp_path / "kb" / "keyword",

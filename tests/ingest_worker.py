@@ -14,9 +14,9 @@ from rag import offline
 offline.enforce()
 
 from rag.embedding import Embedder  # noqa: E402
-from rag.ingest import ChunkOptions, Ingestor  # noqa: E402
+from rag.indexing.ingest import ChunkOptions, Ingestor  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.store import VectorStore  # noqa: E402
+from rag.storage.vectors import VectorStore  # noqa: E402
 
 
 def main() -> None:

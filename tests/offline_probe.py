@@ -30,7 +30,7 @@ def _audit(event: str, args: tuple) -> None:
 
 sys.addaudithook(_audit)
 
-from rag.app.cli import main  # noqa: E402
+from archivist.cli import main  # noqa: E402
 
 data, corpus = Path(sys.argv[1]), Path(sys.argv[2])
 assert main(["--data-dir", str(data), "ingest", "-q", str(corpus)]) == 0

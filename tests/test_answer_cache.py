@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from servers import redis_server
 
-from rag.answer_cache import AnswerCache, compatible, normalise
+from rag.answering.answer_cache import AnswerCache, compatible, normalise
 
 Opener = Callable[..., AnswerCache]
 

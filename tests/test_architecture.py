@@ -17,7 +17,7 @@ def test_import_contracts_hold():
 
 def test_importing_the_packages_is_cheap():
     code = (
-        "import sys, rag, rag.app, rag.knowledge_base, rag.service, rag.service_http, rag.app.cli, engine;"
+        "import sys, rag, archivist, rag.knowledge_base, rag.service.dispatch, rag.service.http_channel, archivist.cli, engine;"
         "heavy = {'torch', 'chromadb', 'sentence_transformers', 'llama_cpp', 'PySide6'} & set(sys.modules);"
         "print(sorted(heavy))"
     )

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from engine import ContextTooLong
-from engine import AnswerDelta as AnswerText, Loading as ModelLoading
-from rag.ask import WHOLE, RETRIEVAL, Answered, AskFailed, AskOptions, Retrieved
-from rag.extract import extract, write_csv, write_jsonl
-from rag import codec
-from rag.knowledge_base import KnowledgeBase
-from rag.prompting import INSTRUCTIONS, NOT_IN_SOURCES, build_request
-from rag.schemas import resolve, shipped
 from samples import PROSE, make_pdf
+
+from archivist.extract import extract, write_csv, write_jsonl
+from engine import AnswerDelta as AnswerText
+from engine import ContextTooLong
+from engine import Loading as ModelLoading
+from rag.answering.ask import RETRIEVAL, WHOLE, Answered, AskFailed, AskOptions, Retrieved
+from rag.answering.prompting import INSTRUCTIONS, NOT_IN_SOURCES, build_request
+from rag.answering.schemas import resolve, shipped
+from rag.knowledge_base import KnowledgeBase
+from rag.service import codec
 
 PUMP = "The pump in hall 3 needs oil every 200 hours. Its filter is replaced every spring by the night shift."
 
@@ -58,7 +59,7 @@ def test_events_arrive_in_order_with_stage_timings(asking_kb: KnowledgeBase, doc
 
 def test_budget_is_never_exceeded(tmp_path: Path, embedder, starter_model: Path, docs: Path):
     from engine import LlamaEngine, LlamaSettings
-    from rag.store import VectorStore
+    from rag.storage.vectors import VectorStore
 
     small = LlamaEngine(LlamaSettings(starter_model, context_size=2048), idle_thread=False)
     kb = KnowledgeBase(VectorStore.embedded(tmp_path / "c"), embedder, tmp_path / "k", model=small)
@@ -172,7 +173,7 @@ def test_damaged_cache_is_rebuilt(asking_kb: KnowledgeBase, docs: Path):
     database = asking_kb.cache.folder / "cache.db"
     asking_kb.cache.close()
     database.write_bytes(b"this is not a database" * 100)
-    from rag.answer_cache import AnswerCache
+    from rag.answering.answer_cache import AnswerCache
 
     asking_kb.cache = AnswerCache(asking_kb.cache.folder)
     result = answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256)).result
@@ -218,8 +219,8 @@ def test_question_too_long_for_the_context(asking_kb: KnowledgeBase, docs: Path)
 def test_the_starter_model_says_what_it_is_and_quotes_its_best_source(tmp_path: Path, embedder, starter_model: Path,
                                                                       docs: Path):
     from engine import STARTER_NAME, LlamaEngine, LlamaSettings
-    from rag.answer_cache import AnswerCache
-    from rag.store import VectorStore
+    from rag.answering.answer_cache import AnswerCache
+    from rag.storage.vectors import VectorStore
 
     engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, label=STARTER_NAME), idle_thread=False)
     kb = KnowledgeBase(VectorStore.embedded(tmp_path / "chroma"), embedder, tmp_path / "keyword", model=engine,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from rag.chunking import chunk_section, chunk_sections
-from rag.documents import Section
 from samples import PROSE
+
+from rag.documents import Section
+from rag.indexing.chunking import chunk_section, chunk_sections
 
 
 def tokens(embedder, text: str) -> int:

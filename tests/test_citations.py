@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.citations import resolve
+from rag.answering.citations import resolve
+from rag.answering.sources import Source, merge, pack, render, whole_document_sources
 from rag.documents import Passage
-from rag.sources import Source, merge, pack, render, whole_document_sources
 
 DOC = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag import loaders
+from rag.answering.retrieval import SearchMode
 from rag.documents import LoadResult
-from rag.keyword import terms
+from rag.indexing import loaders
 from rag.knowledge_base import KnowledgeBase
-from rag.retrieval import SearchMode
+from rag.storage.keyword_index import terms
 
 PAGES = [
     ["枫林镇公共图书馆工作日早上九点开门，晚上八点关门。", "周六上午十点开门，周日闭馆。"],

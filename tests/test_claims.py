@@ -8,10 +8,10 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QTextCursor
 
 from desktop.chat_view import ChatPanel, ShownTurn
-from rag.citations import citation_for
-from rag.claims import check
-from rag.field_sources import supported
-from rag.sources import Source
+from rag.answering.citations import citation_for
+from rag.answering.claims import check
+from rag.answering.field_sources import supported
+from rag.answering.sources import Source
 
 INSTALL = "Install the pump on a level floor. Connect the inlet hose before the power."
 CARE = "Maintenance. The bearings need oil every 200 operating hours. Use only ISO VG 46 hydraulic oil."
@@ -108,8 +108,8 @@ def test_the_window_underlines_a_sentence_to_check_and_opens_the_passage_that_ho
 
 
 def test_the_cli_lists_the_sentences_to_check_and_every_source(capsys):
-    from rag.app.cli_answers import _print_answer
-    from rag.ask import AnswerResult
+    from archivist.cli_answers import _print_answer
+    from rag.answering.ask import AnswerResult
 
     found = sources(INSTALL, CARE)
     answer = "The bearings need oil every 20 operating hours [2]. Install the pump on a level floor."

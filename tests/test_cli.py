@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from rag.app.cli import main
 from samples import PROSE, make_pdf
+
+from archivist.cli import main
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_missing_path_and_unknown_collection(capsys, tmp_path: Path):
 
 
 def test_usage_error_exit_2():
-    result = subprocess.run([sys.executable, "-m", "rag.app.cli", "frobnicate"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "archivist.cli", "frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
 
@@ -108,7 +108,7 @@ def test_a_crashed_engine_ends_the_answer_with_a_plain_message(corpus: Path, tmp
     import psutil
 
     env = dict(os.environ, ARCHIVIST_DATA_DIR=str(tmp_path / "data"))
-    cli = [sys.executable, "-m", "rag.app.cli"]
+    cli = [sys.executable, "-m", "archivist.cli"]
     subprocess.run([*cli, "ingest", str(corpus), "-c", "Manuals"], env=env, check=True, capture_output=True)
     ask = subprocess.Popen([*cli, "ask", "Write a long essay on how the pump is oiled.", "-c", "Manuals", "--no-cache"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -141,8 +141,8 @@ def test_a_collection_names_its_adapter(capsys, corpus: Path, tmp_path: Path):
 def test_ask_as_json_and_as_the_window_s_messages(capsys, corpus: Path):
     import json
 
-    from rag import codec
-    from rag.ask import Answered, Retrieved
+    from rag.answering.ask import Answered, Retrieved
+    from rag.service import codec
 
     assert run(capsys, "ingest", str(corpus), "-c", "Manuals")[0] == 0
     code, out, err = run(capsys, "ask", "How often does the pump need oil?", "-c", "Manuals", "--format", "json")

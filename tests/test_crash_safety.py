@@ -9,9 +9,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from rag.knowledge_base import KnowledgeBase
-from rag.retrieval import SearchMode
 from samples import PROSE
+
+from rag.answering.retrieval import SearchMode
+from rag.knowledge_base import KnowledgeBase
 
 WORKER = Path(__file__).with_name("ingest_worker.py")
 
@@ -68,7 +69,7 @@ def test_kill_mid_ingest_then_resume(tmp_path: Path, embedder):
     second = _kill_after(_start(data, corpus), steps=4)  # big.txt committed, the small files' batch not yet written
     assert not any(line.startswith("done") for line in second)
 
-    from rag.store import VectorStore
+    from rag.storage.vectors import VectorStore
 
     kb = KnowledgeBase(VectorStore.embedded(data / "chroma"), embedder, data / "keyword")
     stored, _ = kb._collection("Docs")

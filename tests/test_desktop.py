@@ -18,13 +18,13 @@ import pytest
 from PySide6.QtCore import QLocale, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QImage, QRawFont
 from PySide6.QtWidgets import QApplication
+from samples import PROSE, make_pdf
 
+from archivist.kb_process import NOTE, running_knowledge_base
+from archivist.settings import Settings
 from desktop.app import crash_notice, install_translations
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
-from rag.app.kb_process import NOTE, running_knowledge_base
-from rag.app.settings import Settings
-from samples import PROSE, make_pdf
 
 PUMP = "The pump in hall 3 needs oil every 200 hours. Its filter is replaced every spring."
 
@@ -131,7 +131,7 @@ from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
-from rag.app import Settings
+from archivist import Settings
 backend = Backend(Settings(data_dir={str(tmp_path / "data")!r}))
 window = MainWindow(backend)
 window.show()
@@ -151,7 +151,7 @@ print(sorted({{"torch", "chromadb", "sentence_transformers", "llama_cpp", "opena
 
 def test_a_document_added_from_the_cli_appears_in_the_window(qtbot, window: MainWindow, settings: Settings, tmp_path: Path):
     (tmp_path / "pump.txt").write_text(PUMP)
-    cli = subprocess.run([sys.executable, "-m", "rag.app.cli", "--data-dir", settings.data_dir, "ingest", str(tmp_path / "pump.txt")],
+    cli = subprocess.run([sys.executable, "-m", "archivist.cli", "--data-dir", settings.data_dir, "ingest", str(tmp_path / "pump.txt")],
                          capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parents[1])
     assert cli.returncode == 0, cli.stderr
     assert "Warning" not in cli.stderr, cli.stderr
@@ -293,7 +293,7 @@ def test_settings_survive_a_restart(qtbot, window: MainWindow, settings: Setting
 
 
 def test_the_citation_setting_makes_every_sentence_of_an_answer_cite(qtbot, window: MainWindow, tmp_path: Path):
-    from rag.prompting import NOT_IN_SOURCES
+    from rag.answering.prompting import NOT_IN_SOURCES
 
     window.open_settings()
     assert not window.settings_dialog.cite.isChecked()  # off by default: the starter's forced citations mislead
@@ -392,7 +392,7 @@ def test_where_no_font_draws_chinese_the_window_stays_in_english(tmp_path: Path)
         "from desktop.app import chinese_families, install_translations\n"
         "from desktop.backend import Backend\n"
         "from desktop.main_window import MainWindow\n"
-        "from rag.app import Settings\n"
+        "from archivist import Settings\n"
         "app = QApplication([])\n"
         "print(chinese_families(), len(install_translations(app, QLocale('zh_CN'))))\n"
         "print(MainWindow(Backend(Settings(data_dir=sys.argv[1]))).chat.ask_button.text())\n"
@@ -478,7 +478,7 @@ def test_a_crashed_engine_costs_one_answer_not_the_window(qtbot, window: MainWin
 
 
 def test_a_crash_is_reported_once_at_the_next_start(qtbot, tmp_path: Path):
-    from rag.app import logs
+    from archivist import logs
 
     folder = tmp_path / "logs"
     folder.mkdir()

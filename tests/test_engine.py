@@ -123,7 +123,7 @@ _CLAIM = r"[^\[\]\n]+ \[[1-3]\](?:\[[1-3]\]){0,2}[.。]"
 @pytest.mark.parametrize("model", ["starter", "tiny"])
 def test_an_answer_under_the_citation_grammar_cites_in_every_sentence(model: str, request: pytest.FixtureRequest):
     """Every sentence ends with the id of a source, one of those given; gpt-oss reasons first."""
-    from rag.prompting import NOT_IN_SOURCES, cited_grammar
+    from rag.answering.prompting import NOT_IN_SOURCES, cited_grammar
 
     engine: LlamaEngine = request.getfixturevalue(model)
     result = collect(engine.stream(ask("How often does the pump need oil?", grammar=cited_grammar([1, 2, 3]), max_tokens=120,

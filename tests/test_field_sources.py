@@ -6,9 +6,9 @@ from pathlib import Path
 
 import jsonschema
 
-from rag.field_sources import cited_schema, split, supported
-from rag.schemas import resolve
-from rag.sources import Source
+from rag.answering.field_sources import cited_schema, split, supported
+from rag.answering.schemas import resolve
+from rag.answering.sources import Source
 
 PUMP = "The pump in hall 3 needs oil every 200 hours. Its filter is replaced every spring by the night shift."
 BUDGET = "The 2026 maintenance budget is 1,250,000 euros, approved in March."

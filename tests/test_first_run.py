@@ -10,12 +10,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton
 
+from archivist.settings import Settings, config_dir
 from desktop.app import is_first_run
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
 from desktop.welcome import WelcomePage
-from rag.app.settings import Settings, config_dir
-from rag.sources import Source
+from rag.answering.sources import Source
 
 
 @pytest.fixture

@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import serving
 
-from rag import codec
 from engine import ArchivistError
 from rag.errors import BadCall, ServiceError
 from rag.knowledge_base import KnowledgeBase
-from rag.service import CALLS, OFFERED
-from rag.store import VectorStore
+from rag.service import codec
+from rag.service.dispatch import CALLS, OFFERED
+from rag.storage.vectors import VectorStore
 from server.accounts import Accounts, Role
 from server.app import ServerConfig, create_app
 from server.audit import AuditLog

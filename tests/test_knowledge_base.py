@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from samples import PROSE, make_image_pdf, make_pdf, make_table_pdf
 
+from rag.answering.retrieval import SearchMode
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch
 from rag.knowledge_base import KnowledgeBase
-from rag.retrieval import SearchMode
-from rag.store import VectorStore
-from samples import PROSE, make_image_pdf, make_pdf, make_table_pdf
+from rag.storage.vectors import VectorStore
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_indexing_embeds_on_a_lower_priority_thread_and_a_search_does_not_wait_f
 def test_a_collection_answers_with_its_domain_adapter(tmp_path: Path, corpus: Path, embedder, tiny_gpt_oss: Path,
                                                      tiny_adapter: Path):
     from engine import LlamaEngine, LlamaSettings, ModelInvalid
-    from rag.ask import Answered, AskOptions
+    from rag.answering.ask import Answered, AskOptions
 
     model = LlamaEngine(LlamaSettings(tiny_gpt_oss, context_size=4096), idle_thread=False)
     kb = KnowledgeBase(VectorStore.embedded(tmp_path / "chroma"), embedder, tmp_path / "keyword", model=model)
@@ -293,7 +293,7 @@ def test_an_edited_file_embeds_only_what_changed(kb: KnowledgeBase, tmp_path: Pa
 def test_a_forced_reindex_that_reuses_every_vector_ends_indexed(kb: KnowledgeBase, tmp_path: Path):
     """Every chunk's vector is kept, so the file is committed at once, in the reading pass:
     being marked searchable by words afterwards must not undo that."""
-    from rag.ingest import Ingestor
+    from rag.indexing.ingest import Ingestor
 
     (tmp_path / "note.txt").write_text(PROSE[0] + "\n")
     kb.ingest([tmp_path / "note.txt"], "Docs")
@@ -305,7 +305,7 @@ def test_a_forced_reindex_that_reuses_every_vector_ends_indexed(kb: KnowledgeBas
 
 def test_stop_while_embedding_keeps_the_files_whose_vectors_are_in(kb: KnowledgeBase, tmp_path: Path):
     from engine.cancel import CancelToken
-    from rag.ingest import Ingestor
+    from rag.indexing.ingest import Ingestor
 
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from samples import PROSE, make_docx, make_image_pdf, make_pdf, make_table_pdf
 
-from rag import loaders
 from rag.documents import LoadResult
 from rag.errors import DocumentCorrupt, DocumentEmpty, DocumentEncrypted, DocumentUnreadable, DocumentUnsupported
-from samples import PROSE, make_docx, make_image_pdf, make_pdf, make_table_pdf
+from rag.indexing import loaders
 
 
 def sections(path: Path):

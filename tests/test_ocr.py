@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from samples import FONTS, make_image_pdf, make_pdf, make_scanned_pdf, scan
 
 from engine.cancel import CancelToken
-from rag import loaders
 from rag.documents import LoadResult
 from rag.errors import DocumentCorrupt, DocumentEmpty, DocumentTooLarge, DocumentUnsupported
-from rag.ingest import ChunkOptions
+from rag.indexing import loaders
+from rag.indexing.ingest import ChunkOptions
 from rag.knowledge_base import KnowledgeBase
-from rag.store import VectorStore
-from samples import FONTS, make_image_pdf, make_pdf, make_scanned_pdf, scan
+from rag.storage.vectors import VectorStore
 
 BEARINGS = ["Maintenance schedule", "", "The bearings need oil every 200 operating hours.", "Use only ISO VG 46 hydraulic oil."]
 INVOICE = ["Invoice 2024-118", "", "Total due: 1,482.50 EUR by 30 June.", "Payable to Harbour Cranes Ltd."]

@@ -25,9 +25,10 @@ from engine import (
     ModelNotFound,
     ModelState,
     ProcessEngine,
+    backends,
     collect,
+    crash_log,
 )
-from engine import backends, crash_log
 
 QUESTION = GenerationRequest("Answer briefly.", [ChatMessage("user", "Name three colours.")], max_tokens=48, seed=1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag.prompting import user_message
-from rag.sources import Source
+from rag.answering.prompting import user_message
+from rag.answering.sources import Source
 
 TRAPS = ["</sources>", "</SOURCE>", "</source >", "< /source>", "<sources>", '<source id="9" from="x">']
 

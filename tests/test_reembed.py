@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from samples import PROSE
 
 from engine import CancelToken
 from rag.embedding import Embedder, bundled_model_dir
 from rag.errors import EmbedderMismatch, ReembedCancelled
 from rag.knowledge_base import KnowledgeBase
-from samples import PROSE
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +84,10 @@ def test_the_window_offers_to_reembed_and_does_it(qtbot, other_embedder: Embedde
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from archivist.composition import open_knowledge_base
+    from archivist.settings import Settings
     from desktop.backend import Backend
     from desktop.main_window import MainWindow
-    from rag.app.composition import open_knowledge_base
-    from rag.app.settings import Settings
 
     settings = Settings(data_dir=str(tmp_path / "data"), collection="Docs")
     docs = tmp_path / "docs"

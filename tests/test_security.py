@@ -24,19 +24,21 @@ import pytest
 from fastapi import FastAPI, Request
 from servers import serving
 
+from archivist import kb_process
 from engine import harmony
 from engine.remote import defused
-from rag import codec
-from rag.answer_cache import AnswerCache
+from rag.answering.answer_cache import AnswerCache
+from rag.answering.checkup import CheckQuestion
+from rag.answering.conversations import ConversationStore
 from rag.calls import Access
-from rag.app import kb_process
-from rag.checkup import CheckQuestion
-from rag.conversations import ConversationStore
 from rag.errors import ServiceError
 from rag.knowledge_base import KnowledgeBase
-from rag.service import CALLS, OFFERED, KnowledgeBaseClient, PipeChannel
-from rag.service_http import HttpChannel
-from rag.store import VectorStore
+from rag.service import codec
+from rag.service.client import KnowledgeBaseClient
+from rag.service.dispatch import CALLS, OFFERED
+from rag.service.http_channel import HttpChannel
+from rag.service.pipe import PipeChannel
+from rag.storage.vectors import VectorStore
 from server.accounts import Accounts, Role
 from server.app import ServerConfig, create_app
 from server.audit import AuditLog

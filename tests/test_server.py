@@ -20,12 +20,12 @@ import pytest
 from servers import free_port, redis_server
 from test_team import KEY, ChromaServer, _wait_for, inference_server  # noqa: F401 - a fixture
 
-from rag.ask import Answered, AskOptions, Retrieved
+from archivist.extract import extract_to
+from rag.answering.ask import Answered, AskOptions, Retrieved
+from rag.answering.schemas import resolve
 from rag.errors import AccessDenied, NotSignedIn
-from rag.extract import extract_to
-from rag.schemas import resolve
-from rag.service import KnowledgeBaseClient
-from rag.service_http import HttpChannel
+from rag.service.client import KnowledgeBaseClient
+from rag.service.http_channel import HttpChannel
 from server.accounts import Accounts, Role
 from server.uploads import Uploads
 
@@ -220,7 +220,7 @@ def test_the_audit_log_says_who_did_what(team: Team):
 
 def test_the_cli_works_the_same_against_the_server(team: Team):
     env = {**os.environ, "ARCHIVIST_SERVER": team.url, "ARCHIVIST_TOKEN": team.tokens["alice"]}
-    cli = [sys.executable, "-m", "rag.app.cli"]
+    cli = [sys.executable, "-m", "archivist.cli"]
     status = subprocess.run([*cli, "status"], capture_output=True, text=True, env=env, check=False)
     assert status.returncode == 0, status.stderr
     assert "Contracts" in status.stdout and "Handbook" in status.stdout and "Board" not in status.stdout

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import loaders
 from rag.documents import LoadResult
 from rag.errors import DocumentCorrupt, DocumentEncrypted
+from rag.indexing import loaders
 from rag.knowledge_base import KnowledgeBase
 
 REGIONS = ["North", "South", "East", "West", "Central", "Coast", "Highlands", "Islands"]

@@ -12,9 +12,10 @@ import threading
 import time
 from pathlib import Path
 
-from rag.app.cli import main
-from rag.watch import Changes, FolderWatcher, worth_indexing
 from samples import PROSE
+
+from archivist.cli import main
+from rag.indexing.watch import Changes, FolderWatcher, worth_indexing
 
 
 def _corpus(root: Path) -> Path:
@@ -66,7 +67,7 @@ def test_sync_watch_follows_the_folder_and_logs(tmp_path: Path):
     data = tmp_path / "data"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rag.app.cli", "--data-dir", str(data), "sync", str(folder), "-c", "Team", "--watch"],
+        [sys.executable, "-m", "archivist.cli", "--data-dir", str(data), "sync", str(folder), "-c", "Team", "--watch"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     lines: queue.Queue[str] = queue.Queue()

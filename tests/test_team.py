@@ -22,6 +22,8 @@ from samples import PROSE
 from servers import free_port
 from test_crash_safety import WORKER, _assert_consistent
 
+from archivist.composition import open_knowledge_base
+from archivist.settings import Settings
 from engine import (
     AnswerDelta,
     CancelToken,
@@ -35,12 +37,10 @@ from engine import (
     backends,
     collect,
 )
-from rag.app.composition import open_knowledge_base
-from rag.app.settings import Settings
-from rag.ask import Answered, AskFailed, AskOptions, Retrieved
+from rag.answering.ask import Answered, AskFailed, AskOptions, Retrieved
 from rag.errors import StoreUnavailable
 from rag.knowledge_base import KnowledgeBase
-from rag.store import VectorStore
+from rag.storage.vectors import VectorStore
 
 KEY = "team-secret"
 
@@ -224,7 +224,7 @@ def test_remote_engine_structured_output_is_valid(inference_server: str):
 
 
 def test_remote_engine_passes_the_citation_grammar(inference_server: str):
-    from rag.prompting import cited_grammar
+    from rag.answering.prompting import cited_grammar
 
     out = collect(RemoteEngine(inference_server, "starter", KEY).stream(
         _request(grammar=cited_grammar([1, 2]), max_tokens=200, temperature=0.0)))

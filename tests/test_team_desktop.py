@@ -11,10 +11,10 @@ import pytest
 from servers import serving
 from test_desktop import PUMP, ingest, statuses
 
+from archivist import save_token
+from archivist.settings import Settings
 from desktop.backend import Backend
 from desktop.main_window import MainWindow
-from rag.app import save_token
-from rag.app.settings import Settings
 from rag.knowledge_base import KnowledgeBase
 from server.accounts import Accounts, Role
 from server.app import ServerConfig, create_app

@@ -1,0 +1,347 @@
+"""Asking: a question in, a grounded answer with citations out, as a stream of events.
+
+cache -> retrieve (or whole documents) -> pack sources into the context budget -> prompt ->
+the engine streams reasoning and answer -> citations mapped back -> cache and conversation.
+Events: ``Retrieved``, then the engine's own ``Loading``, ``ReasoningDelta`` and
+``AnswerDelta``, then exactly one ``Answered`` or ``AskFailed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from annotated_types import Interval
+
+from engine import AnswerDelta, ArchivistError, CancelToken, Done, Failed, LanguageModel, Loading, ReasoningDelta, Usage
+from rag.answering.answer_cache import AnswerCache
+from rag.answering.citations import Citation, citation_from_dict, resolve
+from rag.answering.claims import Claim, Quote, Similarity, check, claim_from_dict, quote
+from rag.answering.conversations import ConversationStore, Turn
+from rag.answering.field_sources import FieldSource, split
+from rag.answering.prompting import Turn as PromptTurn
+from rag.answering.prompting import build_request, cited_grammar
+from rag.answering.schemas import NamedSchema
+from rag.answering.sources import Source, merge, pack, whole_document_sources
+from rag.documents import Passage, path_to_text, text_to_path
+
+RETRIEVAL, WHOLE = "retrieval", "whole documents"
+
+
+Effort = Literal["low", "medium", "high"]  # how long gpt-oss reasons before answering
+
+
+@dataclass(frozen=True, slots=True)
+class AskOptions:
+    """How to answer. ``paths`` limits the sources to those files; ``schema`` asks for JSON."""
+
+    paths: Sequence[Path] | None = None
+    schema: NamedSchema | None = None
+    conversation: str | None = None
+    effort: Effort = "low"
+    passages: Annotated[int, Interval(ge=1, le=64)] = 12
+    answer_tokens: Annotated[int, Interval(ge=1, le=131_072)] | None = None
+    use_cache: bool = True
+    cite_every_sentence: bool = False  # decode under ``cited_grammar``: no sentence without its [n]
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Seconds per stage of one answer."""
+
+    cache: float = 0.0
+    retrieval: float = 0.0
+    packing: float = 0.0
+    load: float = 0.0
+    first_token: float = 0.0
+    generation: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerResult:
+    """A finished answer: the text, what it cites, and how it was made."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    sources: list[Source]
+    dropped_citations: int = 0
+    data: Any = None
+    reasoning: str = ""
+    mode: str = RETRIEVAL
+    usage: Usage = field(default_factory=Usage)
+    timings: StageTimings = field(default_factory=StageTimings)
+    cached: str | None = None
+    conversation: str | None = None
+    field_sources: list[FieldSource] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    model: str = ""  # the name of the model that wrote it
+    quote: Quote | None = None  # for a small model: the best source sentence, word for word
+    finish: str = "stop"  # "length": the answer was cut at its token limit
+
+    @property
+    def flagged(self) -> list[Claim]:
+        """The sentences a reader should check: not found in their source, or citing none."""
+        return [c for c in self.claims if c.flagged]
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """The sources the answer will be made from, and how they were chosen."""
+
+    sources: list[Source]
+    mode: str
+    quote: Quote | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The answer is complete, with its citations."""
+
+    result: AnswerResult
+
+
+@dataclass(frozen=True, slots=True)
+class AskFailed:
+    """No answer; ``error`` says why in plain words."""
+
+    error: ArchivistError
+
+
+AskEvent = Retrieved | Loading | ReasoningDelta | AnswerDelta | Answered | AskFailed
+
+
+@dataclass
+class AskContext:
+    """What the pipeline needs from the knowledge base, passed in as plain callables."""
+
+    model: LanguageModel
+    collection_id: str
+    adapter: Path | None
+    fingerprint: Callable[[], str]
+    search: Callable[[str, int, Sequence[Path] | None, np.ndarray | None], list[Passage]]
+    document_chunks: Callable[[Path], list[Passage]]
+    embed_query: Callable[[str], np.ndarray]
+    embed: Callable[[Sequence[str]], np.ndarray]
+    cache: AnswerCache | None
+    conversations: ConversationStore
+    quote: bool = False  # quote the best source sentence above the answer (the starter model)
+
+
+def answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken | None = None) -> Iterator[AskEvent]:
+    """Answer ``question`` from the collection; see the module docstring for the events."""
+    try:
+        yield from _answer(question.strip(), ctx, options, cancel or CancelToken())
+    except ArchivistError as exc:
+        yield AskFailed(exc)
+
+
+def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken) -> Iterator[AskEvent]:
+    started = time.perf_counter()
+    model = ctx.model
+    earlier: list[_EarlierTurn] = []
+    if options.conversation:
+        conversation = ctx.conversations.get(ctx.collection_id, options.conversation)
+        earlier = [_EarlierTurn(t) for t in conversation.turns]
+    next_number = 1 + max((s.number for t in earlier for s in t.sources), default=0)
+    history = [t.prompt for t in earlier]
+    cacheable = ctx.cache is not None and options.use_cache and not history
+    scope = _scope(ctx, model, options) if cacheable else ""
+    vector: np.ndarray | None = None
+
+    def question_vector() -> np.ndarray:
+        nonlocal vector
+        if vector is None:
+            vector = ctx.embed_query(question)
+        return vector
+
+    if cacheable:
+        hit = ctx.cache.get(question, scope, question_vector)  # type: ignore[union-attr]
+        if hit is not None:
+            result = _from_payload(hit.payload, question, hit.kind, time.perf_counter() - started,
+                                   model.name)
+            yield Retrieved(result.sources, result.mode, result.quote)
+            yield AnswerDelta(result.answer)
+            yield Answered(result)
+            return
+    cache_seconds = time.perf_counter() - started
+
+    answer_tokens = options.answer_tokens or min(4096, model.context_size // 4)
+    retrieval_started = time.perf_counter()
+    budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
+    budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
+    while earlier and budget < model.context_size // 2:
+        earlier = earlier[1:]  # the oldest turns go first when the conversation grows long
+        history = [t.prompt for t in earlier]
+        budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
+        budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
+    questions = [t.question for t in earlier]
+    mode, candidates = _candidates(question, ctx, options, questions, budget, question_vector)
+    retrieval_seconds = time.perf_counter() - retrieval_started
+
+    packing_started = time.perf_counter()
+    # Sources the conversation already holds are not sent again: they keep their numbers.
+    earlier_sources = [s for t in earlier for s in t.sources]
+    sent_chunks = {chunk for s in earlier_sources for chunk in s.chunk_ids}
+    fresh = [c for c in candidates if not sent_chunks.issuperset(c.chunk_ids)]
+    retrieved_chunks = {chunk for c in candidates for chunk in c.chunk_ids}
+    reused = [s for s in earlier_sources if retrieved_chunks.intersection(s.chunk_ids)]
+    sources = pack(fresh, model.count_tokens, budget, first=next_number)
+    request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    while sources and model.prompt_tokens(request) + answer_tokens > model.context_size:
+        sources = sources[:-1]  # tokens at the joins can tip it over: never exceed the context
+        request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    packing_seconds = time.perf_counter() - packing_started
+    request = dataclasses.replace(request, adapter=ctx.adapter)
+    if options.cite_every_sentence and options.schema is None and (earlier_sources or sources):
+        request = dataclasses.replace(request, grammar=cited_grammar([s.number for s in earlier_sources + sources]))
+    shown = reused + sources
+    quoted = quote(question, sources, ctx.embed) if ctx.quote and options.schema is None else None
+    yield Retrieved(shown, mode, quoted)
+
+    for event in model.stream(request, cancel):
+        if isinstance(event, (Loading, ReasoningDelta, AnswerDelta)):
+            yield event
+        elif isinstance(event, Failed):
+            yield AskFailed(event.error)
+            return
+        elif isinstance(event, Done):
+            data, field_sources = event.data, []
+            citable = earlier_sources + sources  # earlier turns' sources keep their numbers
+            if options.schema is not None:
+                data, field_sources, dropped = split(event.data, options.schema.schema, citable)
+                text = json.dumps(data, ensure_ascii=False, indent=2)
+                citations = list({c.number: c for f in field_sources for c in f.citations}.values())
+            else:
+                text, citations, dropped = resolve(event.text, citable)
+            claims = check(text, citable, _similarity(ctx)) if options.schema is None else []
+            timings = StageTimings(
+                cache_seconds, retrieval_seconds, packing_seconds, event.timings.load, event.timings.first_token,
+                event.timings.total, time.perf_counter() - started,
+            )
+            result = AnswerResult(
+                question, text, citations, shown, dropped, data, event.reasoning, mode, event.usage, timings,
+                conversation=options.conversation, field_sources=field_sources, claims=claims, model=model.name,
+                finish=event.finish, quote=quoted,
+            )
+            if cacheable and event.finish == "stop":
+                ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
+            if options.conversation:
+                ctx.conversations.append(
+                    ctx.collection_id, options.conversation,
+                    Turn(question, text, [_citation_dict(c) for c in citations], data, mode,
+                         sent=request.messages[-1].content, reply=event.text,
+                         sources=[_source_dict(s) for s in sources], claims=[asdict(c) for c in claims],
+                         quote=asdict(quoted) if quoted else None, model=model.name),
+                )
+            yield Answered(result)
+
+
+def _similarity(ctx: AskContext) -> Similarity:
+    def similarity(claim: str, sentences: Sequence[str]) -> list[float]:
+        vectors = ctx.embed([claim, *sentences])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
+
+    return similarity
+
+
+class _EarlierTurn:
+    """A stored turn as the prompt needs it: what was sent and replied, and the sources it added."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.question = turn.question
+        self.prompt = PromptTurn(turn.sent or turn.question, turn.reply or turn.answer)
+        self.sources = [_source(s) for s in turn.sources]
+
+
+def _candidates(
+    question: str, ctx: AskContext, options: AskOptions, earlier_questions: Sequence[str], budget: int,
+    question_vector: Callable[[], np.ndarray],
+) -> tuple[str, list[Source]]:
+    """Whole documents when the selected files fit the budget; retrieved passages otherwise."""
+    if options.paths:
+        whole = whole_document_sources([(p, ctx.document_chunks(p)) for p in options.paths])
+        numbered = pack(whole, ctx.model.count_tokens, budget)
+        if whole and len(numbered) == len(whole):
+            return WHOLE, whole
+    query = question
+    vector = None
+    if earlier_questions:
+        # A follow-up ("and the filter?") is searched with the questions before it.
+        query = " ".join([*earlier_questions[-2:], question])
+    else:
+        vector = question_vector()
+    passages = ctx.search(query, options.passages, options.paths, vector)
+    return RETRIEVAL, merge(passages)
+
+
+def _scope(ctx: AskContext, model: LanguageModel, options: AskOptions) -> str:
+    schema = json.dumps(options.schema.schema, sort_keys=True) if options.schema else ""
+    paths = sorted(path_to_text(p) for p in options.paths) if options.paths else []
+    parts = [ctx.fingerprint(), model.name, str(ctx.adapter or ""), str(model.context_size), options.effort, str(options.passages),
+             hashlib.sha256(schema.encode()).hexdigest()[:16], json.dumps(paths)]
+    if options.cite_every_sentence:  # another way of answering: not the same answer
+        parts.append("cited-grammar")
+    return "|".join(parts)
+
+
+def _citation_dict(c: Citation) -> dict[str, Any]:
+    data = asdict(c)
+    data["path"] = path_to_text(c.path)
+    return data
+
+
+def _source_dict(s: Source) -> dict[str, Any]:
+    data = asdict(s)
+    data["path"] = path_to_text(s.path)
+    return data
+
+
+def _to_payload(result: AnswerResult) -> dict[str, Any]:
+    return {
+        "answer": result.answer,
+        "citations": [_citation_dict(c) for c in result.citations],
+        "sources": [_source_dict(s) for s in result.sources],
+        "dropped": result.dropped_citations,
+        "data": result.data,
+        "reasoning": result.reasoning,
+        "mode": result.mode,
+        "usage": asdict(result.usage),
+        "field_sources": [
+            {"field": f.field, "supported": f.supported, "citations": [_citation_dict(c) for c in f.citations]}
+            for f in result.field_sources
+        ],
+        "claims": [asdict(c) for c in result.claims],
+        "quote": asdict(result.quote) if result.quote else None,
+    }
+
+
+def _from_payload(payload: dict[str, Any], question: str, kind: str, seconds: float,
+                  model: str) -> AnswerResult:
+    citations = [citation_from_dict(c) for c in payload["citations"]]
+    field_sources = [FieldSource(f["field"], [citation_from_dict(c) for c in f["citations"]], f["supported"])
+                     for f in payload.get("field_sources", [])]
+    sources = [_source(s) for s in payload["sources"]]
+    return AnswerResult(
+        question, payload["answer"], citations, sources, payload["dropped"], payload["data"],
+        payload["reasoning"] if kind == "exact" else "",  # a similar question's reasoning may quote its wording
+        payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
+        field_sources=field_sources,
+        claims=[claim_from_dict(c) for c in payload.get("claims", [])], model=model,
+        quote=Quote(**payload["quote"]) if payload.get("quote") else None,
+    )
+
+
+def _source(data: dict[str, Any]) -> Source:
+    box = data.get("box")
+    return Source(**{**data, "path": text_to_path(data["path"]), "chunk_ids": tuple(data["chunk_ids"]),
+                     "box": tuple(box) if box else None})
+

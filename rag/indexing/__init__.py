@@ -1,0 +1,1 @@
+"""Indexing: files found, read, cut into passages, embedded and stored; folders followed."""

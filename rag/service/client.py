@@ -1,0 +1,115 @@
+"""The client: ``KnowledgeBaseClient`` makes every call the facade offers over a ``Channel``.
+
+Its methods are not written here: each is made from the facade's own method (``@offered`` in
+``rag.knowledge_base``), with its name, signature and docstring, so a caller cannot tell the
+client from an in-process ``KnowledgeBase`` and a type checker sees the facade's types.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine import CancelToken, ModelStatus
+from rag.calls import Offered
+from rag.knowledge_base import KnowledgeBase
+from rag.service.dispatch import OFFERED
+
+Notice = Callable[[object], None]
+
+
+class Channel(Protocol):
+    """A transport to a ``Service``: the pipe to the knowledge-base process, or HTTP."""
+
+    def exchange(self, method: str, args: dict[str, Any], cancel: CancelToken | None) -> Generator[object, None, object]:
+        """Send one call; yield its events; return its result (or raise its error)."""
+        ...
+
+    def add_listener(self, listener: Notice) -> None:
+        """Call ``listener`` with every notice (the model's state, the service stopping)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+if TYPE_CHECKING:
+    _Calls = KnowledgeBase  # a checker sees the facade's calls, with their arguments and results
+else:
+    _Calls = object
+
+
+class KnowledgeBaseClient(_Calls):
+    """A ``KnowledgeBase`` in another process or on another machine: every offered call, each
+    blocking until its answer arrives (call them off the GUI thread)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def add_listener(self, listener: Callable[[ModelStatus], None]) -> None:
+        self.channel.add_listener(lambda notice: listener(notice) if isinstance(notice, ModelStatus) else None)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _remote(spec: Offered, facade_method: Callable[..., object]) -> Callable[..., object]:
+    """The client's method for one offered call: the facade's signature, sent over the channel."""
+    signature = inspect.signature(facade_method)
+    hints = typing.get_type_hints(facade_method)
+    paths = {name for name, hint in hints.items() if name != "return" and Path in _types_in(hint)}
+
+    def arguments(self: KnowledgeBaseClient, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[
+            dict[str, Any], Callable[[object], None] | None, CancelToken | None]:
+        values = signature.bind(self, *args, **kwargs).arguments  # only what was given: defaults stay the facade's
+        del values["self"]
+        progress, cancel = values.pop("progress", None), values.pop("cancel", None)
+        for name in paths & values.keys():
+            values[name] = _as_paths(values[name])
+        return values, progress, cancel  # type: ignore[return-value]
+
+    if _types_in(hints.get("return")) & {Iterator, Generator}:
+        def method(self: KnowledgeBaseClient, *args: object, **kwargs: object) -> Iterator[object]:
+            values, _, cancel = arguments(self, args, kwargs)
+            yield from self.channel.exchange(spec.name, values, cancel)
+    else:
+        def method(self: KnowledgeBaseClient, *args: object, **kwargs: object) -> object:  # type: ignore[misc]
+            values, progress, cancel = arguments(self, args, kwargs)
+            stream = self.channel.exchange(spec.name, values, cancel)
+            while True:
+                try:
+                    event = next(stream)
+                except StopIteration as finished:
+                    return finished.value
+                if progress is not None:
+                    progress(event)
+
+    method.__name__ = method.__qualname__ = spec.name
+    method.__doc__ = facade_method.__doc__
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    return method
+
+
+def _types_in(hint: object) -> set[object]:
+    """Every type a hint names, unions and generics opened (``Sequence[Path] | None`` -> Sequence, Path, None)."""
+    if isinstance(hint, list):  # a Callable's parameters
+        return set().union(*map(_types_in, hint))
+    found = {typing.get_origin(hint) or hint}
+    for argument in typing.get_args(hint):
+        found |= _types_in(argument)
+    return found
+
+
+def _as_paths(value: object) -> object:
+    """A path given as text becomes a ``Path``, alone or in a list (the call's check wants Paths)."""
+    if isinstance(value, str):
+        return Path(value)
+    if isinstance(value, list | tuple):
+        return [Path(item) if isinstance(item, str) else item for item in value]
+    return value
+
+
+for _spec in OFFERED.values():
+    setattr(KnowledgeBaseClient, _spec.name, _remote(_spec, getattr(KnowledgeBase, _spec.name)))
