@@ -10,8 +10,9 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archivist import logs
 from archivist.cli_answers import ask_command, extract_command, indent
@@ -19,9 +20,13 @@ from archivist.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USA
 from archivist.settings import Settings
 from engine.cancel import CancelToken
 from engine.errors import ArchivistError
-from rag.answering.answer_cache import AnswerCache
 from rag.documents import display_path
 from rag.errors import CollectionNotFound
+
+if TYPE_CHECKING:
+    from rag.answering.answer_cache import CacheStats
+    from rag.knowledge_base import KnowledgeBase
+    from rag.service.client import KnowledgeBaseClient
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,14 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         team = team_server(settings, args.server)
         if args.command in ("whoami", "grant", "revoke"):
             return _team(team, args, collection)
-        if args.command == "cache" and team is None:
-            return _cache(open_cache(settings), args.action)
+        if args.command == "cache" and team is None:  # this machine's cache, without opening the knowledge base
+            cache = open_cache(settings)
+            return _cache(cache and cache.stats(), cache.clear if cache else lambda: None, args.action)
         # The team's server; else the open window's knowledge base; else this folder's, opened here.
         kb = team or running_knowledge_base(settings.data_path) or open_knowledge_base(
             settings, with_model=args.command in ("ask", "extract"))
         try:
             if args.command == "cache":
-                return _cache(kb, args.action)
+                return _cache(kb.cache_stats(), kb.clear_cache, args.action)
             if args.command == "ask":
                 return ask_command(kb, args, collection, args.effort or settings.reasoning_effort,
                                    args.cite_every_sentence or settings.cite_every_sentence)
@@ -158,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _team(team, args, collection: str) -> int:
+def _team(team: KnowledgeBaseClient | None, args: argparse.Namespace, collection: str) -> int:
     if team is None:
         print(f"archivist-cli: {args.command} needs a team server (--server URL or ARCHIVIST_SERVER)", file=sys.stderr)
         return EXIT_USAGE
@@ -178,7 +184,7 @@ def _team(team, args, collection: str) -> int:
         team.close()
 
 
-def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) -> int:
+def _ingest(kb: KnowledgeBase, paths: list[Path], collection: str, force: bool, quiet: bool) -> int:
     from tqdm import tqdm
 
     missing = [p for p in paths if not p.exists()]
@@ -231,7 +237,7 @@ def _ingest(kb, paths: list[Path], collection: str, force: bool, quiet: bool) ->
     return EXIT_ERROR if report.failures or missing else EXIT_OK
 
 
-def _checkup(kb, collection: str, args) -> int:
+def _checkup(kb: KnowledgeBase, collection: str, args: argparse.Namespace) -> int:
     from rag.answering.checkup import CheckQuestion
 
     if args.add:
@@ -269,7 +275,7 @@ def _checkup(kb, collection: str, args) -> int:
     return EXIT_OK if not report.run.missed() else EXIT_ERROR
 
 
-def _reembed(kb, collection: str) -> int:
+def _reembed(kb: KnowledgeBase, collection: str) -> int:
     from tqdm import tqdm
 
     cancel = CancelToken()
@@ -294,7 +300,7 @@ def _reembed(kb, collection: str) -> int:
     return EXIT_OK
 
 
-def _sync(kb, folder: Path, collection: str, watch: bool, rescan_minutes: float) -> int:
+def _sync(kb: KnowledgeBase, folder: Path, collection: str, watch: bool, rescan_minutes: float) -> int:
     """One pass over the folder, then (``watch``) the changes as they happen; every line is
     also in the log file, for an administrator to read later."""
     import logging
@@ -359,7 +365,7 @@ def _sync(kb, folder: Path, collection: str, watch: bool, rescan_minutes: float)
     return EXIT_OK
 
 
-def _search(kb, query: str, collection: str, limit: int, files: list[Path] | None) -> int:
+def _search(kb: KnowledgeBase, query: str, collection: str, limit: int, files: list[Path] | None) -> int:
     passages = kb.search(query, collection, limit=limit, paths=files)
     if not passages:
         print("no matching passages", file=sys.stderr)
@@ -372,7 +378,7 @@ def _search(kb, query: str, collection: str, limit: int, files: list[Path] | Non
     return EXIT_OK
 
 
-def _status(kb, collection: str | None) -> int:
+def _status(kb: KnowledgeBase, collection: str | None) -> int:
     out = sys.stdout
     if collection is None:
         infos = kb.collections()
@@ -398,7 +404,7 @@ def _status(kb, collection: str | None) -> int:
     return EXIT_OK
 
 
-def _adapter(kb, collection: str, file: Path | None, none: bool) -> int:
+def _adapter(kb: KnowledgeBase, collection: str, file: Path | None, none: bool) -> int:
     if none or file is not None:
         info = kb.set_adapter(collection, None if none else file)
     else:
@@ -409,7 +415,7 @@ def _adapter(kb, collection: str, file: Path | None, none: bool) -> int:
     return EXIT_OK
 
 
-def _remove(kb, paths: list[Path], collection: str) -> int:
+def _remove(kb: KnowledgeBase, paths: list[Path], collection: str) -> int:
     outcomes = kb.remove(paths, collection)
     for outcome in outcomes:
         print(f"removed  {display_path(outcome.path)}")
@@ -419,14 +425,13 @@ def _remove(kb, paths: list[Path], collection: str) -> int:
     return EXIT_OK
 
 
-def _cache(cache, action: str) -> int:
-    """``cache`` is the local ``AnswerCache``, or a team server's knowledge base (its shared cache)."""
-    stats = cache.stats() if isinstance(cache, AnswerCache) else cache and cache.cache_stats()
+def _cache(stats: CacheStats | None, clear: Callable[[], None], action: str) -> int:
+    """Show or clear an answer cache: this machine's, or a team server's shared one."""
     if stats is None:
         print("the answer cache is turned off in the settings", file=sys.stderr)
         return EXIT_OK
     if action == "clear":
-        cache.clear() if isinstance(cache, AnswerCache) else cache.clear_cache()
+        clear()
         print("answer cache cleared")
         return EXIT_OK
     total = stats.hits + stats.misses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -15,9 +16,10 @@ from rag.documents import display_path
 if TYPE_CHECKING:
     from rag.answering.ask import AnswerResult
     from rag.answering.sources import Source
+    from rag.knowledge_base import KnowledgeBase
 
 
-def ask_command(kb, args, collection: str, effort: str, cite_every_sentence: bool) -> int:
+def ask_command(kb: KnowledgeBase, args: argparse.Namespace, collection: str, effort: str, cite_every_sentence: bool) -> int:
     from engine import AnswerDelta, Loading, ReasoningDelta
     from rag.answering.ask import Answered, AskFailed, AskOptions, Retrieved
     from rag.answering.schemas import resolve
@@ -141,7 +143,7 @@ def _print_answer(result: AnswerResult, structured: bool) -> None:
         print(f"({result.dropped_citations} citation(s) pointed to no source and were removed)", file=sys.stderr)
 
 
-def extract_command(kb, args, collection: str, effort: str) -> int:
+def extract_command(kb: KnowledgeBase, args: argparse.Namespace, collection: str, effort: str) -> int:
     from archivist.extract import ExtractionProgress, extract, write_csv, write_jsonl
     from rag.answering.schemas import resolve
 

@@ -12,24 +12,15 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from engine import CancelToken
-from rag.answering.ask import Answered, AnswerResult, AskEvent, AskFailed, AskOptions, Effort
+from engine import ArchivistError, CancelToken
+from rag.answering.ask import AnswerResult, AskOptions, Effort, collect_answer
 from rag.answering.schemas import NamedSchema
 from rag.documents import display_path
 
 if TYPE_CHECKING:
-    from rag.knowledge_base import CollectionStatus
-
-
-class Answering(Protocol):
-    """What extraction needs of a knowledge base, in this process or another."""
-
-    def status(self, collection: str) -> CollectionStatus: ...
-
-    def ask(self, question: str, collection: str, options: AskOptions = ...,
-            cancel: CancelToken | None = None) -> Iterator[AskEvent]: ...
+    from rag.knowledge_base import KnowledgeBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +41,7 @@ class ExtractionProgress:
 
 
 def extract(
-    kb: Answering,
+    kb: KnowledgeBase,
     collection: str,
     schema: NamedSchema,
     progress: Callable[[ExtractionProgress], None] | None = None,
@@ -65,13 +56,12 @@ def extract(
             return
         if progress:
             progress(ExtractionProgress(index, len(files), path))
-        row = ExtractionRow(path, error="no answer")
-        for event in kb.ask(f"Extract the {schema.title.lower()} from {path.name}.", collection,
-                            AskOptions(paths=[path], schema=schema, effort=effort), cancel):
-            if isinstance(event, Answered):
-                row = ExtractionRow(path, event.result.data, result=event.result)
-            elif isinstance(event, AskFailed):
-                row = ExtractionRow(path, error=str(event.error))
+        try:
+            result = collect_answer(kb.ask(f"Extract the {schema.title.lower()} from {path.name}.", collection,
+                                           AskOptions(paths=[path], schema=schema, effort=effort), cancel))
+            row = ExtractionRow(path, result.data, result=result)
+        except ArchivistError as exc:
+            row = ExtractionRow(path, error=str(exc))
         if cancel.cancelled:
             return
         yield row
@@ -80,7 +70,7 @@ def extract(
 
 
 def extract_to(
-    kb: Answering, collection: str, schema: NamedSchema, out: Path,
+    kb: KnowledgeBase, collection: str, schema: NamedSchema, out: Path,
     progress: Callable[[ExtractionProgress], None] | None = None, cancel: CancelToken | None = None,
     effort: Effort = "low",
 ) -> int:

@@ -70,14 +70,11 @@ def run(data_dir: Path | None = None, out=None) -> int:
             return f"{report.count('indexed')} sample documents, {report.chunks} chunks"
 
         def answer() -> str:
-            from rag.answering.ask import Answered, AskFailed, AskOptions
+            from rag.answering.ask import AskOptions, collect_answer
 
             t = time.perf_counter()
-            for event in state["kb"].ask("How often does the pump need oil?", "Self-test", AskOptions(answer_tokens=128)):
-                if isinstance(event, AskFailed):
-                    raise RuntimeError(str(event.error))
-                if isinstance(event, Answered):
-                    result = event.result
+            result = collect_answer(state["kb"].ask("How often does the pump need oil?", "Self-test",
+                                                    AskOptions(answer_tokens=128)))
             if not result.answer.strip() or not result.sources:
                 raise RuntimeError("empty answer")
             state["first_answer"] = time.perf_counter() - started

@@ -43,10 +43,10 @@ offline.enforce()
 
 from corpus import paragraphs  # noqa: E402
 
-from engine import RemoteEngine, backends  # noqa: E402
+from engine import ArchivistError, RemoteEngine, backends  # noqa: E402
 from engine.catalog import starter_model_path  # noqa: E402
 from rag.answering.answer_cache import SIMILAR_THRESHOLD, AnswerCache, normalise  # noqa: E402
-from rag.answering.ask import Answered, AskFailed, AskOptions  # noqa: E402
+from rag.answering.ask import AskOptions, collect_answer  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.service.client import KnowledgeBaseClient  # noqa: E402
@@ -183,9 +183,9 @@ def mixed(clients: list, label: str, users: int, seconds: float) -> dict[str, ob
         began = time.perf_counter()
         try:
             if round_ % 4 == 3:
-                events = list(clients[user].ask(question, COLLECTION, AskOptions(answer_tokens=32, passages=4,
-                                                                                  use_cache=False)))
-                ok = isinstance(events[-1], Answered) and bool(events[-1].result.answer.strip())
+                result = collect_answer(clients[user].ask(question, COLLECTION,
+                                                          AskOptions(answer_tokens=32, passages=4, use_cache=False)))
+                ok = bool(result.answer.strip())
                 return "ask", time.perf_counter() - began, ok
             found = bool(clients[user].search(question, COLLECTION, limit=8))
             return "search", time.perf_counter() - began, found
@@ -302,10 +302,11 @@ def day(through: list[KnowledgeBaseClient], embedder: Embedder, args: argparse.N
     cut, failed, repeats = 0, [], 0
     answered: set[str] = set()
     for user, question in log:
-        events = list(through[user].ask(question, COLLECTION, AskOptions(answer_tokens=256, passages=4)))
-        result = events[-1].result if isinstance(events[-1], Answered) else None
-        if isinstance(events[-1], AskFailed):
-            failed.append(str(events[-1].error))
+        try:
+            result = collect_answer(through[user].ask(question, COLLECTION, AskOptions(answer_tokens=256, passages=4)))
+        except ArchivistError as exc:
+            result = None
+            failed.append(str(exc))
         kinds[result.cached if result and result.cached else "model"] += 1
         cut += bool(result and not result.cached and result.finish == "length")
         form = normalise(question)

@@ -91,6 +91,7 @@ __all__ = [
     "Source",
     "StepProgress",
     "Turn",
+    "collect_answer",
     "display_path",
     "installed_model",
     "link_marks",

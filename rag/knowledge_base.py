@@ -33,8 +33,9 @@ from rag.calls import Access, offered
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
+from rag.indexing.discovery import within
 from rag.indexing.following import Followed, FollowedFolders
-from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback, within
+from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.indexing.watch import Changes, apply_changes
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.vectors import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -117,6 +117,17 @@ class AskFailed:
 
 
 AskEvent = Retrieved | Loading | ReasoningDelta | AnswerDelta | Answered | AskFailed
+
+
+def collect_answer(events: Iterable[AskEvent]) -> AnswerResult:
+    """The answer an ask's events end with; the error of one that failed is raised (the twin of
+    the engine's ``collect``, for callers that show nothing until the answer is whole)."""
+    for event in events:
+        if isinstance(event, Answered):
+            return event.result
+        if isinstance(event, AskFailed):
+            raise event.error
+    raise ArchivistError("the answer ended without a result")
 
 
 @dataclass

@@ -16,33 +16,25 @@ each file is still committed on its own.
 
 from __future__ import annotations
 
-import concurrent.futures
-import hashlib
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from engine.cancel import CancelToken
-from rag.documents import Chunk, LoadResult, display_path, document_key, path_to_text
+from rag.documents import Chunk, display_path, document_key, path_to_text
 from rag.embedding import Embedder
 from rag.errors import DocumentError
 from rag.indexing import loaders
 from rag.indexing.chunking import chunk_sections
+from rag.indexing.discovery import content_hash, discover, within  # noqa: F401 - TODO server imports move to discovery
+from rag.indexing.embedding_pass import EmbeddingPass, FileJob, Rows
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.vectors import FAILED, INDEXED, PENDING, WORDS, FileRecord, StoredCollection, chunk_row
 
 log = logging.getLogger(__name__)
-
-_HASH_BLOCK = 1 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class ChunkOptions:
@@ -111,77 +103,6 @@ class IngestReport:
 ProgressCallback = Callable[[IngestProgress], None]
 
 
-def content_hash(path: Path, cancel: CancelToken | None = None) -> str:
-    """A digest of the file's bytes, read in blocks (never the whole file at once)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            digest.update(block)
-            if cancel is not None and cancel.cancelled:
-                break
-    return digest.hexdigest()
-
-
-def within(file: Path, folder: Path) -> bool:
-    """Whether ``file`` lies inside ``folder`` (resolved) once symbolic links are followed."""
-    try:
-        return file.resolve().is_relative_to(folder)
-    except (OSError, RuntimeError):  # a loop of links
-        return False
-
-
-def discover(paths: Iterable[Path], confine: bool = False) -> tuple[list[Path], list[Path], int]:
-    """Expand folders (recursively, hidden entries skipped) into files.
-
-    Returns ``(files, folders, skipped)``: files named directly are kept whatever their
-    type, so an unsupported one is reported; files found in folders are kept only when a
-    loader exists for them and, with ``confine``, when they lie inside the folder (a
-    symbolic link out of it is skipped: a folder a server offers must not lead to the rest
-    of its disk), the rest counted as skipped.
-    """
-    files: list[Path] = []
-    folders: list[Path] = []
-    skipped = 0
-    seen: set[Path] = set()
-    for given in paths:
-        path = Path(os.path.abspath(given))
-        if path.is_dir():
-            folders.append(path)
-            inside = path.resolve() if confine else None
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    if name.startswith("."):
-                        continue
-                    file = Path(root) / name
-                    if not loaders.is_supported(file) or (inside is not None and not within(file, inside)):
-                        skipped += 1
-                    elif file not in seen:
-                        seen.add(file)
-                        files.append(file)
-        elif path not in seen:
-            seen.add(path)
-            files.append(path)
-    return files, folders, skipped
-
-
-@dataclass(slots=True)
-class _Job:
-    path: Path
-    key: str
-    path_text: str
-    content_hash: str
-    size: int
-    result: LoadResult = field(default_factory=LoadResult)
-    chunks_read: int = 0
-    chunks_written: int = 0
-    chunks_reused: int = 0
-    reuse: dict[str, np.ndarray] = field(default_factory=dict)  # text -> vector, from the file's previous version
-
-
-Rows = list[tuple[str, str, dict[str, Any]]]  # chunk id, text, the store's metadata
-
-
 class Ingestor:
     """Runs ingests into one collection with one embedder; plain synchronous code.
 
@@ -189,7 +110,7 @@ class Ingestor:
     keyword index, text included: each file is searchable by its words as soon as it is
     read. The second embeds those chunks, taking them back from the keyword index (so
     nothing waits in memory), and commits each file once its vectors are in the store; it
-    begins while the first still reads, on the embedder's own thread (``_Embedding``).
+    begins while the first still reads, on the embedder's own thread (``EmbeddingPass``).
     """
 
     def __init__(
@@ -220,108 +141,7 @@ class Ingestor:
         Also finishes files a previous run left half-done, and forgets files that vanished
         from the folders given. ``force`` re-indexes unchanged files too.
         """
-        started = time.perf_counter()
-        cancel = cancel or CancelToken()
-        files, folders, skipped = discover(paths, self.confine)
-        manifest = self.collection.files()
-        listed = set(files)
-        for record in manifest.values():
-            if record.status in (PENDING, WORDS) and record.path not in listed and record.path.exists():
-                files.append(record.path)  # finish what a killed run started
-                listed.add(record.path)
-        report = IngestReport(skipped=skipped)
-        gone = [
-            r for r in manifest.values()
-            if not r.path.exists() and (r.status in (PENDING, WORDS) or any(r.path.is_relative_to(f) for f in folders))
-        ]
-        for record in gone:
-            self._forget(record)
-            report.outcomes.append(FileOutcome(record.path, "removed"))
-        self.keyword.drop_unfinished()
-
-        sizes = {f: _size(f) for f in files}
-        state = IngestProgress(files_total=len(files), bytes_total=sum(sizes.values()))
-
-        def tell(current: Path | None = None, fraction: float = 0.0) -> None:
-            if progress is not None:
-                state.current, state.current_fraction = current, fraction
-                progress(state)
-
-        def done(outcomes: Iterable[FileOutcome], size: int) -> None:
-            report.outcomes.extend(outcomes)
-            state.files_done = len(report.outcomes) - len(gone)
-            state.bytes_done += size
-
-        tell()
-        embedding = _Embedding(self, cancel)
-        unmarked: list[_Job] = []
-        marked_at = time.monotonic()
-
-        def commit(jobs: list[_Job]) -> None:
-            if jobs:
-                # "indexed" supersedes "words": a file not yet marked must not be marked after this.
-                unmarked[:] = [job for job in unmarked if not any(job is c for c in jobs)]
-                done(self._commit(jobs), sum(j.size for j in jobs))
-            state.chunks_done = embedding.written
-
-        for position, path in enumerate(files):  # the first pass: read, and make searchable by words
-            if cancel.cancelled:
-                break
-            state.files_read = position
-            key = document_key(path)
-            tell(path)
-            try:
-                digest = content_hash(path, cancel)
-            except OSError as exc:
-                done([self._fail_unopened(path, key, sizes[path], exc)], 0)
-                continue
-            record = manifest.get(key)
-            if not force and record and record.status == INDEXED and record.content_hash == digest:
-                done([FileOutcome(path, "unchanged", chunks=record.chunks, pages=record.pages)], sizes[path])
-                continue
-            job = _Job(path, key, path_to_text(path), digest, sizes[path])
-            job.result.recognize = self.options.recognize_text
-            job.result.cancel = cancel
-            job.result.page_done = lambda page, job=job: tell(job.path, page / max(1, job.result.pages))
-            self._start(job, record)
-            try:
-                self._read(job, cancel)
-            except DocumentError as exc:
-                done([self._fail(job, exc.reason)], job.size)
-                continue
-            except (UnicodeError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, MemoryError) as exc:
-                # A parser choking on a strange file: record it and go on with the rest.
-                log.exception("unexpected error reading %s", display_path(path))
-                done([self._fail(job, f"could not be read ({type(exc).__name__}: {exc})")], job.size)
-                continue
-            if cancel.cancelled:
-                break
-            self.keyword.words(job.key, job.content_hash)
-            unmarked.append(job)
-            state.files_searchable += 1
-            if len(unmarked) >= 64 or time.monotonic() - marked_at > 1.0:
-                self._mark_words(unmarked)
-                unmarked.clear()
-                marked_at = time.monotonic()
-            embedding.add(job)
-            commit(embedding.advance(wait=False))  # the embedder works on what is read meanwhile
-            tell(path, 1.0)
-        self._mark_words(unmarked)
-        state.files_read = len(files)
-
-        state.embedding = True  # the second pass: what is left to embed, each file committed once its vectors are in
-        tell(*embedding.at())
-        while not cancel.cancelled:
-            commit(embedding.advance(wait=True))
-            if embedding.finished:
-                break
-            tell(*embedding.at())
-        # Stopped, the batches still being embedded are let go: their files stay searchable by
-        # words and are finished by the next ingest. Every file whose vectors are in is committed.
-        report.cancelled = cancel.cancelled
-        tell()
-        report.seconds = time.perf_counter() - started
-        return report
+        return _Run(self, progress, cancel or CancelToken()).run(paths, force)
 
     def remove(self, paths: Iterable[Path]) -> list[FileOutcome]:
         """Forget files (or every file under a folder) whether or not they still exist on disk."""
@@ -335,11 +155,11 @@ class Ingestor:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _chunks(self, job: _Job) -> Iterator[Chunk]:
+    def _chunks(self, job: FileJob) -> Iterator[Chunk]:
         sections = loaders.load(job.path, job.result)
         return chunk_sections(sections, self.embedder, self.options.max_tokens, self.options.overlap)
 
-    def _start(self, job: _Job, previous: FileRecord | None) -> None:
+    def _start(self, job: FileJob, previous: FileRecord | None) -> None:
         self.collection.put_file(
             FileRecord(job.key, job.path, PENDING, job.content_hash, size=job.size, path_text=job.path_text)
         )
@@ -350,7 +170,7 @@ class Ingestor:
             self.collection.delete_chunks(job.key, known)
         self.keyword.begin(job.key)
 
-    def _read(self, job: _Job, cancel: CancelToken) -> None:
+    def _read(self, job: FileJob, cancel: CancelToken) -> None:
         """Read and chunk one file into the keyword index, with the chunks' text and metadata."""
         rows: Rows = []
         for chunk in self._chunks(job):
@@ -364,7 +184,7 @@ class Ingestor:
         self.keyword.append(job.key, rows)
         job.chunks_read += len(rows)
 
-    def _mark_words(self, jobs: list[_Job]) -> None:
+    def _mark_words(self, jobs: list[FileJob]) -> None:
         """Tell every view (through the manifest) that these files are searchable by their words."""
         self.collection.put_files([
             FileRecord(job.key, job.path, WORDS, job.content_hash, pages=job.result.pages, size=job.size,
@@ -374,7 +194,7 @@ class Ingestor:
         if jobs:
             self.collection.bump_generation()
 
-    def _commit(self, jobs: list[_Job]) -> list[FileOutcome]:
+    def _commit(self, jobs: list[FileJob]) -> list[FileOutcome]:
         outcomes = []
         for job in jobs:
             self.keyword.finish(job.key, job.content_hash)
@@ -395,7 +215,7 @@ class Ingestor:
         self.collection.bump_generation()
         return outcomes
 
-    def _fail(self, job: _Job, reason: str) -> FileOutcome:
+    def _fail(self, job: FileJob, reason: str) -> FileOutcome:
         self.collection.delete_chunks(job.key, None if job.chunks_written else 0)
         self.keyword.remove(job.key)
         self.collection.put_file(
@@ -409,7 +229,7 @@ class Ingestor:
         if isinstance(exc, FileNotFoundError):
             return FileOutcome(path, FAILED, reason="the file does not exist")
         reason = "it is a folder" if isinstance(exc, IsADirectoryError) else f"cannot be read ({exc.strerror or exc})"
-        return self._fail(_Job(path, key, path_to_text(path), "", size), reason)
+        return self._fail(FileJob(path, key, path_to_text(path), "", size), reason)
 
     def _forget(self, record: FileRecord) -> None:
         self.collection.delete_chunks(record.key, record.chunks if record.status in (INDEXED, FAILED) else None)
@@ -418,95 +238,124 @@ class Ingestor:
         self.collection.bump_generation()
 
 
+class _Run:
+    """One ingest, its two passes and its progress (see ``Ingestor``)."""
+
+    def __init__(self, ingestor: Ingestor, progress: ProgressCallback | None, cancel: CancelToken) -> None:
+        self.ingestor, self.progress, self.cancel = ingestor, progress, cancel
+        self.started = time.perf_counter()
+        self.report = IngestReport()
+        self.state = IngestProgress(files_total=0)
+        self.removed = 0  # outcomes of files gone from disk, which are not files done
+        self.embedding = EmbeddingPass(ingestor.collection, ingestor.keyword, ingestor.embedder,
+                                       ingestor.batch_chunks, cancel)
+        self.unmarked: list[FileJob] = []  # searchable by words, not yet marked so in the manifest
+        self.marked_at = time.monotonic()
+
+    def run(self, paths: Iterable[Path], force: bool) -> IngestReport:
+        ingestor, report = self.ingestor, self.report
+        files, folders, report.skipped = discover(paths, ingestor.confine)
+        manifest = ingestor.collection.files()
+        listed = set(files)
+        for record in manifest.values():
+            if record.status in (PENDING, WORDS) and record.path not in listed and record.path.exists():
+                files.append(record.path)  # finish what a killed run started
+                listed.add(record.path)
+        for record in manifest.values():
+            if not record.path.exists() and (record.status in (PENDING, WORDS)
+                                             or any(record.path.is_relative_to(f) for f in folders)):
+                ingestor._forget(record)
+                report.outcomes.append(FileOutcome(record.path, "removed"))
+                self.removed += 1
+        ingestor.keyword.drop_unfinished()
+
+        sizes = {f: _size(f) for f in files}
+        self.state = IngestProgress(files_total=len(files), bytes_total=sum(sizes.values()))
+        self.tell()
+        for position, path in enumerate(files):  # the first pass: read, and make searchable by words
+            if self.cancel.cancelled:
+                break
+            self.state.files_read = position
+            self.read(path, sizes[path], manifest.get(document_key(path)), force)
+        ingestor._mark_words(self.unmarked)
+        self.state.files_read = len(files)
+
+        self.state.embedding = True  # the second pass: what is left to embed, each file committed once its vectors are in
+        self.tell(*self.embedding.at())
+        while not self.cancel.cancelled:
+            self.commit(self.embedding.advance(wait=True))
+            if self.embedding.finished:
+                break
+            self.tell(*self.embedding.at())
+        # Stopped, the batches still being embedded are let go: their files stay searchable by
+        # words and are finished by the next ingest. Every file whose vectors are in is committed.
+        report.cancelled = self.cancel.cancelled
+        self.tell()
+        report.seconds = time.perf_counter() - self.started
+        return report
+
+    def read(self, path: Path, size: int, record: FileRecord | None, force: bool) -> None:
+        """The first pass for one file: skipped if unchanged, else read into the keyword index
+        and handed to the embedding pass; a file that cannot be read fails alone."""
+        ingestor, cancel = self.ingestor, self.cancel
+        key = document_key(path)
+        self.tell(path)
+        try:
+            digest = content_hash(path, cancel)
+        except OSError as exc:
+            self.done([ingestor._fail_unopened(path, key, size, exc)], 0)
+            return
+        if not force and record and record.status == INDEXED and record.content_hash == digest:
+            self.done([FileOutcome(path, "unchanged", chunks=record.chunks, pages=record.pages)], size)
+            return
+        job = FileJob(path, key, path_to_text(path), digest, size)
+        job.result.recognize = ingestor.options.recognize_text
+        job.result.cancel = cancel
+        job.result.page_done = lambda page: self.tell(job.path, page / max(1, job.result.pages))
+        ingestor._start(job, record)
+        try:
+            ingestor._read(job, cancel)
+        except DocumentError as exc:
+            self.done([ingestor._fail(job, exc.reason)], job.size)
+            return
+        except (UnicodeError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, MemoryError) as exc:
+            # A parser choking on a strange file: record it and go on with the rest.
+            log.exception("unexpected error reading %s", display_path(path))
+            self.done([ingestor._fail(job, f"could not be read ({type(exc).__name__}: {exc})")], job.size)
+            return
+        if cancel.cancelled:
+            return
+        ingestor.keyword.words(job.key, job.content_hash)
+        self.unmarked.append(job)
+        self.state.files_searchable += 1
+        if len(self.unmarked) >= 64 or time.monotonic() - self.marked_at > 1.0:
+            ingestor._mark_words(self.unmarked)
+            self.unmarked = []
+            self.marked_at = time.monotonic()
+        self.embedding.add(job)
+        self.commit(self.embedding.advance(wait=False))  # the embedder works on what is read meanwhile
+        self.tell(path, 1.0)
+
+    def commit(self, jobs: list[FileJob]) -> None:
+        if jobs:
+            # "indexed" supersedes "words": a file not yet marked must not be marked after this.
+            self.unmarked = [job for job in self.unmarked if not any(job is c for c in jobs)]
+            self.done(self.ingestor._commit(jobs), sum(j.size for j in jobs))
+        self.state.chunks_done = self.embedding.written
+
+    def done(self, outcomes: Iterable[FileOutcome], size: int) -> None:
+        self.report.outcomes.extend(outcomes)
+        self.state.files_done = len(self.report.outcomes) - self.removed
+        self.state.bytes_done += size
+
+    def tell(self, current: Path | None = None, fraction: float = 0.0) -> None:
+        if self.progress is not None:
+            self.state.current, self.state.current_fraction = current, fraction
+            self.progress(self.state)
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-class _Embedding:
-    """The second pass, begun while the first still reads.
-
-    A read file's chunks go, a batch at a time, to the embedder's own thread (of lower
-    priority: reading and searches come first); while it encodes one batch, this thread reads
-    on or writes the batch before to the store. A file is complete once all its vectors are
-    written, and is then committed by the caller. Chunks come back from the keyword index, so
-    nothing waits in memory but the batches in flight.
-    """
-
-    def __init__(self, ingestor: Ingestor, cancel: CancelToken) -> None:
-        self._ingestor = ingestor
-        self._cancel = cancel
-        self._queue: deque[_Job] = deque()  # read, none of its chunks taken yet
-        self._taking: tuple[_Job, Iterator[Rows]] | None = None
-        self._batch: list[tuple[_Job, Rows]] = []
-        self._running: deque[tuple[Future[np.ndarray] | None, list[tuple[_Job, Rows]]]] = deque()
-        self._taken: list[_Job] = []  # every chunk taken, waiting for the last vectors to be written
-        self.written = 0  # chunks written to the store in this ingest
-
-    def add(self, job: _Job) -> None:
-        self._queue.append(job)
-
-    @property
-    def finished(self) -> bool:
-        return not (self._queue or self._taking or self._batch or self._running or self._taken)
-
-    def at(self) -> tuple[Path | None, float]:
-        """The file being written, and how much of it is."""
-        job = self._running[0][1][-1][0] if self._running else self._taking[0] if self._taking else None
-        return (job.path, job.chunks_written / max(1, job.chunks_read)) if job else (None, 0.0)
-
-    def advance(self, wait: bool) -> list[_Job]:
-        """Hand the embedder batches until it has two, then write the oldest once its vectors
-        are done (``wait``: waiting for them; otherwise only if they are). While the first pass
-        reads (not ``wait``), only full batches are handed on. Returns the files now complete."""
-        while len(self._running) < 2 and self._fill(short=wait):
-            texts = [text for job, rows in self._batch for _, text, _ in rows if text not in job.reuse]
-            self._running.append((self._ingestor.embedder.submit(texts) if texts else None, self._batch))
-            self._batch = []
-        if wait and self._running and self._running[0][0] is not None:
-            first = self._running[0][0]
-            while not first.done() and not self._cancel.cancelled:  # Stop heard within a moment, not a batch
-                concurrent.futures.wait([first], timeout=0.2)
-        if self._running and (self._running[0][0] is None or self._running[0][0].done()):
-            future, batch = self._running.popleft()
-            self._write(batch, future.result() if future is not None else None)
-        drained = not (self._queue or self._taking or self._batch or self._running)
-        complete: list[_Job] = []
-        waiting: list[_Job] = []
-        for job in self._taken:
-            (complete if drained or job.chunks_written >= job.chunks_read else waiting).append(job)
-        self._taken = waiting
-        return complete
-
-    def _fill(self, short: bool) -> bool:
-        """Take chunks of read files until a batch is full; whether there is a batch to hand on."""
-        size = self._ingestor.batch_chunks
-        while sum(len(rows) for _, rows in self._batch) < size:
-            if self._taking is None:
-                if not self._queue:
-                    return short and bool(self._batch)
-                job = self._queue.popleft()
-                self._taking = (job, self._ingestor.keyword.held(job.key, size))
-            job, rows_left = self._taking
-            rows = next(rows_left, None)
-            if rows is None:
-                self._taken.append(job)
-                self._taking = None
-            else:
-                self._batch.append((job, rows))
-        return True
-
-    def _write(self, batch: list[tuple[_Job, Rows]], fresh: np.ndarray | None) -> None:
-        """Write a batch's chunks with their vectors (those unchanged since the file's last
-        version keep theirs) to the store."""
-        vectors_made = iter(fresh if fresh is not None else ())
-        for job, rows in batch:
-            ids, documents, metadatas = zip(*rows, strict=True)
-            reused = sum(1 for text in documents if text in job.reuse)
-            vectors = np.stack([job.reuse[text] if text in job.reuse else next(vectors_made) for text in documents])
-            self._ingestor.collection.add_chunks(ids, documents, metadatas, vectors)
-            job.chunks_written += len(rows)
-            job.chunks_reused += reused
-            self.written += len(rows)

@@ -25,7 +25,7 @@ import httpx
 
 from engine import ArchivistError, CancelToken
 from rag.errors import NotSignedIn, ServiceError, StoreUnavailable
-from rag.indexing.ingest import content_hash, discover
+from rag.indexing.discovery import content_hash, discover
 from rag.service import codec
 from rag.service.client import Notice
 
