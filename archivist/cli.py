@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("-c", "--collection", help="the collection (knowledge base) to use")
+        sub.add_argument("-c", "--collection", help="the collection to use (default: the one in the settings)")
         return sub
 
     ingest = command("ingest", "index files and folders (recursively)")
@@ -306,7 +306,7 @@ def _sync(kb: KnowledgeBase, folder: Path, collection: str, watch: bool, rescan_
     import logging
     import threading
 
-    from rag.indexing.watch import FolderWatcher, apply_changes
+    from rag.indexing.folder_changes import FolderWatcher, apply_changes
 
     if not folder.is_dir():
         print(f"archivist-cli: {display_path(folder)}: no such folder", file=sys.stderr)

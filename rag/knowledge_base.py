@@ -36,7 +36,7 @@ from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, K
 from rag.indexing.discovery import within
 from rag.indexing.following import Followed, FollowedFolders
 from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
-from rag.indexing.watch import Changes, apply_changes
+from rag.indexing.folder_changes import Changes, apply_changes
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.vectors import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
 
@@ -240,7 +240,8 @@ class KnowledgeBase:
 
     @offered(Access.READER)
     def fingerprint(self, collection: str) -> str:
-        """Changes whenever a file of ``collection`` is indexed or removed, by anyone."""
+        """A token of ``collection``'s indexed files alone: it changes when a file is indexed or
+        removed, by anyone (what a cached answer or a search depends on; see ``revision`` for views)."""
         stored, _ = self._collection(collection)
         return f"{stored.info.id}:{stored.generation()}"
 
@@ -442,8 +443,9 @@ class KnowledgeBase:
 
     @offered(Access.ANYONE)
     def revision(self, collection: str) -> str:
-        """Changes whenever something a view shows changes, whoever changed it: the collections,
-        ``collection``'s files, its conversations, its followed folders."""
+        """A token of everything a window shows about ``collection``: the list of collections, its
+        files (``fingerprint``), its conversations, its followed folders. A view polls it and
+        redraws when it changes, whoever changed it."""
         names = ",".join(sorted(c.name for c in self.collections()))
         try:
             info = self._find(collection)

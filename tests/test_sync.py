@@ -15,7 +15,7 @@ from pathlib import Path
 from samples import PROSE
 
 from archivist.cli import main
-from rag.indexing.watch import Changes, FolderWatcher, worth_indexing
+from rag.indexing.folder_changes import Changes, FolderWatcher, worth_indexing
 
 
 def _corpus(root: Path) -> Path:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.indexing.ingest import FileOutcome
-from rag.indexing.watch import Changes, FolderWatcher
+from rag.indexing.folder_changes import Changes, FolderWatcher
 
 log = logging.getLogger(__name__)
 

@@ -129,7 +129,7 @@ class StoredChunk:
 
 
 class VectorStore:
-    """The knowledge bases of one Chroma: embedded in a folder, or a server shared by a team."""
+    """The collections of one Chroma: embedded in a folder, or a server shared by a team."""
 
     def __init__(self, client: ClientAPI, location: str, owns_connections: bool = False) -> None:
         self._client = client

@@ -5,6 +5,11 @@ quiet for a moment, hands over one ``Changes``: files added or modified, files r
 Editors save through temporary files and copies arrive in pieces, so events are gathered
 and settled before anything is indexed. ``apply_changes`` then indexes and forgets exactly
 those files; a folder moved away counts as every file under it removed.
+
+One idea, one word: a collection *follows* a folder. This module is how a change on disk is
+noticed and applied; ``following`` remembers which folders each collection follows (the
+window's "Follow a folder"); the CLI's ``sync`` applies a folder's changes once, or with
+``--watch`` follows it until Ctrl+C.
 """
 
 from __future__ import annotations
