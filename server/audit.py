@@ -44,6 +44,12 @@ def shown(text: str) -> str:
                    else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
 
 
+def clipped(text: str, limit: int = 100) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis says so): what a user sent, kept to a length
+    an audit line or an error message can hold."""
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
 class AuditLog:
     """Appends entries to ``path`` (one write per line, flushed and synced: a crash loses none)."""
 

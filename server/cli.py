@@ -33,8 +33,8 @@ from archivist import logs
 from archivist.settings import Settings
 from engine import ArchivistError
 from server.accounts import Accounts, Role
-from server.app import ServerConfig
 from server.audit import AuditLog
+from server.config import ServerConfig
 
 EXIT_OK, EXIT_ERROR = 0, 1
 DEFAULT_PORT = 8700

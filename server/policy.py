@@ -27,7 +27,7 @@ from pathlib import Path
 from rag.answering.ask import AskOptions
 from rag.calls import Access, Offered
 from rag.errors import AccessDenied, CollectionExists, CollectionNotFound
-from rag.indexing.ingest import within
+from rag.indexing.discovery import within
 from rag.knowledge_base import KnowledgeBase
 from rag.storage.vectors import CollectionInfo
 from server.accounts import Accounts, Role, User

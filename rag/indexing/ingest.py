@@ -29,7 +29,7 @@ from rag.embedding import Embedder
 from rag.errors import DocumentError
 from rag.indexing import loaders
 from rag.indexing.chunking import chunk_sections
-from rag.indexing.discovery import content_hash, discover, within  # noqa: F401 - TODO server imports move to discovery
+from rag.indexing.discovery import content_hash, discover
 from rag.indexing.embedding_pass import EmbeddingPass, FileJob, Rows
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.vectors import FAILED, INDEXED, PENDING, WORDS, FileRecord, StoredCollection, chunk_row
