@@ -181,11 +181,11 @@ class Calls:
 
 def audit_detail(spec: Offered, args: dict[str, object], questions: bool) -> str:
     """What the audit line of a call says it was about: the question asked (unless ``questions`` is
-    off), else the arguments that name things, each clipped."""
+    off; its first 2,000 characters, so a line stays a line), else the arguments that name things, each clipped."""
     if spec.name == "ask":
         options = args.get("options")
         mode = f" (schema {options.schema.name!r})" if isinstance(options, AskOptions) and options.schema else ""
-        return (repr(args.get("question", "")) if questions else "(question not kept)") + mode
+        return (clipped(repr(args.get("question", "")), 2000) if questions else "(question not kept)") + mode
 
     def said(value: object) -> str:
         if isinstance(value, list | tuple):

@@ -224,6 +224,10 @@ def test_audit_lines_cannot_be_forged_or_hidden(fort: Fort):
     for number in range(60):  # refusals in ever other words: a user's lines a minute are bounded all the same
         assert fort.post("rita", {"id": "u", "call": f"nothing-{number}", "args": {}}).status_code == 400
     assert fort.audit().count("unknown call") <= 30
+    long = "why " * 4_000  # 16,000 characters: a question may have 20,000
+    assert fort.call("rita", "ask", {"question": long, "collection": "Team"}).status_code == 200
+    kept = (fort.home / "audit.jsonl").read_text().splitlines()[-1]
+    assert "why why" in kept and len(kept) < 2_500  # the question's start, and a line that stays a line
 
 
 def test_a_deleted_collection_leaves_nothing_to_its_successor(fort: Fort):
