@@ -89,183 +89,183 @@
 <context>
     <name>ChatPanel</name>
     <message>
-        <location filename="../../desktop/chat_view.py" line="83" />
+        <location filename="../../desktop/chat_view.py" line="109" />
         <source>Conversation</source>
         <translation>对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="85" />
+        <location filename="../../desktop/chat_view.py" line="112" />
         <source>New</source>
         <translation>新建</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="86" />
+        <location filename="../../desktop/chat_view.py" line="113" />
         <source>New conversation (Ctrl+N)</source>
         <translation>新建对话 (Ctrl+N)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="90" />
+        <location filename="../../desktop/chat_view.py" line="117" />
         <source>Rename, delete or export this conversation</source>
         <translation>重命名、删除或导出此对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="93" />
+        <location filename="../../desktop/chat_view.py" line="120" />
         <source>Rename</source>
         <translation>重命名</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="94" />
+        <location filename="../../desktop/chat_view.py" line="121" />
         <source>Delete</source>
         <translation>删除</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="95" />
+        <location filename="../../desktop/chat_view.py" line="122" />
         <source>Export…</source>
         <translation>导出…</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="101" />
+        <location filename="../../desktop/chat_view.py" line="92" />
         <source>Ask a question about your documents.</source>
         <translation>就您的文档提问。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="107" />
-        <location filename="../../desktop/chat_view.py" line="420" />
+        <location filename="../../desktop/chat_view.py" line="134" />
+        <location filename="../../desktop/chat_view.py" line="341" />
         <source>Reasoning ▸</source>
         <translation>推理过程 ▸</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="118" />
+        <location filename="../../desktop/chat_view.py" line="159" />
         <source>Ask a question (Enter asks, Shift+Enter for a new line)</source>
         <translation>输入问题（Enter 提问，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="121" />
+        <location filename="../../desktop/chat_view.py" line="166" />
         <source>Ask</source>
         <translation>提问</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="124" />
+        <location filename="../../desktop/chat_view.py" line="169" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="125" />
+        <location filename="../../desktop/chat_view.py" line="170" />
         <source>Stop the answer (Esc)</source>
         <translation>停止回答 (Esc)</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="127" />
+        <location filename="../../desktop/chat_view.py" line="173" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="129" />
+        <location filename="../../desktop/chat_view.py" line="175" />
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="134" />
+        <location filename="../../desktop/chat_view.py" line="125" />
         <source>Conversation:</source>
         <translation>对话：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="184" />
+        <location filename="../../desktop/chat_view.py" line="191" />
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="196" />
+        <location filename="../../desktop/chat_view.py" line="203" />
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="196" />
+        <location filename="../../desktop/chat_view.py" line="203" />
         <source>Title:</source>
         <translation>标题：</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="202" />
+        <location filename="../../desktop/chat_view.py" line="212" />
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="202" />
+        <location filename="../../desktop/chat_view.py" line="212" />
         <source>Delete this conversation?</source>
         <translation>删除此对话？</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="209" />
+        <location filename="../../desktop/chat_view.py" line="220" />
         <source>Export conversation</source>
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="257" />
+        <location filename="../../desktop/chat_view.py" line="270" />
         <source>From the answer cache</source>
         <translation>来自答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="257" />
+        <location filename="../../desktop/chat_view.py" line="272" />
         <source>Cached answer to a similar question</source>
         <translation>相似问题的缓存答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="259" />
+        <location filename="../../desktop/chat_view.py" line="273" />
         <source>Regenerate to ask the model again.</source>
         <translation>点击“重新生成”可再次询问模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="288" />
+        <location filename="../../desktop/transcript.py" line="64" />
         <source>You</source>
         <translation>您</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="288" />
+        <location filename="../../desktop/transcript.py" line="85" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="294" />
+        <location filename="../../desktop/transcript.py" line="71" />
         <source>(structured answer below)</source>
         <translation>（结构化答案见下方）</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="313" />
+        <location filename="../../desktop/transcript.py" line="90" />
         <source>Also read</source>
         <translation>另参考</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="313" />
+        <location filename="../../desktop/transcript.py" line="92" />
         <source>The answer cites none of its sources; it was drawn from</source>
         <translation>答案未引用任何来源；它依据的是</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="316" />
+        <location filename="../../desktop/transcript.py" line="95" />
         <source>Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence against its source.</source>
         <translation>由小型入门模型（gpt-oss-20b 的替身）撰写：请对照来源核对每一句。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="321" />
+        <location filename="../../desktop/transcript.py" line="100" />
         <source>Sentences to check: {} (underlined; hover for why).</source>
         <translation>需核对的句子：{} 句（已加下划线，悬停查看原因）。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="385" />
+        <location filename="../../desktop/claim_marks.py" line="42" />
         <source>This sentence cites no source.</source>
         <translation>此句未引用任何来源。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="387" />
+        <location filename="../../desktop/claim_marks.py" line="44" />
         <source>Not borne out by its source: {}.</source>
         <translation>来源不支持此句：{}。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="389" />
+        <location filename="../../desktop/claim_marks.py" line="46" />
         <source>[{}] holds it; click to open it.</source>
         <translation>[{}] 包含此内容；点击打开。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="420" />
+        <location filename="../../desktop/chat_view.py" line="341" />
         <source>Reasoning ▾</source>
         <translation>推理过程 ▾</translation>
     </message>
@@ -1236,72 +1236,72 @@
 <context>
     <name>StatusBar</name>
     <message>
-        <location filename="../../desktop/status_bar.py" line="16" />
+        <location filename="../../desktop/status_bar.py" line="15" />
         <source>Model: starting…</source>
         <translation>模型：启动中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="28" />
+        <location filename="../../desktop/status_bar.py" line="27" />
         <source>Search model: {}</source>
         <translation>检索模型：{}</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="33" />
+        <location filename="../../desktop/status_bar.py" line="32" />
         <source>not loaded</source>
         <translation>未加载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="34" />
+        <location filename="../../desktop/status_bar.py" line="33" />
         <source>loading…</source>
         <translation>加载中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="35" />
+        <location filename="../../desktop/status_bar.py" line="34" />
         <source>ready</source>
         <translation>就绪</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="36" />
+        <location filename="../../desktop/status_bar.py" line="35" />
         <source>generating…</source>
         <translation>生成中…</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="37" />
+        <location filename="../../desktop/status_bar.py" line="36" />
         <source>unloaded after idle</source>
         <translation>空闲后已卸载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="24" />
+        <location filename="../../desktop/status_bar.py" line="23" />
         <source>Model: {} — {}</source>
         <translation>模型：{} — {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="38" />
+        <location filename="../../desktop/status_bar.py" line="37" />
         <source>unloaded: memory ran low</source>
         <translation>内存不足，已卸载</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="42" />
+        <location filename="../../desktop/status_bar.py" line="41" />
         <source> ({:.0f} MB)</source>
         <translation>（{:.0f} MB）</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="46" />
+        <location filename="../../desktop/status_bar.py" line="45" />
         <source>{}: {} documents, {} chunks</source>
         <translation>{}：{} 个文档，{} 个片段</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="50" />
+        <location filename="../../desktop/status_bar.py" line="49" />
         <source>Cache off</source>
         <translation>缓存已关闭</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="52" />
+        <location filename="../../desktop/status_bar.py" line="51" />
         <source>Cache: {} hits</source>
         <translation>缓存命中 {} 次</translation>
     </message>
     <message>
-        <location filename="../../desktop/status_bar.py" line="53" />
+        <location filename="../../desktop/status_bar.py" line="52" />
         <source>{} answers served from the cache, {} asked of the model</source>
         <translation>{} 个答案来自缓存，{} 个由模型回答</translation>
     </message>
@@ -1492,12 +1492,12 @@ Re-embedding reads its passages again with the new model. The old vectors stay i
 <context>
     <name>window</name>
     <message>
-        <location filename="../../desktop/app.py" line="159" />
+        <location filename="../../desktop/app.py" line="153" />
         <source>Archivist stopped unexpectedly</source>
         <translation>Archivist 意外停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/app.py" line="160" />
+        <location filename="../../desktop/app.py" line="154" />
         <source>Part of Archivist stopped unexpectedly last time ({}). Your documents and conversations are kept. The crash report is in {}; please include it if you report the problem.</source>
         <translation>上次 Archivist 的一部分意外停止（{}）。您的文档和对话均已保留。崩溃报告位于 {}；报告问题时请附上它。</translation>
     </message>
