@@ -87,7 +87,7 @@ def raw_decode_speed(settings: LlamaSettings, context: int, prompt: list[int], t
                      seed: int) -> float:
     """Tokens/s of llama-cpp-python's own generate loop in this process, first token excluded."""
     from engine import backends
-    from engine.llama import sampling
+    from engine.decoding import sampling
 
     backends.load()
     from llama_cpp import Llama

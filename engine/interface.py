@@ -182,6 +182,14 @@ class Collected:
     failed: Failed | None = None
 
 
+def errors_as_failed(events: Iterator[EngineEvent]) -> Iterator[EngineEvent]:
+    """``events``, except that an ``ArchivistError`` raised while making them ends the stream as ``Failed``."""
+    try:
+        yield from events
+    except ArchivistError as exc:
+        yield Failed(exc)
+
+
 def collect(events: Iterator[EngineEvent]) -> Collected:
     """Drain a stream into a ``Collected``."""
     out = Collected()

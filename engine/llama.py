@@ -2,46 +2,36 @@
 
 Loads lazily on the first request, keeps the KV cache between calls (a follow-up that
 shares a prompt prefix pays only for its new tokens), and unloads after an idle time.
-All generation goes through one lock: the model is single-threaded.
+All generation goes through one lock: the model is single-threaded. This module owns the
+model's life (load, unload, idle timer, memory checks, state); the token-by-token decoding
+of an answer is engine/decoding.py's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine import backends, gguf_info, harmony, hardware, schema
+from engine import backends, gguf_info, hardware
 from engine.cancel import CancelToken
-from engine.errors import ArchivistError, ContextTooLong, GenerationCancelled, GenerationFailed, ModelInvalid, ModelTooLarge
+from engine.decoding import Generation, grammar_for
+from engine.errors import ContextTooLong, GenerationFailed, ModelInvalid, ModelTooLarge
 from engine.idle import IdleTimer
-from engine.interface import (
-    AnswerDelta,
-    Done,
-    EngineEvent,
-    Failed,
-    GenerationRequest,
-    Loading,
-    ModelState,
-    ModelStatus,
-    ReasoningDelta,
-    StateListener,
-    Timings,
-    Usage,
-)
-from engine.prompt_formats import ChatTemplateFormat, HarmonyFormat, PromptFormat, TextDecoder
+from engine.interface import EngineEvent, GenerationRequest, Loading, ModelState, ModelStatus, errors_as_failed
+from engine.prompt_formats import ChatTemplateFormat, HarmonyFormat, PromptFormat
+from engine.status import StateReporter
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
 log = logging.getLogger(__name__)
+
 
 _MIN_CONTEXT = 2048
 _MEMORY_MARGIN = 1 << 30  # left free for the OS, the app and the embedder
@@ -70,10 +60,11 @@ def plan_context(info: gguf_info.GGUFInfo, requested: int, kv_type: str, offload
     return int(max(_MIN_CONTEXT, min(trained, fits // 1024 * 1024)))
 
 
-class LlamaEngine:
+class LlamaEngine(StateReporter):
     """A ``LanguageModel`` over llama.cpp; gpt-oss through harmony, anything else through its template."""
 
     def __init__(self, settings: LlamaSettings, clock: Callable[[], float] = time.monotonic, idle_thread: bool = True) -> None:
+        super().__init__(ModelState.NOT_LOADED)
         self.settings = settings
         self.info = gguf_info.read(settings.model_path)
         self.backends = backends.load()
@@ -89,9 +80,7 @@ class LlamaEngine:
         self._adapters: dict[Path, object] = {}  # LoRA adapters loaded into the model (llama.cpp handles), by file
         self._adapter: Path | None = None  # the one applied to the context now
         self._lock = threading.RLock()
-        self._state = ModelState.NOT_LOADED
         self._rss_before = 0
-        self._listeners: list[StateListener] = []
         self._idle = IdleTimer(settings.idle_seconds, self._unload_when_idle, clock)
         if idle_thread:
             self._idle.start()
@@ -121,9 +110,6 @@ class LlamaEngine:
         """The prompt's token ids, as the model reads them."""
         return self._format.render(request)
 
-    def add_listener(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
-
     def status(self) -> ModelStatus:
         memory = max(0, hardware.resident_memory() - self._rss_before) if self._llm is not None else 0
         where = f"{self._gpu_layers} layers on the GPU" if self._gpu_layers else "CPU"
@@ -140,19 +126,13 @@ class LlamaEngine:
         self.unload()
 
     def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[EngineEvent]:
-        cancel = cancel or CancelToken()
-        try:
-            yield from self._stream(request, cancel)
-        except ArchivistError as exc:
-            yield Failed(exc)
+        return errors_as_failed(self._stream(request, cancel or CancelToken()))
 
     # -- generation -----------------------------------------------------------------------
 
     def _stream(self, request: GenerationRequest, cancel: CancelToken) -> Iterator[EngineEvent]:
-        grammar_text = request.grammar
-        if request.schema is not None:
-            schema.check(request.schema)
-            grammar_text = schema.grammar_text(request.schema)
+        """Load if need be, then decode (engine/decoding.py) with the model marked as generating."""
+        grammar = grammar_for(request)
         if self._llm is None:
             self._check_memory()
         prompt = self._format.render(request)
@@ -170,34 +150,12 @@ class LlamaEngine:
             self._set_state(ModelState.GENERATING)
             self._cancel = cancel
             try:
-                run = _Run(llm, self._eog, request, cancel, started + load_seconds)
-                if request.seed is not None:
-                    llm.set_seed(request.seed)
-                if self._format.harmony:
-                    yield from run.harmony(prompt, grammar_text)
-                else:
-                    yield from run.plain(prompt, grammar_text)
+                run = Generation(llm, self._eog, request, cancel, started + load_seconds)
+                yield from run.events(prompt, grammar, self._format.harmony)
             finally:
                 self._cancel = None
                 self._set_state(ModelState.READY)
-            data = None
-            if request.schema is not None:
-                if run.finish == "length":
-                    raise GenerationFailed(
-                        f"the structured answer reached its {request.max_tokens}-token limit before it was complete; "
-                        "ask for less, or allow a longer answer"
-                    )
-                data = schema.validate(request.schema, run.answer_text)
-            total = time.perf_counter() - started
-            decode = max(1e-9, total - load_seconds - run.first_token)
-            yield Done(
-                text=run.answer_text,
-                reasoning=run.reasoning_text,
-                usage=Usage(prompt=len(prompt), cached=run.cached, completion=run.generated, reasoning=run.reasoning_tokens),
-                timings=Timings(load_seconds, run.first_token, total, max(0, run.generated - 1) / decode),
-                data=data,
-                finish=run.finish,
-            )
+            yield run.done(len(prompt), load_seconds)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -315,160 +273,3 @@ class LlamaEngine:
                 self._release(ModelState.UNLOADED_IDLE)
             finally:
                 self._lock.release()
-
-    def _set_state(self, state: ModelState) -> None:
-        self._state = state
-        status = self.status()
-        for listener in list(self._listeners):
-            with contextlib.suppress(Exception):
-                listener(status)
-
-
-class _Run:
-    """One generation: drives llama.cpp token by token and sorts text into reasoning and answer."""
-
-    def __init__(self, llm: Llama, eog: frozenset[int], request: GenerationRequest, cancel: CancelToken, started: float) -> None:
-        self.llm = llm
-        self.eog = eog
-        self.request = request
-        self.cancel = cancel
-        self.started = started
-        self.first_token = 0.0
-        self.generated = 0
-        self.reasoning_tokens = 0
-        self.cached = 0
-        self.finish: str = "stop"
-        self.answer: list[str] = []
-        self.reasoning: list[str] = []
-        self.harmony_defaults = False
-
-    @property
-    def answer_text(self) -> str:
-        return "".join(self.answer)
-
-    @property
-    def reasoning_text(self) -> str:
-        return "".join(self.reasoning)
-
-    def _tokens(self, prompt: list[int], budget: int, grammar_text: str | None, stops: frozenset[int]) -> Iterator[int]:
-        """Sample up to ``budget`` tokens after ``prompt``, stopping on ``stops`` and on cancel."""
-        from llama_cpp import LlamaGrammar
-
-        if not self.generated and not self.cached:
-            self.cached = _common_prefix(list(self.llm._input_ids[: self.llm.n_tokens]), prompt)
-        grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
-        sampled = 0
-        try:
-            for token in self.llm.generate(prompt, grammar=grammar, **sampling(self.harmony_defaults, self.request.temperature)):
-                if self.cancel.cancelled:
-                    raise GenerationCancelled()
-                if not self.first_token:
-                    self.first_token = time.perf_counter() - self.started
-                if token in stops:
-                    return
-                self.generated += 1
-                sampled += 1
-                yield token
-                if sampled >= budget:
-                    self.finish = "length"
-                    return
-        except (RuntimeError, ValueError) as exc:
-            if self.cancel.cancelled:  # llama.cpp aborted the prompt at our request
-                raise GenerationCancelled() from exc
-            raise GenerationFailed(str(exc)) from exc
-
-    def plain(self, prompt: list[int], grammar_text: str | None) -> Iterator[EngineEvent]:
-        """A model without channels: every token is the answer."""
-        decoder = TextDecoder(lambda ids: self.llm.detokenize(ids, special=False))
-        for token in self._tokens(prompt, self.request.max_tokens, grammar_text, self.eog):
-            if text := decoder.feed(token):
-                self.answer.append(text)
-                yield AnswerDelta(text)
-        if tail := decoder.flush():
-            self.answer.append(tail)
-            yield AnswerDelta(tail)
-
-    def harmony(self, prompt: list[int], grammar_text: str | None) -> Iterator[EngineEvent]:
-        """gpt-oss: reasoning on the analysis channel, the answer on the final one."""
-        self.harmony_defaults = True
-        if grammar_text is None:
-            yield from self._harmony_free(prompt)
-        else:
-            header = harmony.FINAL_JSON_HEADER if self.request.schema is not None else harmony.FINAL_HEADER
-            yield from self._harmony_constrained(prompt, grammar_text, header)
-
-    def _harmony_free(self, prompt: list[int]) -> Iterator[EngineEvent]:
-        # gpt-oss always reasons first; opening the analysis channel ourselves keeps the parser
-        # in message content from the first sampled token.
-        opening = harmony.encode(harmony.ANALYSIS_HEADER)
-        tokens = self._tokens(prompt + opening, self.request.max_tokens, None, self.eog)
-        yield from self.sort_channels(itertools.chain(opening, tokens), skip=len(opening))
-
-    def sort_channels(self, tokens: Iterable[int], skip: int = 0) -> Iterator[EngineEvent]:
-        """Harmony completion tokens to events: analysis and commentary are reasoning, final is the answer.
-
-        The first ``skip`` tokens are ours (a header we wrote), parsed but not counted.
-        """
-        parser = harmony.CompletionParser()
-        for index, token in enumerate(tokens):
-            piece = parser.feed(token)
-            if index < skip:
-                continue
-            if piece is None:
-                continue
-            if piece.channel == "final":
-                self.answer.append(piece.text)
-                yield AnswerDelta(piece.text)
-            else:
-                self.reasoning_tokens += 1
-                self.reasoning.append(piece.text)
-                yield ReasoningDelta(piece.text)
-
-    def _harmony_constrained(self, prompt: list[int], grammar_text: str, header: str) -> Iterator[EngineEvent]:
-        """Reason freely on the analysis channel, then write the final channel (opened by
-        ``header``: as JSON, or as text) under the grammar."""
-        opening = harmony.encode(harmony.ANALYSIS_HEADER)
-        budget = min(harmony.REASONING_BUDGET[self.request.reasoning_effort], self.request.max_tokens // 2)
-        ends = self.eog | {harmony.END} | _special_ids()
-        decoder = TextDecoder(lambda ids: self.llm.detokenize(ids, special=False))
-        thought: list[int] = []
-        for token in self._tokens(prompt + opening, budget, None, ends):
-            thought.append(token)
-            self.reasoning_tokens += 1
-            if text := decoder.feed(token):
-                self.reasoning.append(text)
-                yield ReasoningDelta(text)
-        self.finish = "stop"
-        answer_prompt = prompt + opening + thought + [harmony.END] + harmony.encode(header)
-        decoder = TextDecoder(lambda ids: self.llm.detokenize(ids, special=False))
-        remaining = self.request.max_tokens - len(thought)
-        for token in self._tokens(answer_prompt, remaining, grammar_text, self.eog):
-            if text := decoder.feed(token):
-                self.answer.append(text)
-                yield AnswerDelta(text)
-        if tail := decoder.flush():
-            self.answer.append(tail)
-            yield AnswerDelta(tail)
-
-
-def sampling(harmony_model: bool, temperature: float | None) -> dict[str, float | int]:
-    """Sampler settings: gpt-oss's recommended ones (temperature 1, no truncation, no penalties), or common defaults."""
-    if harmony_model:
-        return {"temp": 1.0 if temperature is None else temperature, "top_p": 1.0, "top_k": 0, "min_p": 0.0}
-    # Small models loop ("4 days. 4 days. ..."); a mild repetition penalty keeps them moving.
-    return {"temp": 0.7 if temperature is None else temperature, "top_p": 0.95, "top_k": 40, "min_p": 0.0,
-            "repeat_penalty": 1.1}
-
-
-def _special_ids() -> frozenset[int]:
-    """Every harmony control token: any of them ends the reasoning we let the model write."""
-    return frozenset(range(199998, 201088))
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n

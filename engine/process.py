@@ -41,9 +41,9 @@ from engine.interface import (
     ModelState,
     ModelStatus,
     ReasoningDelta,
-    StateListener,
 )
 from engine.llama import LlamaSettings
+from engine.status import StateReporter
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class EngineFacts:
     pid: int
 
 
-class ProcessEngine:
+class ProcessEngine(StateReporter):
     """A ``LanguageModel`` over a ``LlamaEngine`` that lives in a child process."""
 
     def __init__(
@@ -73,6 +73,7 @@ class ProcessEngine:
         available_memory: Callable[[], int] = hardware.available_memory,
         watch_thread: bool = True,
     ) -> None:
+        super().__init__(ModelState.NOT_LOADED)
         self.settings = settings
         self.info = gguf_info.read(settings.model_path)  # a missing or broken file is refused here, at once
         self.memory_floor = memory_floor
@@ -83,9 +84,7 @@ class ProcessEngine:
         self._child: _Child | None = None
         self._facts: EngineFacts | None = None
         self._loaded = False
-        self._state = ModelState.NOT_LOADED
         self._detail = ""
-        self._listeners: list[StateListener] = []
         self._idle = IdleTimer(settings.idle_seconds, lambda: self._end_if_free(ModelState.UNLOADED_IDLE, ""), clock)
         self._stop = threading.Event()
         if watch_thread:
@@ -126,9 +125,6 @@ class ProcessEngine:
 
     def prompt_tokens(self, request: GenerationRequest) -> int:
         return int(self._call("prompt_tokens", request))
-
-    def add_listener(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
 
     def status(self) -> ModelStatus:
         memory = 0
@@ -308,15 +304,6 @@ class ProcessEngine:
         while not self._stop.wait(period):
             self._idle.check()
             self.check_memory()
-
-    def _set_state(self, state: ModelState) -> None:
-        self._state = state
-        status = self.status()
-        for listener in list(self._listeners):
-            try:
-                listener(status)
-            except Exception:  # noqa: BLE001 - a listener's bug must not end the answer
-                log.exception("model state listener failed")
 
 
 class _Child:

@@ -17,20 +17,20 @@ from typing import Any
 
 from engine import harmony, schema
 from engine.cancel import CancelToken
-from engine.errors import ArchivistError, ContextTooLong, GenerationCancelled, GenerationFailed, RemoteError
+from engine.errors import ContextTooLong, GenerationCancelled, GenerationFailed, RemoteError
 from engine.interface import (
     AnswerDelta,
     Done,
     EngineEvent,
-    Failed,
     GenerationRequest,
     ModelState,
     ModelStatus,
     ReasoningDelta,
-    StateListener,
     Timings,
     Usage,
+    errors_as_failed,
 )
+from engine.status import StateReporter
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +40,19 @@ DEFAULT_CONTEXT = 8192
 _PER_MESSAGE = 4
 
 
-class RemoteEngine:
+class RemoteEngine(StateReporter):
     """gpt-oss (or any chat model) behind an OpenAI-compatible endpoint."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0, context: int = 0) -> None:
         from openai import OpenAI
 
+        super().__init__(ModelState.READY)
         self.base_url = base_url.rstrip("/")
         self._model = model
         # Retries are ours to decide: a 429 or a dropped connection is reported, not hidden.
         self._client = OpenAI(base_url=self.base_url, api_key=api_key or "none", timeout=timeout, max_retries=0)
         self._context = context
-        self._listeners: list[StateListener] = []
-        self._state = ModelState.READY
         self._json_object_fallback = False  # llama-cpp-python's server knows only "json_object"
-        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -82,15 +80,8 @@ class RemoteEngine:
         """Close the HTTP connections to the server."""
         self._client.close()
 
-    def add_listener(self, listener: StateListener) -> None:
-        self._listeners.append(listener)
-
     def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[EngineEvent]:
-        cancel = cancel or CancelToken()
-        try:
-            yield from self._stream(request, cancel)
-        except ArchivistError as exc:
-            yield Failed(exc)
+        return errors_as_failed(self._stream(request, cancel or CancelToken()))
 
     # -- generation -----------------------------------------------------------------------
 
@@ -264,16 +255,6 @@ class RemoteEngine:
                 if isinstance(value, int) and value > 0:
                     return value
         return 0
-
-    def _set_state(self, state: ModelState) -> None:
-        with self._lock:
-            self._state = state
-        status = self.status()
-        for listener in list(self._listeners):
-            try:
-                listener(status)
-            except Exception:  # noqa: BLE001 - a listener's failure is not the model's
-                log.exception("state listener failed")
 
 
 def _messages(request: GenerationRequest) -> list[dict[str, str]]:

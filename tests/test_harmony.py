@@ -63,14 +63,14 @@ def test_llama_cpp_tokenizes_like_harmony(tiny_gpt_oss: Path):
 def test_channels_are_told_apart(tiny_gpt_oss: Path):
     from llama_cpp import Llama
 
-    from engine.llama import _Run
+    from engine.decoding import Generation
 
     completion = (
         "<|channel|>analysis<|message|>The user asks about filters.<|end|>"
         "<|start|>assistant<|channel|>final<|message|>Replace it yearly [2].<|return|>"
     )
     tokens = harmony.encode(completion)
-    run = _Run(Llama(str(tiny_gpt_oss), vocab_only=True, verbose=False), frozenset(), REQUEST, None, 0.0)  # type: ignore[arg-type]
+    run = Generation(Llama(str(tiny_gpt_oss), vocab_only=True, verbose=False), frozenset(), REQUEST, None, 0.0)  # type: ignore[arg-type]
     events = list(run.sort_channels(tokens[:-1]))
     reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
     answer = "".join(e.text for e in events if isinstance(e, AnswerDelta))
