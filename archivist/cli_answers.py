@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from archivist.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.cancel import CancelToken
-from engine.catalog import STARTER_NAME, STARTER_NOTE
+from engine.catalog import STARTER_NOTE
 from rag.documents import display_path
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ def _print_answer(result: AnswerResult, structured: bool) -> None:
         print(file=out)
     if result.finish == "length":
         print("(the answer reached its length limit and was cut short)", file=sys.stderr)
-    if result.model == STARTER_NAME:
-        print(f"(written by {STARTER_NAME}, {STARTER_NOTE}; check each sentence against its source)", file=sys.stderr)
+    if result.stand_in:
+        print(f"(written by {result.model}, {STARTER_NOTE}; check each sentence against its source)", file=sys.stderr)
     if result.cached:
         how = "same question" if result.cached == "exact" else "a similar question"
         print(f"(from the answer cache: {how})", file=sys.stderr)

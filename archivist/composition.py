@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from archivist.settings import Settings
@@ -33,20 +34,29 @@ def models_dir(settings: Settings) -> Path:
     return settings.data_path / "models"
 
 
-def find_model(settings: Settings) -> tuple[Path, str]:
-    """The GGUF to use and its label: the chosen file, else a catalog model found in the
-    administrator's folder or our models folder, else the bundled starter model."""
+@dataclass(frozen=True, slots=True)
+class FoundModel:
+    """A GGUF to run, the name to show for it, and whether it is a small stand-in (the starter)."""
+
+    path: Path
+    label: str = ""
+    stand_in: bool = False
+
+
+def find_model(settings: Settings) -> FoundModel:
+    """The GGUF to use: the chosen file, else a catalog model found in the administrator's
+    folder or our models folder, else the bundled starter model."""
     if settings.model_path:
-        return Path(settings.model_path).expanduser(), ""
+        return FoundModel(Path(settings.model_path).expanduser())
     folders = [Path(settings.model_folder).expanduser()] if settings.model_folder else []
     for folder in [*folders, models_dir(settings)]:
         for model in LANGUAGE_MODELS:
             if path := installed_model(folder, model):
-                return path, model.title
+                return FoundModel(path, model.title)
     starter = starter_model_path()
     if starter is None:
         raise ModelNotFound(models_dir(settings) / LANGUAGE_MODELS[0].entry_file)
-    return starter, STARTER_NAME
+    return FoundModel(starter, STARTER_NAME, stand_in=True)
 
 
 def open_model(settings: Settings) -> LanguageModel:
@@ -55,11 +65,12 @@ def open_model(settings: Settings) -> LanguageModel:
     if settings.remote_base_url:
         return RemoteEngine(settings.remote_base_url, settings.remote_model, settings.remote_api_key,
                             context=settings.context_size)
-    path, label = find_model(settings)
+    found = find_model(settings)
     return ProcessEngine(
         LlamaSettings(
-            path, context_size=settings.context_size, gpu_layers=settings.gpu_layers,
-            kv_cache_type=settings.kv_cache_type, idle_seconds=settings.idle_minutes * 60, label=label,
+            found.path, context_size=settings.context_size, gpu_layers=settings.gpu_layers,
+            kv_cache_type=settings.kv_cache_type, idle_seconds=settings.idle_minutes * 60, label=found.label,
+            stand_in=found.stand_in,
         ),
         log_dir=settings.log_path,
         memory_floor=int(settings.memory_floor_gb * 2**30),

@@ -86,7 +86,8 @@ class _SelfTest:
         if starter is None:
             raise RuntimeError("the starter model is missing from this installation")
         # The model as the app runs it: llama.cpp in an engine process of its own.
-        self.model = ProcessEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME), watch_thread=False)
+        self.model = ProcessEngine(LlamaSettings(starter, context_size=4096, label=STARTER_NAME, stand_in=True),
+                                   watch_thread=False)
         self.kb = KnowledgeBase(VectorStore.embedded(self.folder / "chroma"), Embedder(), self.folder / "keyword",
                                 model=self.model, cache=AnswerCache(self.folder / "cache"))
         return f"store, embedder and {STARTER_NAME} set up; {self.model.facts().backends}"

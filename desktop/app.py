@@ -178,13 +178,12 @@ def is_first_run(settings: Settings) -> bool:
 
 def _no_gpt_oss(settings: Settings) -> bool:
     from archivist import find_model
-    from rag import STARTER_NAME, ArchivistError
+    from rag import ArchivistError
 
     try:
-        _path, label = find_model(settings)
+        return find_model(settings).stand_in
     except ArchivistError:  # no model at all is also "first run"
         return True
-    return label == STARTER_NAME
 
 
 def _screenshot_when_ready(window: object, backend: object, path: Path) -> None:

@@ -161,7 +161,8 @@ class Asking(QObject):
         def show(conversation: Conversation) -> None:
             self.conversation = conversation.id
             self.chat.show_turns([ShownTurn(t.question, t.answer, citations=t.cited(), mode=t.mode, data=t.data,
-                                            claims=t.checked(), quote=t.quoted(), model=t.model)
+                                            claims=t.checked(), quote=t.quoted(), model=t.model,
+                                            stand_in=t.stand_in)
                                   for t in conversation.turns])
 
         job.done.connect(show)

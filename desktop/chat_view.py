@@ -264,6 +264,7 @@ class ChatPanel(QWidget):
         turn.data = result.data
         turn.claims = result.claims
         turn.model = result.model
+        turn.stand_in = result.stand_in
         turn.quote = result.quote or turn.quote
         if result.cached:
             if result.cached == "exact":

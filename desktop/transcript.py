@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication
 
 from desktop.transcript_links import CHECK, CITE, TranscriptLink, link_to
-from rag import STARTER_NAME, Citation, Claim, Quote, Source, link_marks
+from rag import Citation, Claim, Quote, Source, link_marks
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ShownTurn:
     claims: list[Claim] = field(default_factory=list)
     model: str = ""
     quote: Quote | None = None
+    stand_in: bool = False  # written by a small stand-in model: the note says to check each sentence
 
 
 def transcript_markdown(turns: list[ShownTurn], busy: bool) -> str:
@@ -91,7 +92,7 @@ def _sources_lines(index: int, turn: ShownTurn, streaming: bool) -> list[str]:
         else:
             label = QCoreApplication.translate("ChatPanel", "The answer cites none of its sources; it was drawn from")
         lines.append(f"\n<small>{label}: {_source_links(index, read)}</small>")
-    if turn.model == STARTER_NAME:
+    if turn.stand_in:
         note = QCoreApplication.translate("ChatPanel", "Written by the small starter model, a stand-in for "
                                           "gpt-oss-20b: check each sentence against its source.")
         lines.append(f"\n<small>ℹ {note}</small>")

@@ -24,6 +24,7 @@ from engine.errors import (
     SchemaInvalid,
     UnverifiedDownload,
 )
+from engine.gguf_info import check_adapter
 from engine.interface import (
     AnswerDelta,
     ChatMessage,
@@ -41,7 +42,6 @@ from engine.interface import (
     Usage,
     collect,
 )
-from engine.gguf_info import check_adapter
 from engine.llama import LlamaEngine, LlamaSettings
 from engine.process import ProcessEngine
 from engine.remote import RemoteEngine

@@ -140,6 +140,13 @@ class LanguageModel(Protocol):
     def name(self) -> str: ...
 
     @property
+    def stand_in(self) -> bool:
+        """Whether this is a small stand-in for a real model (the bundled starter), too weak to
+        trust alone: its answers come below the best source sentence, quoted, with a note to
+        check each sentence. A capability of the model, so nothing compares names."""
+        ...
+
+    @property
     def context_size(self) -> int:
         """Tokens the context holds: prompt and answer together."""
         ...

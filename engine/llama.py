@@ -47,7 +47,8 @@ class LlamaSettings:
     kv_cache_type: str = "f16"
     threads: int | None = None
     idle_seconds: float = 600.0
-    label: str = ""
+    label: str = ""  # the name shown for the model; its file's own name when empty
+    stand_in: bool = False  # a small stand-in for a real model (the bundled starter): see LanguageModel.stand_in
 
 
 def plan_context(info: gguf_info.GGUFInfo, requested: int, kv_type: str, offloaded: bool) -> int:
@@ -90,6 +91,10 @@ class LlamaEngine(StateReporter):
     @property
     def name(self) -> str:
         return self.settings.label or self.info.name
+
+    @property
+    def stand_in(self) -> bool:
+        return self.settings.stand_in
 
     @property
     def context_size(self) -> int:

@@ -98,6 +98,10 @@ class ProcessEngine(StateReporter):
         return self.settings.label or self.info.name
 
     @property
+    def stand_in(self) -> bool:
+        return self.settings.stand_in
+
+    @property
     def context_size(self) -> int:
         return self.facts().context_size
 

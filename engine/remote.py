@@ -59,6 +59,10 @@ class RemoteEngine(StateReporter):
         return self._model or "server default"
 
     @property
+    def stand_in(self) -> bool:
+        return False  # a team's inference server runs a model chosen to be trusted
+
+    @property
     def context_size(self) -> int:
         if not self._context:
             self._context = self._ask_context() or DEFAULT_CONTEXT

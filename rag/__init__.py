@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from engine import (
     CATALOG,
-    STARTER_NAME,
     AnswerDelta,
     ArchivistError,
     CancelToken,
@@ -44,7 +43,6 @@ from rag.storage.vectors import CollectionInfo, FileRecord
 __all__ = [
     "AccessDenied",
     "CATALOG",
-    "STARTER_NAME",
     "TOP",
     "AnswerDelta",
     "AnswerResult",

@@ -22,7 +22,7 @@ from typing import Annotated
 import numpy as np
 from annotated_types import Interval
 
-from engine import CATALOG, STARTER_NAME, CancelToken, LanguageModel, ModelStatus, check_adapter
+from engine import CATALOG, CancelToken, LanguageModel, ModelStatus, check_adapter
 from engine.download import DownloadProgress, download
 from rag.answering.answer_cache import AnswerCache, CacheStats
 from rag.answering.ask import AskContext, AskEvent, AskOptions, answer
@@ -34,9 +34,9 @@ from rag.documents import Passage, document_key
 from rag.embedding import Embedder
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
 from rag.indexing.discovery import within
+from rag.indexing.folder_changes import Changes, apply_changes
 from rag.indexing.following import Followed, FollowedFolders
 from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
-from rag.indexing.folder_changes import Changes, apply_changes
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.vectors import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
 
@@ -337,7 +337,7 @@ class KnowledgeBase:
             embed=self.embedder.embed,
             cache=self.cache,
             conversations=self.conversations,
-            quote=self.model.name == STARTER_NAME,
+            quote=self.model.stand_in,
         )
         return answer(question, context, options, cancel)
 

@@ -222,7 +222,7 @@ def test_the_starter_model_says_what_it_is_and_quotes_its_best_source(tmp_path: 
     from rag.answering.answer_cache import AnswerCache
     from rag.storage.vectors import VectorStore
 
-    engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, label=STARTER_NAME), idle_thread=False)
+    engine = LlamaEngine(LlamaSettings(starter_model, context_size=4096, label=STARTER_NAME, stand_in=True), idle_thread=False)
     kb = KnowledgeBase(VectorStore.embedded(tmp_path / "chroma"), embedder, tmp_path / "keyword", model=engine,
                        cache=AnswerCache(tmp_path / "cache"))
     try:
@@ -232,7 +232,7 @@ def test_the_starter_model_says_what_it_is_and_quotes_its_best_source(tmp_path: 
         assert quoted is not None and quoted.text == "The pump in hall 3 needs oil every 200 hours."
         assert events[0].sources[quoted.number - 1].path.name == "pump.txt"
         result = answered(events).result
-        assert result.model == STARTER_NAME and result.quote == quoted
+        assert result.model == STARTER_NAME and result.stand_in and result.quote == quoted
         assert result.finish in ("stop", "length") and all(c.end <= len(result.answer) for c in result.claims)
         again = run(kb, "How often does the pump need oil?")
         if result.finish == "stop":  # a cached answer keeps its quote

@@ -529,3 +529,11 @@ def test_a_knowledge_base_that_cannot_open_says_why_once(qtbot, tmp_path: Path):
     assert len(failures) == 1 and "Cannot load the embedding model" in str(failures[0])
     assert backend.kb is None
     backend.shutdown()
+
+
+def test_a_stand_in_model_s_answer_says_to_check_it_and_another_s_does_not():
+    from desktop.transcript import ShownTurn, transcript_markdown
+
+    note = "Written by the small starter model"
+    assert note in transcript_markdown([ShownTurn("Q?", "A.", model="any name", stand_in=True)], busy=False)
+    assert note not in transcript_markdown([ShownTurn("Q?", "A.", model="SmolLM2-135M-Instruct (starter)")], busy=False)

@@ -84,6 +84,7 @@ class AnswerResult:
     field_sources: list[FieldSource] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     model: str = ""  # the name of the model that wrote it
+    stand_in: bool = False  # the model is a small stand-in (the starter): check each sentence
     quote: Quote | None = None  # for a small model: the best source sentence, word for word
     finish: str = "stop"  # "length": the answer was cut at its token limit
 
@@ -177,8 +178,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     if cacheable:
         hit = ctx.cache.get(question, scope, question_vector)  # type: ignore[union-attr]
         if hit is not None:
-            result = _from_payload(hit.payload, question, hit.kind, time.perf_counter() - started,
-                                   model.name)
+            result = _from_payload(hit.payload, question, hit.kind, time.perf_counter() - started, model)
             yield Retrieved(result.sources, result.mode, result.quote)
             yield AnswerDelta(result.answer)
             yield Answered(result)
@@ -241,7 +241,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             result = AnswerResult(
                 question, text, citations, shown, dropped, data, event.reasoning, mode, event.usage, timings,
                 conversation=options.conversation, field_sources=field_sources, claims=claims, model=model.name,
-                finish=event.finish, quote=quoted,
+                finish=event.finish, quote=quoted, stand_in=model.stand_in,
             )
             if cacheable and event.finish == "stop":
                 ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
@@ -251,7 +251,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
                     Turn(question, text, [_citation_dict(c) for c in citations], data, mode,
                          sent=request.messages[-1].content, reply=event.text,
                          sources=[_source_dict(s) for s in sources], claims=[asdict(c) for c in claims],
-                         quote=asdict(quoted) if quoted else None, model=model.name),
+                         quote=asdict(quoted) if quoted else None, model=model.name, stand_in=model.stand_in),
                 )
             yield Answered(result)
 
@@ -336,7 +336,7 @@ def _to_payload(result: AnswerResult) -> dict[str, Any]:
 
 
 def _from_payload(payload: dict[str, Any], question: str, kind: str, seconds: float,
-                  model: str) -> AnswerResult:
+                  model: LanguageModel) -> AnswerResult:
     citations = [citation_from_dict(c) for c in payload["citations"]]
     field_sources = [FieldSource(f["field"], [citation_from_dict(c) for c in f["citations"]], f["supported"])
                      for f in payload.get("field_sources", [])]
@@ -346,7 +346,7 @@ def _from_payload(payload: dict[str, Any], question: str, kind: str, seconds: fl
         payload["reasoning"] if kind == "exact" else "",  # a similar question's reasoning may quote its wording
         payload["mode"], Usage(**payload["usage"]), StageTimings(cache=seconds, total=seconds), cached=kind,
         field_sources=field_sources,
-        claims=[claim_from_dict(c) for c in payload.get("claims", [])], model=model,
+        claims=[claim_from_dict(c) for c in payload.get("claims", [])], model=model.name, stand_in=model.stand_in,
         quote=Quote(**payload["quote"]) if payload.get("quote") else None,
     )
 

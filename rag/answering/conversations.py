@@ -41,6 +41,7 @@ class Turn:
     claims: list[dict[str, Any]] = field(default_factory=list)  # each sentence's check, as shown when answered
     quote: dict[str, Any] | None = None
     model: str = ""
+    stand_in: bool = False  # written by a small stand-in model (see AnswerResult.stand_in)
 
     def cited(self) -> list[Citation]:
         """The citations shown for this turn."""

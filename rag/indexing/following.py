@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.indexing.ingest import FileOutcome
 from rag.indexing.folder_changes import Changes, FolderWatcher
+from rag.indexing.ingest import FileOutcome
 
 log = logging.getLogger(__name__)
 
