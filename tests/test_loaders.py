@@ -258,3 +258,10 @@ def test_merged_cells_are_repeated_in_every_row_they_span(tmp_path):
     assert lines[:3] == ["Region: North, Quarter: Q1, Revenue: 10.2", "Region: North, Quarter: Q2, Revenue: 11.7",
                          "Region: South, Quarter: Q1, Revenue: 7.9"]
     assert lines[3] == "Note" and not result.warnings
+
+
+def test_every_entry_of_the_loader_table_names_a_loader():
+    from rag.indexing import loaders
+
+    assert {name: callable(loaders._loader(name)) for name in set(loaders.LOADERS.values())} == dict.fromkeys(
+        set(loaders.LOADERS.values()), True)
