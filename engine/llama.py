@@ -61,13 +61,37 @@ def plan_context(info: gguf_info.GGUFInfo, requested: int, kv_type: str, offload
     return int(max(_MIN_CONTEXT, min(trained, fits // 1024 * 1024)))
 
 
-class LlamaEngine(StateReporter):
-    """A ``LanguageModel`` over llama.cpp; gpt-oss through harmony, anything else through its template."""
+class LocalModel(StateReporter):
+    """What both ways of running a GGUF here share (in this process, ``LlamaEngine``; in a child,
+    ``ProcessEngine``): its settings, its header (read at once: a missing or broken file is refused
+    here), its name, whether it is a stand-in, and the timer that frees it when idle."""
 
-    def __init__(self, settings: LlamaSettings, clock: Callable[[], float] = time.monotonic, idle_thread: bool = True) -> None:
+    _idle: IdleTimer
+
+    def __init__(self, settings: LlamaSettings) -> None:
         super().__init__(ModelState.NOT_LOADED)
         self.settings = settings
         self.info = gguf_info.read(settings.model_path)
+
+    @property
+    def name(self) -> str:
+        return self.settings.label or self.info.name
+
+    @property
+    def stand_in(self) -> bool:
+        return self.settings.stand_in
+
+    @property
+    def idle_timer(self) -> IdleTimer:
+        """The timer that frees the model when idle (tests drive it with their own clock)."""
+        return self._idle
+
+
+class LlamaEngine(LocalModel):
+    """A ``LanguageModel`` over llama.cpp; gpt-oss through harmony, anything else through its template."""
+
+    def __init__(self, settings: LlamaSettings, clock: Callable[[], float] = time.monotonic, idle_thread: bool = True) -> None:
+        super().__init__(settings)
         self.backends = backends.load()
         self._threads = settings.threads or hardware.cpu_threads()
         self._n_ctx = plan_context(self.info, settings.context_size, settings.kv_cache_type, offloaded=False)
@@ -89,21 +113,8 @@ class LlamaEngine(StateReporter):
     # -- the LanguageModel interface ------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self.settings.label or self.info.name
-
-    @property
-    def stand_in(self) -> bool:
-        return self.settings.stand_in
-
-    @property
     def context_size(self) -> int:
         return self._n_ctx
-
-    @property
-    def idle_timer(self) -> IdleTimer:
-        """The timer that unloads the model (tests drive it with their own clock)."""
-        return self._idle
 
     def count_tokens(self, text: str) -> int:
         return self._format.count(text)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from engine import crash_log, gguf_info, hardware
+from engine import crash_log, hardware
 from engine.cancel import CancelToken
 from engine.errors import ArchivistError, EngineCrashed, GenerationCancelled
 from engine.idle import IdleTimer
@@ -42,8 +42,7 @@ from engine.interface import (
     ModelStatus,
     ReasoningDelta,
 )
-from engine.llama import LlamaSettings
-from engine.status import StateReporter
+from engine.llama import LlamaSettings, LocalModel
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class EngineFacts:
     pid: int
 
 
-class ProcessEngine(StateReporter):
+class ProcessEngine(LocalModel):
     """A ``LanguageModel`` over a ``LlamaEngine`` that lives in a child process."""
 
     def __init__(
@@ -73,9 +72,7 @@ class ProcessEngine(StateReporter):
         available_memory: Callable[[], int] = hardware.available_memory,
         watch_thread: bool = True,
     ) -> None:
-        super().__init__(ModelState.NOT_LOADED)
-        self.settings = settings
-        self.info = gguf_info.read(settings.model_path)  # a missing or broken file is refused here, at once
+        super().__init__(settings)
         self.memory_floor = memory_floor
         self._log_dir = log_dir
         self._available_memory = available_memory
@@ -94,21 +91,8 @@ class ProcessEngine(StateReporter):
     # -- the LanguageModel interface ------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self.settings.label or self.info.name
-
-    @property
-    def stand_in(self) -> bool:
-        return self.settings.stand_in
-
-    @property
     def context_size(self) -> int:
         return self.facts().context_size
-
-    @property
-    def idle_timer(self) -> IdleTimer:
-        """The timer that ends the child when idle (tests drive it with their own clock)."""
-        return self._idle
 
     def facts(self) -> EngineFacts:
         """The child's facts (starting it if none ran yet)."""
