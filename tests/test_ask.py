@@ -158,6 +158,22 @@ def test_cache_hits_and_invalidation(asking_kb: KnowledgeBase, docs: Path, tmp_p
     assert answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256, use_cache=False)).result.cached is None
 
 
+def test_an_answer_from_the_cache_starts_no_model(asking_kb: KnowledgeBase, docs: Path, starter_model: Path):
+    """A replica, or the app after a restart, holds no running model: serving a cached answer must not start one."""
+    from engine import LlamaSettings, ModelState, ProcessEngine
+
+    asking_kb.ingest([docs / "pump.txt"], "Docs")
+    answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256))
+    cold = ProcessEngine(LlamaSettings(starter_model, context_size=8192, label="starter"), watch_thread=False)
+    asking_kb.model = cold
+    try:
+        again = answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256)).result
+        assert again.cached == "exact"
+        assert cold.pid is None and cold.status().state is ModelState.NOT_LOADED  # no engine process was started
+    finally:
+        cold.close()
+
+
 def test_similar_question_is_served_and_marked(asking_kb: KnowledgeBase, docs: Path):
     asking_kb.ingest([docs / "pump.txt"], "Docs")
     answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256))

@@ -295,9 +295,12 @@ def _candidates(
 
 
 def _scope(ctx: AskContext, model: LanguageModel, options: AskOptions) -> str:
+    """What a cached answer must have been made under to be served: the collection as it is, the
+    model (by name: asking its context size would start an engine process, and a cache hit starts
+    nothing), the adapter, and the options that change an answer."""
     schema = json.dumps(options.schema.schema, sort_keys=True) if options.schema else ""
     paths = sorted(path_to_text(p) for p in options.paths) if options.paths else []
-    parts = [ctx.fingerprint(), model.name, str(ctx.adapter or ""), str(model.context_size), options.effort, str(options.passages),
+    parts = [ctx.fingerprint(), model.name, str(ctx.adapter or ""), options.effort, str(options.passages),
              hashlib.sha256(schema.encode()).hexdigest()[:16], json.dumps(paths)]
     if options.cite_every_sentence:  # another way of answering: not the same answer
         parts.append("cited-grammar")
