@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="decode so that every sentence ends with the [n] of a source (see bench/claims.py)")
     ask.add_argument("--show-reasoning", action="store_true", help="print the model's reasoning to stderr")
     ask.add_argument("--effort", choices=["low", "medium", "high"], help="reasoning effort (gpt-oss)")
+    ask.add_argument("--starts-within", type=float, metavar="SECONDS",
+                     help="send the sources the model reads in this time on this machine (default 5; 0: all that fit)")
     ask.add_argument("--format", choices=["text", "json", "events"], default="text",
                      help="json: the answer as one JSON object (sources, citations, each sentence checked); "
                           "events: every message on one line of JSON, as the window receives them")
@@ -134,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _cache(kb.cache_stats(), kb.clear_cache, args.action)
             if args.command == "ask":
                 return ask_command(kb, args, collection, args.effort or settings.reasoning_effort,
-                                   args.cite_every_sentence or settings.cite_every_sentence)
+                                   args.cite_every_sentence or settings.cite_every_sentence,
+                                   settings.answer_starts_within if args.starts_within is None else args.starts_within)
             if args.command == "extract":
                 return extract_command(kb, args, collection, args.effort or settings.reasoning_effort)
             if args.command == "ingest":

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import ArchivistError, CancelToken
-from rag.answering.ask import AnswerResult, AskOptions, Effort, collect_answer
+from engine import CancelToken
+from rag.answering.ask import Answered, AnswerResult, AskFailed, AskOptions, Effort
 from rag.answering.schemas import NamedSchema
 from rag.documents import display_path
 
@@ -56,12 +56,15 @@ def extract(
             return
         if progress:
             progress(ExtractionProgress(index, len(files), path))
-        try:
-            result = collect_answer(kb.ask(f"Extract the {schema.title.lower()} from {path.name}.", collection,
-                                           AskOptions(paths=[path], schema=schema, effort=effort), cancel))
-            row = ExtractionRow(path, result.data, result=result)
-        except ArchivistError as exc:
-            row = ExtractionRow(path, error=str(exc))
+        row = ExtractionRow(path, error="no answer")
+        # An answer that failed is this document's row; a call that failed (the knowledge base
+        # stopped, a right taken away) stops the extraction.
+        for event in kb.ask(f"Extract the {schema.title.lower()} from {path.name}.", collection,
+                            AskOptions(paths=[path], schema=schema, effort=effort), cancel):
+            if isinstance(event, Answered):
+                row = ExtractionRow(path, event.result.data, result=event.result)
+            elif isinstance(event, AskFailed):
+                row = ExtractionRow(path, error=str(event.error))
         if cancel.cancelled:
             return
         yield row

@@ -64,6 +64,9 @@ class Settings:
     model_folder: str = ""
     context_size: int = 0
     reasoning_effort: str = "low"
+    # Seconds until an answer's first word: the sources sent fit what the model reads in that time
+    # on this machine (measured from its answers); 0: as many as the context window holds.
+    answer_starts_within: float = 5.0
     # Decode answers so that every sentence ends with the [n] of a source (a grammar; see bench/claims.py).
     cite_every_sentence: bool = False
     gpu_layers: int = -1

@@ -17,7 +17,7 @@ from archivist.settings import Settings
 from rag.service.client import Notice
 
 if TYPE_CHECKING:
-    pass
+    from rag.service.http_channel import HttpChannel  # noqa: F401 - named in the base class; httpx loads only when used
 
 
 class TeamConnection(HeldChannel["HttpChannel"]):

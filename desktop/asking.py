@@ -80,6 +80,7 @@ class Asking(QObject):
             return
         schema = self.chat.structured.schema()
         effort, cite = self.backend.settings.reasoning_effort, self.backend.settings.cite_every_sentence
+        starts_within = float(self.backend.settings.answer_starts_within)
         collection, conversation = self.backend.collection, self.conversation
 
         def work(kb: KnowledgeBaseClient, job: Job) -> None:
@@ -89,7 +90,7 @@ class Asking(QObject):
                 job.emit(started)
                 talk = started.id
             options = AskOptions(schema=schema, conversation=talk if schema is None else None, effort=effort,
-                                 use_cache=not regenerate, cite_every_sentence=cite)
+                                 use_cache=not regenerate, cite_every_sentence=cite, starts_within=starts_within)
             for event in kb.ask(question, collection, options, job.cancel):
                 job.emit(event)
 

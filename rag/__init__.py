@@ -22,7 +22,7 @@ from engine import (
 from engine.catalog import installed_model
 from engine.download import DownloadProgress
 from rag.answering.answer_cache import CacheStats
-from rag.answering.ask import Answered, AnswerResult, AskEvent, AskFailed, AskOptions, Retrieved
+from rag.answering.ask import Answered, AnswerResult, AskEvent, AskFailed, AskOptions, Retrieved, collect_answer
 from rag.answering.checkup import TOP, CheckQuestion, CheckRun, CheckupReport, CheckupState
 from rag.answering.citations import Citation, link_marks
 from rag.answering.claims import Claim, Quote

@@ -34,7 +34,7 @@ MAX_ITEMS = 10_000  # items in any one list or mapping
 MAX_DEPTH = 12  # lists and mappings inside each other
 # Parameters a transport fills in itself, and those only an in-process caller can pass.
 _FILLED = frozenset({"self", "progress", "cancel"})
-_IN_PROCESS = frozenset({"query_vector"})
+IN_PROCESS = frozenset({"query_vector"})
 
 
 class Access(enum.IntEnum):
@@ -106,7 +106,7 @@ def _with_model(spec: Offered, function: Callable[..., object]) -> Offered:
     hints = typing.get_type_hints(function, include_extras=True)
     fields: dict[str, Any] = {}
     for parameter in inspect.signature(function).parameters.values():
-        if parameter.name in _FILLED | _IN_PROCESS:
+        if parameter.name in _FILLED | IN_PROCESS:
             continue
         hint = hints[parameter.name]
         fields[parameter.name] = hint if parameter.default is inspect.Parameter.empty else NotRequired[hint]

@@ -28,6 +28,7 @@ from rag.answering.answer_cache import AnswerCache, CacheStats
 from rag.answering.ask import AskContext, AskEvent, AskOptions, answer
 from rag.answering.checkup import CheckQuestion, Checkup, CheckupReport, CheckupState
 from rag.answering.conversations import Conversation, ConversationStore
+from rag.answering.reading_speed import ReadingSpeeds
 from rag.answering.retrieval import SearchMode, search, to_passage
 from rag.calls import Access, offered
 from rag.documents import Passage, document_key
@@ -93,6 +94,7 @@ class KnowledgeBase:
         self.cache = cache
         self.conversations = conversations or ConversationStore(keyword_dir.parent / "conversations")
         self.checkups_dir = checkups or keyword_dir.parent / "checkups"
+        self.speeds = ReadingSpeeds(keyword_dir.parent / "reading-speeds.json")
         self.chunking = dataclasses.replace(chunking, max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2))
         self._open: dict[str, tuple[StoredCollection, KeywordIndex]] = {}
         self._names: dict[str, tuple[CollectionInfo, float]] = {}
@@ -338,6 +340,7 @@ class KnowledgeBase:
             cache=self.cache,
             conversations=self.conversations,
             quote=self.model.stand_in,
+            speeds=self.speeds,
         )
         return answer(question, context, options, cancel)
 

@@ -1,4 +1,4 @@
-"""The arrows point one way: desktop -> rag -> engine; rag and engine never touch Qt."""
+"""The arrows point one way (docs/architecture.md): desktop | server -> archivist -> rag -> engine; only desktop touches Qt."""
 
 from __future__ import annotations
 

@@ -263,3 +263,29 @@ def test_the_starter_model_says_what_it_is_and_quotes_its_best_source(tmp_path: 
         assert structured[0].quote is None  # the shape's fields carry their own sources
     finally:
         engine.close()
+
+
+def test_extraction_stops_when_the_call_fails_not_only_the_answer(kb: KnowledgeBase, docs: Path, tmp_path: Path):
+    """A document whose answer failed is a row that says why; a knowledge base that cannot answer
+    at all (no model here; a stopped process or a right taken away elsewhere) stops the extraction."""
+    from archivist.extract import extract_to
+    from rag.answering.schemas import resolve
+    from rag.errors import KnowledgeBaseError
+
+    kb.ingest([docs], "Docs")
+    with pytest.raises(KnowledgeBaseError, match="No language model"):
+        extract_to(kb, "Docs", resolve("key_facts"), tmp_path / "rows.jsonl")
+
+
+def test_turns_saved_before_stand_in_was_kept_still_carry_the_starter_s_note(tmp_path: Path):
+    from engine import STARTER_NAME
+    from rag.answering.conversations import ConversationStore
+
+    store = ConversationStore(tmp_path)
+    talk = store.create("c1", "Old")
+    path = tmp_path / "c1" / f"{talk.id}.json"
+    saved = json.loads(path.read_text())
+    saved["turns"] = [{"question": "Q?", "answer": "A.", "model": STARTER_NAME},
+                      {"question": "Q?", "answer": "A.", "model": "gpt-oss-20b"}]
+    path.write_text(json.dumps(saved))
+    assert [t.stand_in for t in store.get("c1", talk.id).turns] == [True, False]

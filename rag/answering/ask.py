@@ -28,6 +28,7 @@ from rag.answering.conversations import ConversationStore, Turn
 from rag.answering.field_sources import FieldSource, split
 from rag.answering.prompting import Turn as PromptTurn
 from rag.answering.prompting import build_request, cited_grammar
+from rag.answering.reading_speed import ReadingSpeeds
 from rag.answering.schemas import NamedSchema
 from rag.answering.sources import Source, merge, pack, whole_document_sources
 from rag.documents import Passage, path_to_text, text_to_path
@@ -50,6 +51,10 @@ class AskOptions:
     answer_tokens: Annotated[int, Interval(ge=1, le=131_072)] | None = None
     use_cache: bool = True
     cite_every_sentence: bool = False  # decode under ``cited_grammar``: no sentence without its [n]
+    # Seconds until the first word: the sources fit what the model reads in that time on this
+    # machine (``reading_speed``); 0: only the context window bounds them. Whole documents asked
+    # for by ``paths`` are bounded by the context window alone.
+    starts_within: Annotated[float, Interval(ge=0, le=3600)] = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,9 @@ class Retrieved:
     sources: list[Source]
     mode: str
     quote: Quote | None = None
+    found: int = 0  # passages retrieved; ``sources`` holds the best that fit the prompt
+    speed: float = 0.0  # tokens a second the model reads here, when the time to the first word bounded them
+    starts_within: float = 0.0  # that time, in seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +130,17 @@ AskEvent = Retrieved | Loading | ReasoningDelta | AnswerDelta | Answered | AskFa
 
 def collect_answer(events: Iterable[AskEvent]) -> AnswerResult:
     """The answer an ask's events end with; the error of one that failed is raised (the twin of
-    the engine's ``collect``, for callers that show nothing until the answer is whole)."""
+    the engine's ``collect``, for callers that show nothing until the answer is whole). Every
+    event is read, so the ask ends (and lets go of the model) before this returns."""
+    outcome: Answered | AskFailed | None = None
     for event in events:
-        if isinstance(event, Answered):
-            return event.result
-        if isinstance(event, AskFailed):
-            raise event.error
-    raise ArchivistError("the answer ended without a result")
+        if isinstance(event, Answered | AskFailed):
+            outcome = event
+    if isinstance(outcome, AskFailed):
+        raise outcome.error
+    if outcome is None:
+        raise ArchivistError("the answer ended without a result")
+    return outcome.result
 
 
 @dataclass
@@ -146,6 +158,7 @@ class AskContext:
     cache: AnswerCache | None
     conversations: ConversationStore
     quote: bool = False  # quote the best source sentence above the answer (the starter model)
+    speeds: ReadingSpeeds = field(default_factory=ReadingSpeeds)  # how fast each model reads a prompt here
 
 
 def answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelToken | None = None) -> Iterator[AskEvent]:
@@ -188,14 +201,20 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     answer_tokens = options.answer_tokens or min(4096, model.context_size // 4)
     retrieval_started = time.perf_counter()
     budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
-    budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
+    fixed = model.prompt_tokens(budget_probe)
+    budget = model.context_size - answer_tokens - fixed - 16
     while earlier and budget < model.context_size // 2:
         earlier = earlier[1:]  # the oldest turns go first when the conversation grows long
         history = [t.prompt for t in earlier]
         budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
-        budget = model.context_size - answer_tokens - model.prompt_tokens(budget_probe) - 16
+        fixed = model.prompt_tokens(budget_probe)
+        budget = model.context_size - answer_tokens - fixed - 16
     questions = [t.question for t in earlier]
     mode, candidates = _candidates(question, ctx, options, questions, budget, question_vector)
+    timed = None
+    if mode == RETRIEVAL and options.starts_within > 0:  # the first word within the time asked for
+        timed = ctx.speeds.budget(model.name, options.starts_within, fixed, model.count_tokens(question))
+        budget = min(budget, timed.tokens)
     retrieval_seconds = time.perf_counter() - retrieval_started
 
     packing_started = time.perf_counter()
@@ -216,7 +235,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
         request = dataclasses.replace(request, grammar=cited_grammar([s.number for s in earlier_sources + sources]))
     shown = reused + sources
     quoted = quote(question, sources, ctx.embed) if ctx.quote and options.schema is None else None
-    yield Retrieved(shown, mode, quoted)
+    yield Retrieved(shown, mode, quoted, len(candidates), timed.speed if timed else 0.0, timed.seconds if timed else 0.0)
 
     for event in model.stream(request, cancel):
         if isinstance(event, (Loading, ReasoningDelta, AnswerDelta)):
@@ -225,6 +244,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             yield AskFailed(event.error)
             return
         elif isinstance(event, Done):
+            ctx.speeds.learn(model.name, event.usage, event.timings)
             data, field_sources = event.data, []
             citable = earlier_sources + sources  # earlier turns' sources keep their numbers
             if options.schema is not None:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.catalog import STARTER_NAME
 from rag.answering.citations import Citation, citation_from_dict
 from rag.answering.claims import Claim, Quote, claim_from_dict
 from rag.errors import KnowledgeBaseError
@@ -142,7 +143,8 @@ class ConversationStore:
 
     def _read(self, path: Path) -> Conversation:
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["turns"] = [Turn(**t) for t in data.get("turns", [])]
+        # Turns saved before ``stand_in`` was kept name the starter by its label (a migration, not a rule).
+        data["turns"] = [Turn(**{"stand_in": t.get("model") == STARTER_NAME, **t}) for t in data.get("turns", [])]
         return Conversation(**data)
 
     def _write(self, conversation: Conversation) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import CancelToken, ModelStatus
-from rag.calls import Offered
+from rag.calls import IN_PROCESS, Offered
 from rag.knowledge_base import KnowledgeBase
 from rag.service.dispatch import OFFERED
 
@@ -57,7 +57,8 @@ class KnowledgeBaseClient(_Calls):
 
 def _remote(spec: Offered, facade_method: Callable[..., object]) -> Callable[..., object]:
     """The client's method for one offered call: the facade's signature, sent over the channel."""
-    signature = inspect.signature(facade_method)
+    whole = inspect.signature(facade_method)  # less what only an in-process caller may pass
+    signature = whole.replace(parameters=[p for p in whole.parameters.values() if p.name not in IN_PROCESS])
     hints = typing.get_type_hints(facade_method)
     paths = {name for name, hint in hints.items() if name != "return" and Path in _types_in(hint)}
 

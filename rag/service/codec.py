@@ -28,7 +28,7 @@ VERSION = 1
 _MODULES = (
     "engine.interface", "engine.errors", "engine.catalog",
     "rag.errors", "rag.answering.ask", "rag.storage.vectors", "rag.indexing.ingest", "rag.documents", "rag.answering.sources", "rag.answering.citations", "rag.answering.claims",
-    "rag.answering.conversations", "rag.answering.checkup", "archivist.extract", "rag.answering.field_sources", "rag.answering.answer_cache", "rag.answering.schemas",
+    "rag.answering.conversations", "rag.answering.checkup", "rag.answering.field_sources", "rag.answering.answer_cache", "rag.answering.schemas",
     "rag.answering.retrieval", "rag.indexing.following", "rag.knowledge_base", "engine.download",
 )
 

@@ -56,32 +56,32 @@
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="113" />
+        <location filename="../../desktop/asking.py" line="114" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="117" />
+        <location filename="../../desktop/asking.py" line="118" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="141" />
+        <location filename="../../desktop/asking.py" line="142" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="142" />
+        <location filename="../../desktop/asking.py" line="143" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="180" />
+        <location filename="../../desktop/asking.py" line="182" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="181" />
+        <location filename="../../desktop/asking.py" line="183" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
@@ -130,7 +130,7 @@
     </message>
     <message>
         <location filename="../../desktop/chat_view.py" line="134" />
-        <location filename="../../desktop/chat_view.py" line="341" />
+        <location filename="../../desktop/chat_view.py" line="342" />
         <source>Reasoning ▸</source>
         <translation>推理过程 ▸</translation>
     </message>
@@ -200,52 +200,52 @@
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="270" />
+        <location filename="../../desktop/chat_view.py" line="271" />
         <source>From the answer cache</source>
         <translation>来自答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="272" />
+        <location filename="../../desktop/chat_view.py" line="273" />
         <source>Cached answer to a similar question</source>
         <translation>相似问题的缓存答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="273" />
+        <location filename="../../desktop/chat_view.py" line="274" />
         <source>Regenerate to ask the model again.</source>
         <translation>点击“重新生成”可再次询问模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="64" />
+        <location filename="../../desktop/transcript.py" line="65" />
         <source>You</source>
         <translation>您</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="85" />
+        <location filename="../../desktop/transcript.py" line="86" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="71" />
+        <location filename="../../desktop/transcript.py" line="72" />
         <source>(structured answer below)</source>
         <translation>（结构化答案见下方）</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="90" />
+        <location filename="../../desktop/transcript.py" line="91" />
         <source>Also read</source>
         <translation>另参考</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="92" />
+        <location filename="../../desktop/transcript.py" line="93" />
         <source>The answer cites none of its sources; it was drawn from</source>
         <translation>答案未引用任何来源；它依据的是</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="95" />
+        <location filename="../../desktop/transcript.py" line="96" />
         <source>Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence against its source.</source>
         <translation>由小型入门模型（gpt-oss-20b 的替身）撰写：请对照来源核对每一句。</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="100" />
+        <location filename="../../desktop/transcript.py" line="101" />
         <source>Sentences to check: {} (underlined; hover for why).</source>
         <translation>需核对的句子：{} 句（已加下划线，悬停查看原因）。</translation>
     </message>
@@ -265,7 +265,7 @@
         <translation>[{}] 包含此内容；点击打开。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="341" />
+        <location filename="../../desktop/chat_view.py" line="342" />
         <source>Reasoning ▾</source>
         <translation>推理过程 ▾</translation>
     </message>
