@@ -126,6 +126,8 @@ def _print_answer(result: AnswerResult, structured: bool) -> None:
         print(file=out)
     if result.finish == "length":
         print("(the answer reached its length limit and was cut short)", file=sys.stderr)
+    elif result.finish == "repetition":
+        print("(the answer was stopped: the model was writing the same words again and again)", file=sys.stderr)
     if result.stand_in:
         print(f"(written by {result.model}, {STARTER_NOTE}; check each sentence against its source)", file=sys.stderr)
     if result.cached:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from engine import harmony, schema
 from engine.cancel import CancelToken
 from engine.errors import GenerationCancelled, GenerationFailed
-from engine.interface import AnswerDelta, Done, EngineEvent, GenerationRequest, ReasoningDelta, Timings, Usage
+from engine.interface import AnswerDelta, Done, EngineEvent, GenerationRequest, ReasoningDelta, Timings, Usage, looping
 from engine.prompt_formats import TextDecoder
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ class Generation:
         self.generated = 0
         self.reasoning_tokens = 0
         self.cached = 0
-        self.finish: Literal["stop", "length"] = "stop"
+        self.finish: Literal["stop", "length", "repetition"] = "stop"
+        self.recent: list[int] = []  # the last tokens sampled, watched for a loop
         self.answer: list[str] = []
         self.reasoning: list[str] = []
         self.harmony_defaults = False
@@ -78,6 +79,8 @@ class Generation:
                     f"the structured answer reached its {self.request.max_tokens}-token limit before it was complete; "
                     "ask for less, or allow a longer answer"
                 )
+            if self.finish == "repetition":
+                raise GenerationFailed("the model went round in a loop, writing the same words again and again; ask again")
             data = schema.validate(self.request.schema, self.answer_text)
         decoding = time.perf_counter() - self.started
         speed = max(0, self.generated - 1) / max(1e-9, decoding - self.first_token)
@@ -114,10 +117,17 @@ class Generation:
                 if sampled >= budget:
                     self.finish = "length"
                     return
+                self.recent = self.recent[-255:] + [token]
+                if sampled % 16 == 0 and looping(self._recent_text()):  # a runaway answer: stopped, and said so
+                    self.finish = "repetition"
+                    return
         except (RuntimeError, ValueError) as exc:
             if self.cancel.cancelled:  # llama.cpp aborted the prompt at our request
                 raise GenerationCancelled() from exc
             raise GenerationFailed(str(exc)) from exc
+
+    def _recent_text(self) -> str:
+        return self.llm.detokenize(self.recent, special=False).decode("utf-8", errors="ignore")
 
     def _answer(self, tokens: Iterable[int]) -> Iterator[EngineEvent]:
         """Tokens that are all answer, as text (a character split across tokens waits for its last)."""

@@ -94,7 +94,23 @@ class Done:
     usage: Usage
     timings: Timings
     data: Any = None
-    finish: Literal["stop", "length"] = "stop"
+    # "length": cut at the token limit; "repetition": stopped because it went round in a loop.
+    finish: Literal["stop", "length", "repetition"] = "stop"
+
+
+def looping(text: str, longest: int = 200, span: int = 240) -> bool:
+    """Whether ``text`` ends in a loop: the same run of up to ``longest`` characters over and over,
+    ``span`` characters of it at least and three times at least (a sentence written again and
+    again, a line of base64-like noise repeated). Text that only repeats a word or a table's
+    rule now and then never spans that far exactly."""
+    for period in range(1, longest + 1):
+        length = max(span, 3 * period)
+        if len(text) < length:
+            return False
+        tail = text[-length:]
+        if tail[:-period] == tail[period:]:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

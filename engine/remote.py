@@ -29,6 +29,7 @@ from engine.interface import (
     Timings,
     Usage,
     errors_as_failed,
+    looping,
 )
 from engine.status import StateReporter
 
@@ -101,6 +102,7 @@ class RemoteEngine(StateReporter):
         reasoning: list[str] = []
         usage: Any = None
         finish = ""
+        recent, unchecked = "", 0  # the last text written, watched for a loop
         self._set_state(ModelState.GENERATING)
         try:
             stream = self._open_cancellable(request, cancel)
@@ -123,6 +125,12 @@ class RemoteEngine(StateReporter):
                             yield AnswerDelta(text)
                         if choice.finish_reason:
                             finish = "length" if choice.finish_reason == "length" else "stop"
+                        recent, unchecked = (recent + thought + text)[-1200:], unchecked + len(thought + text)
+                    if unchecked >= 64:
+                        unchecked = 0
+                        if looping(recent):  # a runaway answer: stopped (the server with it), and said so
+                            finish = "repetition"
+                            break
             except Exception as exc:
                 if cancel.cancelled:
                     raise GenerationCancelled() from exc
@@ -142,6 +150,8 @@ class RemoteEngine(StateReporter):
         if request.schema is not None:
             if finish == "length":
                 raise GenerationFailed(f"the structured answer reached its {request.max_tokens}-token limit before it was complete")
+            if finish == "repetition":
+                raise GenerationFailed("the model went round in a loop, writing the same words again and again; ask again")
             data = schema.validate(request.schema, text)
         total = time.perf_counter() - started
         completion = usage.completion_tokens if usage else self.count_tokens(text + "".join(reasoning))

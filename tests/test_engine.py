@@ -336,3 +336,21 @@ def dataclasses_replace(request: GenerationRequest, **changes: object) -> Genera
     import dataclasses
 
     return dataclasses.replace(request, **changes)  # type: ignore[arg-type]
+
+
+def test_a_loop_is_told_from_text_that_merely_repeats_itself_now_and_then():
+    from engine.interface import looping
+
+    root = Path(__file__).resolve().parents[1]
+    for document in (root / "README.md", root / "docs" / "deployment.md", root / "docs" / "architecture.md"):
+        text = document.read_text(encoding="utf-8")  # tables, lists, code, a drawing
+        assert not any(looping(text[:end]) for end in range(240, len(text), 16)), document.name
+    for loop in ("5Lit5paH6K+t" * 40, "The pump needs oil. " * 20, "yes " * 80, "是的" * 150):
+        assert looping(loop), loop[:20]
+
+
+def test_a_runaway_answer_is_stopped_and_marked(starter_engine):
+    # The grammar leaves the model no way out of "ab ab ab ...": without the guard it runs to its limit.
+    request = GenerationRequest("Answer.", [ChatMessage("user", "Write.")], max_tokens=600, grammar='root ::= "ab " root')
+    done = collect(starter_engine.stream(request)).done
+    assert done is not None and done.finish == "repetition" and done.usage.completion < 200

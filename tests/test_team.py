@@ -235,6 +235,13 @@ def test_remote_engine_passes_the_citation_grammar(inference_server: str):
         assert re.fullmatch(rf"{claim}(?: {claim})*", out.done.text), out.done.text
 
 
+def test_a_remote_runaway_answer_is_stopped_and_marked(inference_server: str):
+    # The grammar leaves the model no way out of "ab ab ab ...": without the guard it runs to its limit.
+    out = collect(RemoteEngine(inference_server, "starter", KEY).stream(
+        _request(grammar='root ::= "ab " root', max_tokens=600, temperature=0.0)))
+    assert out.failed is None and out.done.finish == "repetition" and len(out.done.text) < 600, out
+
+
 def test_remote_engine_wrong_key_and_refused_connection(inference_server: str):
     out = collect(RemoteEngine(inference_server, "starter", "wrong").stream(_request()))
     assert isinstance(out.failed.error, RemoteError) and out.failed.error.status == 401

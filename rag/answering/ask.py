@@ -91,7 +91,7 @@ class AnswerResult:
     model: str = ""  # the name of the model that wrote it
     stand_in: bool = False  # the model is a small stand-in (the starter): check each sentence
     quote: Quote | None = None  # for a small model: the best source sentence, word for word
-    finish: str = "stop"  # "length": the answer was cut at its token limit
+    finish: str = "stop"  # "length": cut at its token limit; "repetition": stopped, going round in a loop
 
     @property
     def flagged(self) -> list[Claim]:
