@@ -289,3 +289,15 @@ def test_turns_saved_before_stand_in_was_kept_still_carry_the_starter_s_note(tmp
                       {"question": "Q?", "answer": "A.", "model": "gpt-oss-20b"}]
     path.write_text(json.dumps(saved))
     assert [t.stand_in for t in store.get("c1", talk.id).turns] == [True, False]
+
+
+def test_the_answer_limit_follows_the_question():
+    from rag.answering.ask import answer_limit
+
+    short = ["How often does the pump need oil?", "Who takes the minutes at the meeting?", "泵多久需要加油？"]
+    long = ["Summarize the meeting notes.", "How do I run several replicas of the server?", "List the error codes.",
+            "总结会议记录", "Why did the board approve the Lyon line " + "and the budget " * 10 + "?"]
+    assert {answer_limit(q, "low", 16_384) for q in short} == {768}  # a fact: a short answer, reasoning included
+    assert {answer_limit(q, "low", 16_384) for q in long} == {4096}
+    assert answer_limit(short[0], "high", 16_384) == 3072  # more thought asked for: more room for it
+    assert answer_limit(long[0], "low", 2048) == 512  # never past a quarter of the context

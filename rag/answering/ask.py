@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -198,7 +199,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             return
     cache_seconds = time.perf_counter() - started
 
-    answer_tokens = options.answer_tokens or min(4096, model.context_size // 4)
+    answer_tokens = options.answer_tokens or answer_limit(question, options.effort, model.context_size)
     retrieval_started = time.perf_counter()
     budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
     fixed = model.prompt_tokens(budget_probe)
@@ -274,6 +275,24 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
                          quote=asdict(quoted) if quoted else None, model=model.name, stand_in=model.stand_in),
                 )
             yield Answered(result)
+
+
+# Questions that ask for more than a fact: their answers get the long limit.
+_LONG_FORM = re.compile(
+    r"\b(summar\w*|explain\w*|describ\w*|list\w*|compar\w*|writ\w*|draft\w*|outlin\w*|overview|steps?|"
+    r"why|how (?:do|does|to|can|should)|what are)\b|总结|概述|解释|描述|列出|比较|为什么|如何|怎么",
+    re.IGNORECASE,
+)
+
+
+def answer_limit(question: str, effort: str, context_size: int) -> int:
+    """Tokens an answer may take (its reasoning included) when the caller sets none: a short
+    question after a fact gets a short limit, so a model that runs on stops within seconds, not
+    minutes; one that asks for a summary, a list or an explanation, or a long one, the long limit."""
+    long_limit = min(4096, context_size // 4)
+    if _LONG_FORM.search(question) or len(question.split()) > 25 or len(question) > 150:
+        return long_limit
+    return min(long_limit, {"low": 768, "medium": 1536}.get(effort, 3072))
 
 
 def _similarity(ctx: AskContext) -> Similarity:
