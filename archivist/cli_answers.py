@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def ask_command(kb: KnowledgeBase, args: argparse.Namespace, collection: str, effort: str, cite_every_sentence: bool,
                 starts_within: float) -> int:
-    from engine import AnswerDelta, Loading, ReasoningDelta
+    from engine import AnswerDelta, Loading, Reading, ReasoningDelta
     from rag.answering.ask import Answered, AskFailed, AskOptions, Retrieved
     from rag.answering.schemas import resolve
 
@@ -56,6 +56,9 @@ def ask_command(kb: KnowledgeBase, args: argparse.Namespace, collection: str, ef
                     print(f"“{event.quote.text}” [{event.quote.number}]\n", file=out, flush=True)
             elif isinstance(event, Loading):
                 print(f"(loading {event.model}…)", file=err)
+            elif isinstance(event, Reading):  # one line, rewritten as the reading goes on
+                end = "\n" if event.done >= event.total - 1 else ""
+                print(f"\r(reading the sources: {event.done:,} of {event.total:,} tokens…)", end=end, file=err, flush=True)
             elif isinstance(event, ReasoningDelta) and args.show_reasoning:
                 if not reasoning_open:
                     print("reasoning: ", end="", file=err)

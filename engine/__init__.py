@@ -37,6 +37,7 @@ from engine.interface import (
     Loading,
     ModelState,
     ModelStatus,
+    Reading,
     ReasoningDelta,
     Timings,
     Usage,
@@ -53,6 +54,6 @@ __all__ = [
     "ChatMessage", "ChecksumMismatch", "Collected", "ContextTooLong", "Done", "DownloadCancelled", "DownloadError",
     "EngineCrashed", "EngineError", "EngineEvent", "Failed", "GenerationCancelled", "GenerationFailed",
     "GenerationRequest", "LanguageModel", "LlamaEngine", "LlamaSettings", "Loading", "ModelInvalid", "ModelNotFound",
-    "ModelState", "ModelStatus", "ModelTooLarge", "NotEnoughDisk", "ProcessEngine", "ReasoningDelta", "RemoteEngine", "RemoteError", "SchemaInvalid", "UnverifiedDownload",
+    "ModelState", "ModelStatus", "ModelTooLarge", "NotEnoughDisk", "ProcessEngine", "Reading", "ReasoningDelta", "RemoteEngine", "RemoteError", "SchemaInvalid", "UnverifiedDownload",
     "Timings", "Usage", "check_adapter", "check_schema", "collect", "starter_model_path", "validate_json",
 ]

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Literal
 from engine import harmony, schema
 from engine.cancel import CancelToken
 from engine.errors import GenerationCancelled, GenerationFailed
-from engine.interface import AnswerDelta, Done, EngineEvent, GenerationRequest, ReasoningDelta, Timings, Usage, looping
+from engine.interface import (
+    AnswerDelta,
+    Done,
+    EngineEvent,
+    GenerationRequest,
+    Reading,
+    ReasoningDelta,
+    Timings,
+    Usage,
+    looping,
+)
 from engine.prompt_formats import TextDecoder
 
 if TYPE_CHECKING:
@@ -31,6 +41,9 @@ def grammar_for(request: GenerationRequest) -> str | None:
     schema.check(request.schema)
     return schema.grammar_text(request.schema)
 
+
+# Tokens of the prompt read between two reports of how far the reading got.
+_READ_SLICE = 256
 
 class Generation:
     """One generation: drives llama.cpp token by token and sorts text into reasoning and answer."""
@@ -65,6 +78,7 @@ class Generation:
         """The answer to ``prompt`` as reasoning and answer deltas (``done`` gives the end)."""
         if self.request.seed is not None:
             self.llm.set_seed(self.request.seed)
+        yield from self._read(prompt)
         if harmony_model:
             yield from self.harmony(prompt, grammar)
         else:
@@ -94,12 +108,32 @@ class Generation:
             finish=self.finish,
         )
 
+    def _read(self, prompt: list[int]) -> Iterator[Reading]:
+        """Read the prompt a slice at a time, saying how far it got; llama.cpp's ``generate`` then
+        finds all but its last token in the cache. What the cache holds from the last prompt is
+        kept, and a short prompt is left to ``generate`` alone."""
+        held = _common_prefix(list(self.llm._input_ids[: self.llm.n_tokens]), prompt[:-1])
+        self.cached = held
+        unread = prompt[held:-1]
+        if len(unread) < 2 * _READ_SLICE:
+            return
+        self.llm.n_tokens = held  # ``eval`` drops what the cache holds past this
+        try:
+            for start in range(0, len(unread), _READ_SLICE):
+                yield Reading(held + start, len(prompt))
+                self.llm.eval(unread[start:start + _READ_SLICE])
+                if self.cancel.cancelled:
+                    raise GenerationCancelled()
+        except (RuntimeError, ValueError) as exc:
+            if self.cancel.cancelled:  # llama.cpp aborted the prompt at our request
+                raise GenerationCancelled() from exc
+            raise GenerationFailed(str(exc)) from exc
+        yield Reading(len(prompt) - 1, len(prompt))
+
     def _tokens(self, prompt: list[int], budget: int, grammar_text: str | None, stops: frozenset[int]) -> Iterator[int]:
         """Sample up to ``budget`` tokens after ``prompt``, stopping on ``stops`` and on cancel."""
         from llama_cpp import LlamaGrammar
 
-        if not self.generated and not self.cached:
-            self.cached = _common_prefix(list(self.llm._input_ids[: self.llm.n_tokens]), prompt)
         grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
         sampled = 0
         settings = sampling(self.harmony_defaults, self.request.temperature)

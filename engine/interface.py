@@ -72,6 +72,15 @@ class Loading:
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """The model is reading its prompt: ``done`` of ``total`` tokens (those its cache held count
+    as done). On a CPU this is most of the wait for the first word."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     """More of the model's reasoning (gpt-oss's analysis channel)."""
 
@@ -120,7 +129,7 @@ class Failed:
     error: ArchivistError
 
 
-EngineEvent = Loading | ReasoningDelta | AnswerDelta | Done | Failed
+EngineEvent = Loading | Reading | ReasoningDelta | AnswerDelta | Done | Failed
 
 
 class ModelState(enum.Enum):

@@ -16,6 +16,7 @@ from engine import (
     Loading,
     ModelState,
     ModelStatus,
+    Reading,
     ReasoningDelta,
     SchemaInvalid,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "KnowledgeBaseClient",
     "KnowledgeBaseError",
     "Loading",
+    "Reading",
     "ModelState",
     "ModelStatus",
     "NamedSchema",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import stat
@@ -537,3 +538,15 @@ def test_a_stand_in_model_s_answer_says_to_check_it_and_another_s_does_not():
     note = "Written by the small starter model"
     assert note in transcript_markdown([ShownTurn("Q?", "A.", model="any name", stand_in=True)], busy=False)
     assert note not in transcript_markdown([ShownTurn("Q?", "A.", model="SmolLM2-135M-Instruct (starter)")], busy=False)
+
+
+def test_while_the_model_reads_its_prompt_the_window_says_how_far_it_got(qtbot, window: MainWindow, tmp_path: Path):
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "pump.txt").write_text(PUMP)
+    ingest(qtbot, window, [tmp_path / "pump.txt", root / "docs" / "deployment.md"])
+    said: list[str] = []
+    window.status.messageChanged.connect(said.append)
+    ask(qtbot, window, "How do I run several replicas of the server behind a load balancer?")
+    reading = [m for m in said if m.startswith("Reading ")]
+    assert reading and re.fullmatch(r"Reading \d+ sources: [\d,]+ of [\d,]+ tokens(, about \d+ s left)?…", reading[-1])
+    assert not any(m.startswith("Loading") for m in said[said.index(reading[0]):])  # "Loading" is for weights alone

@@ -354,3 +354,19 @@ def test_a_runaway_answer_is_stopped_and_marked(starter_engine):
     request = GenerationRequest("Answer.", [ChatMessage("user", "Write.")], max_tokens=600, grammar='root ::= "ab " root')
     done = collect(starter_engine.stream(request)).done
     assert done is not None and done.finish == "repetition" and done.usage.completion < 200
+
+
+def test_the_engine_says_how_far_it_has_read_a_long_prompt(starter_engine):
+    from engine import Reading
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "deployment.md").read_text(encoding="utf-8")[:6000]
+    request = GenerationRequest("Answer.", [ChatMessage("user", text + "\n\nWhat is this about?")], max_tokens=4)
+    first = collect(starter_engine.stream(request))
+    reads = [e for e in first.events if isinstance(e, Reading)]
+    assert len(reads) >= 3 and reads[-1].done == reads[-1].total - 1 == first.done.usage.prompt - 1
+    assert [r.done for r in reads] == sorted(r.done for r in reads) and reads[0].done == first.done.usage.cached
+    again = collect(starter_engine.stream(request))  # the whole prompt is in the cache: nothing to read
+    assert not [e for e in again.events if isinstance(e, Reading)] and again.done.usage.cached >= again.done.usage.prompt - 1
+    short = collect(starter_engine.stream(GenerationRequest("Answer.", [ChatMessage("user", "Hi?")], max_tokens=4)))
+    assert not [e for e in short.events if isinstance(e, Reading)]

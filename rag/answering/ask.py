@@ -2,8 +2,8 @@
 
 cache -> retrieve (or whole documents) -> pack sources into the context budget -> prompt ->
 the engine streams reasoning and answer -> citations mapped back -> cache and conversation.
-Events: ``Retrieved``, then the engine's own ``Loading``, ``ReasoningDelta`` and
-``AnswerDelta``, then exactly one ``Answered`` or ``AskFailed``.
+Events: ``Retrieved``, then the engine's own ``Loading`` (weights), ``Reading`` (the prompt),
+``ReasoningDelta`` and ``AnswerDelta``, then exactly one ``Answered`` or ``AskFailed``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,18 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from annotated_types import Interval
 
-from engine import AnswerDelta, ArchivistError, CancelToken, Done, Failed, LanguageModel, Loading, ReasoningDelta, Usage
+from engine import (
+    AnswerDelta,
+    ArchivistError,
+    CancelToken,
+    Done,
+    Failed,
+    LanguageModel,
+    Loading,
+    Reading,
+    ReasoningDelta,
+    Usage,
+)
 from rag.answering.answer_cache import AnswerCache
 from rag.answering.citations import Citation, citation_from_dict, resolve
 from rag.answering.claims import Claim, Quote, Similarity, check, claim_from_dict, quote
@@ -126,7 +137,7 @@ class AskFailed:
     error: ArchivistError
 
 
-AskEvent = Retrieved | Loading | ReasoningDelta | AnswerDelta | Answered | AskFailed
+AskEvent = Retrieved | Loading | Reading | ReasoningDelta | AnswerDelta | Answered | AskFailed
 
 
 def collect_answer(events: Iterable[AskEvent]) -> AnswerResult:
@@ -239,7 +250,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     yield Retrieved(shown, mode, quoted, len(candidates), timed.speed if timed else 0.0, timed.seconds if timed else 0.0)
 
     for event in model.stream(request, cancel):
-        if isinstance(event, (Loading, ReasoningDelta, AnswerDelta)):
+        if isinstance(event, (Loading, Reading, ReasoningDelta, AnswerDelta)):
             yield event
         elif isinstance(event, Failed):
             yield AskFailed(event.error)

@@ -51,37 +51,47 @@
 <context>
     <name>Asking</name>
     <message>
-        <location filename="../../desktop/asking.py" line="79" />
+        <location filename="../../desktop/asking.py" line="82" />
         <source>Still opening the knowledge base…</source>
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="114" />
+        <location filename="../../desktop/asking.py" line="118" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="118" />
+        <location filename="../../desktop/asking.py" line="122" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="142" />
+        <location filename="../../desktop/asking.py" line="148" />
+        <source>Reading {} sources: {} of {} tokens…</source>
+        <translation>正在阅读 {} 个来源：{} / {} 个词元…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="151" />
+        <source>Reading {} sources: {} of {} tokens, about {} s left…</source>
+        <translation>正在阅读 {} 个来源：{} / {} 个词元，约剩 {} 秒…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/asking.py" line="161" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="143" />
+        <location filename="../../desktop/asking.py" line="162" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="182" />
+        <location filename="../../desktop/asking.py" line="201" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="183" />
+        <location filename="../../desktop/asking.py" line="202" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
@@ -727,7 +737,7 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/asking.py" line="39" />
+        <location filename="../../desktop/asking.py" line="41" />
         <source>Something went wrong: {}. Details are in the log file.</source>
         <translation>出现错误：{}。详情见日志文件。</translation>
     </message>

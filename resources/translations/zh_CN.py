@@ -107,6 +107,8 @@ ZH_CN = {
     "Still opening the knowledge base…": "仍在打开知识库…",
     "{} sources ({})": "{} 个来源（{}）",
     "Loading {}…": "正在加载 {}…",
+    "Reading {} sources: {} of {} tokens…": "正在阅读 {} 个来源：{} / {} 个词元…",
+    "Reading {} sources: {} of {} tokens, about {} s left…": "正在阅读 {} 个来源：{} / {} 个词元，约剩 {} 秒…",
     "{} documents written to {}": "已将 {} 个文档写入 {}",
     "Extraction stopped": "提取已停止",
     "Exported to {}": "已导出到 {}",
