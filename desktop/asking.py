@@ -115,6 +115,7 @@ class Asking(QObject):
             self.conversation = event.id  # a new conversation, started for this question
         elif isinstance(event, Retrieved):
             self._reading = (len(event.sources), 0.0, 0)
+            self.chat.show_retrieved(event.found, event.speed, event.starts_within)
             self.status.showMessage(self.tr("{} sources ({})").format(len(event.sources), event.mode), 4000)
             if event.quote is not None:
                 self.chat.show_quote(event.quote)

@@ -245,6 +245,12 @@ class ChatPanel(QWidget):
         self.reasoning.moveCursor(self.reasoning.textCursor().MoveOperation.End)
         self.reasoning.insertPlainText(text)
 
+    def show_retrieved(self, found: int, read_speed: float, starts_within: float) -> None:
+        """How many passages were found, and the model's pace that bounded those it reads."""
+        turn = self.turns[-1]
+        turn.found, turn.read_speed, turn.starts_within = found, read_speed, starts_within
+        self._dirty = True
+
     def show_quote(self, quote: Quote) -> None:
         """The best source sentence, word for word, above the answer being written."""
         self.turns[-1].quote = quote

@@ -161,6 +161,15 @@ class SettingsDialog(QDialog):
         for value, label in (("low", self.tr("Low (fast)")), ("medium", self.tr("Medium")), ("high", self.tr("High (thorough)"))):
             self.effort.addItem(label, value)
         self.effort.setCurrentIndex(max(0, self.effort.findData(s.reasoning_effort)))
+        self.starts_within = QDoubleSpinBox()
+        self.starts_within.setRange(0, 600)
+        self.starts_within.setSuffix(self.tr(" s"))
+        self.starts_within.setSpecialValueText(self.tr("No limit (as many sources as the context holds)"))
+        self.starts_within.setValue(s.answer_starts_within)
+        self.starts_within.setToolTip(self.tr(
+            "The model reads its sources before it writes a word: on a computer without a graphics card that is "
+            "most of the wait. Archivist learns how fast this model reads here and sends the best sources it can "
+            "read in this time. Questions about whole files you chose are not limited."))
         self.cite = QCheckBox(self.tr("End every sentence of an answer with the source it comes from"))
         self.cite.setChecked(s.cite_every_sentence)
         self.cite.setToolTip(self.tr(
@@ -193,6 +202,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Models folder"), _path_row(self.model_folder, lambda: self._pick_folder(self.model_folder)))
         form.addRow(self.tr("Context size (tokens)"), self.context)
         form.addRow(self.tr("Reasoning effort"), self.effort)
+        form.addRow(self.tr("Answer starts within"), self.starts_within)
         form.addRow(self.tr("Citations"), self.cite)
         form.addRow(self.tr("GPU layers"), self.gpu)
         form.addRow(self.tr("Unload the model after"), self.idle)
@@ -265,6 +275,7 @@ class SettingsDialog(QDialog):
             model_folder=self.model_folder.text().strip(),
             context_size=self.context.value(),
             reasoning_effort=self.effort.currentData(),
+            answer_starts_within=self.starts_within.value(),
             cite_every_sentence=self.cite.isChecked(),
             gpu_layers=self.gpu.value(),
             idle_minutes=self.idle.value(),

@@ -33,6 +33,9 @@ class ShownTurn:
     model: str = ""
     quote: Quote | None = None
     stand_in: bool = False  # written by a small stand-in model: the note says to check each sentence
+    found: int = 0  # passages retrieved, when the time to the first word left some of them unread
+    read_speed: float = 0.0  # the model's pace here (tokens a second) that bounded the sources
+    starts_within: float = 0.0  # the time to the first word asked for, in seconds
 
 
 def transcript_markdown(turns: list[ShownTurn], busy: bool) -> str:
@@ -92,6 +95,12 @@ def _sources_lines(index: int, turn: ShownTurn, streaming: bool) -> list[str]:
         else:
             label = QCoreApplication.translate("ChatPanel", "The answer cites none of its sources; it was drawn from")
         lines.append(f"\n<small>{label}: {_source_links(index, read)}</small>")
+    if turn.found > len(turn.sources) and turn.read_speed and not streaming:
+        note = QCoreApplication.translate(
+            "ChatPanel", "Read the best {} of {} passages found: what this model reads in {} s on this computer "
+            "({} tokens a second). Settings › Model › Answer starts within sets the time.")
+        lines.append("\n<small>ℹ " + note.format(len(turn.sources), turn.found, f"{turn.starts_within:g}",
+                                                 f"{turn.read_speed:.0f}") + "</small>")
     if turn.stand_in:
         note = QCoreApplication.translate("ChatPanel", "Written by the small starter model, a stand-in for "
                                           "gpt-oss-20b: check each sentence against its source.")

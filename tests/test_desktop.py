@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import os
@@ -546,7 +547,13 @@ def test_while_the_model_reads_its_prompt_the_window_says_how_far_it_got(qtbot, 
     ingest(qtbot, window, [tmp_path / "pump.txt", root / "docs" / "deployment.md"])
     said: list[str] = []
     window.status.messageChanged.connect(said.append)
+    window.backend.settings = dataclasses.replace(window.backend.settings, answer_starts_within=1.0)
     ask(qtbot, window, "How do I run several replicas of the server behind a load balancer?")
     reading = [m for m in said if m.startswith("Reading ")]
     assert reading and re.fullmatch(r"Reading \d+ sources: [\d,]+ of [\d,]+ tokens(, about \d+ s left)?…", reading[-1])
     assert not any(m.startswith("Loading") for m in said[said.index(reading[0]):])  # "Loading" is for weights alone
+    # The footer says why the model read only some of what was found.
+    turn = window.chat.turns[-1]
+    assert 1 <= len(turn.sources) < turn.found
+    assert re.search(rf"Read the best {len(turn.sources)} of {turn.found} passages found: what this model reads in 1 s",
+                     window.chat.transcript.toPlainText())

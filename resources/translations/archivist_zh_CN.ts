@@ -56,42 +56,42 @@
         <translation>仍在打开知识库…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="118" />
+        <location filename="../../desktop/asking.py" line="119" />
         <source>{} sources ({})</source>
         <translation>{} 个来源（{}）</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="122" />
+        <location filename="../../desktop/asking.py" line="123" />
         <source>Loading {}…</source>
         <translation>正在加载 {}…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="148" />
+        <location filename="../../desktop/asking.py" line="149" />
         <source>Reading {} sources: {} of {} tokens…</source>
         <translation>正在阅读 {} 个来源：{} / {} 个词元…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="151" />
+        <location filename="../../desktop/asking.py" line="152" />
         <source>Reading {} sources: {} of {} tokens, about {} s left…</source>
         <translation>正在阅读 {} 个来源：{} / {} 个词元，约剩 {} 秒…</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="161" />
+        <location filename="../../desktop/asking.py" line="162" />
         <source>{} documents written to {}</source>
         <translation>已将 {} 个文档写入 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="162" />
+        <location filename="../../desktop/asking.py" line="163" />
         <source>Extraction stopped</source>
         <translation>提取已停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="201" />
+        <location filename="../../desktop/asking.py" line="202" />
         <source>Exported to {}</source>
         <translation>已导出到 {}</translation>
     </message>
     <message>
-        <location filename="../../desktop/asking.py" line="202" />
+        <location filename="../../desktop/asking.py" line="203" />
         <source>Cannot export</source>
         <translation>无法导出</translation>
     </message>
@@ -140,7 +140,7 @@
     </message>
     <message>
         <location filename="../../desktop/chat_view.py" line="134" />
-        <location filename="../../desktop/chat_view.py" line="342" />
+        <location filename="../../desktop/chat_view.py" line="348" />
         <source>Reasoning ▸</source>
         <translation>推理过程 ▸</translation>
     </message>
@@ -210,52 +210,57 @@
         <translation>导出对话</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="271" />
+        <location filename="../../desktop/chat_view.py" line="277" />
         <source>From the answer cache</source>
         <translation>来自答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="273" />
+        <location filename="../../desktop/chat_view.py" line="279" />
         <source>Cached answer to a similar question</source>
         <translation>相似问题的缓存答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="274" />
+        <location filename="../../desktop/chat_view.py" line="280" />
         <source>Regenerate to ask the model again.</source>
         <translation>点击“重新生成”可再次询问模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="65" />
+        <location filename="../../desktop/transcript.py" line="68" />
         <source>You</source>
         <translation>您</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="86" />
+        <location filename="../../desktop/transcript.py" line="89" />
         <source>Sources</source>
         <translation>来源</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="72" />
+        <location filename="../../desktop/transcript.py" line="75" />
         <source>(structured answer below)</source>
         <translation>（结构化答案见下方）</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="91" />
+        <location filename="../../desktop/transcript.py" line="94" />
         <source>Also read</source>
         <translation>另参考</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="93" />
+        <location filename="../../desktop/transcript.py" line="96" />
         <source>The answer cites none of its sources; it was drawn from</source>
         <translation>答案未引用任何来源；它依据的是</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="96" />
+        <location filename="../../desktop/transcript.py" line="99" />
+        <source>Read the best {} of {} passages found: what this model reads in {} s on this computer ({} tokens a second). Settings › Model › Answer starts within sets the time.</source>
+        <translation>阅读了找到的 {1} 个段落中最好的 {0} 个：这是此模型在本机 {2} 秒内能读完的量（每秒 {3} 个词元）。可在 设置 › 模型 › 回答开始时间上限 中调整。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/transcript.py" line="105" />
         <source>Written by the small starter model, a stand-in for gpt-oss-20b: check each sentence against its source.</source>
         <translation>由小型入门模型（gpt-oss-20b 的替身）撰写：请对照来源核对每一句。</translation>
     </message>
     <message>
-        <location filename="../../desktop/transcript.py" line="101" />
+        <location filename="../../desktop/transcript.py" line="110" />
         <source>Sentences to check: {} (underlined; hover for why).</source>
         <translation>需核对的句子：{} 句（已加下划线，悬停查看原因）。</translation>
     </message>
@@ -275,7 +280,7 @@
         <translation>[{}] 包含此内容；点击打开。</translation>
     </message>
     <message>
-        <location filename="../../desktop/chat_view.py" line="342" />
+        <location filename="../../desktop/chat_view.py" line="348" />
         <source>Reasoning ▾</source>
         <translation>推理过程 ▾</translation>
     </message>
@@ -1039,168 +1044,188 @@
         <translation>高（细致）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="164" />
+        <location filename="../../desktop/settings_dialog.py" line="166" />
+        <source> s</source>
+        <translation> 秒</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <source>No limit (as many sources as the context holds)</source>
+        <translation>不限（上下文能容纳多少来源就发送多少）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="170" />
+        <source>The model reads its sources before it writes a word: on a computer without a graphics card that is most of the wait. Archivist learns how fast this model reads here and sends the best sources it can read in this time. Questions about whole files you chose are not limited.</source>
+        <translation>模型在写下第一个字之前要先阅读来源：在没有显卡的电脑上，这占了大部分等待时间。Archivist 会了解此模型在本机的阅读速度，并发送它能在这段时间内读完的最佳来源。针对您所选整个文件的问题不受此限制。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="173" />
         <source>End every sentence of an answer with the source it comes from</source>
         <translation>回答的每一句都以其出处结尾</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="167" />
+        <location filename="../../desktop/settings_dialog.py" line="176" />
         <source>The model may then only write sentences that end with a source's number, [1] say, so that each can be checked. A citation forced this way is not always right: the checked sentences are still marked when their source does not bear them out. The small starter model cites this way, but what it cites is rarely true.</source>
         <translation>模型只能写以出处编号（例如 [1]）结尾的句子，以便逐句核对。这样强制加上的引用不一定正确：出处不能证实的句子仍会被标出。小型入门模型也会这样引用，但它引用的内容很少属实。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="173" />
+        <location filename="../../desktop/settings_dialog.py" line="182" />
         <source>Automatic</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="177" />
+        <location filename="../../desktop/settings_dialog.py" line="186" />
         <source> min</source>
         <translation> 分钟</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="178" />
-        <location filename="../../desktop/settings_dialog.py" line="184" />
+        <location filename="../../desktop/settings_dialog.py" line="187" />
+        <location filename="../../desktop/settings_dialog.py" line="193" />
         <source>Never</source>
         <translation>从不</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="183" />
+        <location filename="../../desktop/settings_dialog.py" line="192" />
         <source> GB free</source>
         <translation> GB 可用</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="186" />
+        <location filename="../../desktop/settings_dialog.py" line="195" />
         <source>Between answers, give the model's memory back when the computer's available memory falls below this.</source>
         <translation>在两次回答之间，当电脑的可用内存低于此值时释放模型占用的内存。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="192" />
+        <location filename="../../desktop/settings_dialog.py" line="201" />
         <source>Model file</source>
         <translation>模型文件</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="193" />
+        <location filename="../../desktop/settings_dialog.py" line="202" />
         <source>Models folder</source>
         <translation>模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="194" />
+        <location filename="../../desktop/settings_dialog.py" line="203" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（token）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="195" />
+        <location filename="../../desktop/settings_dialog.py" line="204" />
         <source>Reasoning effort</source>
         <translation>推理强度</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="196" />
+        <location filename="../../desktop/settings_dialog.py" line="205" />
+        <source>Answer starts within</source>
+        <translation>回答开始时间上限</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/settings_dialog.py" line="206" />
         <source>Citations</source>
         <translation>引用</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="197" />
+        <location filename="../../desktop/settings_dialog.py" line="207" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="198" />
+        <location filename="../../desktop/settings_dialog.py" line="208" />
         <source>Unload the model after</source>
         <translation>空闲多久后卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="199" />
+        <location filename="../../desktop/settings_dialog.py" line="209" />
         <source>Unload the model below</source>
         <translation>可用内存低于此值时卸载模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="202" />
+        <location filename="../../desktop/settings_dialog.py" line="212" />
         <source>Remember answers to repeated questions</source>
         <translation>记住重复问题的答案</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="204" />
+        <location filename="../../desktop/settings_dialog.py" line="214" />
         <source>Also for questions worded differently (marked as such)</source>
         <translation>措辞不同的问题也适用（会加以标注）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="206" />
+        <location filename="../../desktop/settings_dialog.py" line="216" />
         <source>Read the text of scanned pages and images (text recognition)</source>
         <translation>识别扫描页和图片中的文字（文字识别）</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="208" />
+        <location filename="../../desktop/settings_dialog.py" line="218" />
         <source>Clear the answer cache</source>
         <translation>清空答案缓存</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="211" />
+        <location filename="../../desktop/settings_dialog.py" line="221" />
         <source>Bundled all-MiniLM-L6-v2</source>
         <translation>内置的 all-MiniLM-L6-v2</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="220" />
+        <location filename="../../desktop/settings_dialog.py" line="230" />
         <source>Embedding model folder</source>
         <translation>嵌入模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="221" />
+        <location filename="../../desktop/settings_dialog.py" line="231" />
         <source>Data folder</source>
         <translation>数据文件夹</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="224" />
+        <location filename="../../desktop/settings_dialog.py" line="234" />
         <source>Empty: this computer only. For example https://archivist.intranet:8700</source>
         <translation>留空：仅本机。例如 https://archivist.intranet:8700</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="227" />
+        <location filename="../../desktop/settings_dialog.py" line="237" />
         <source>The personal token your administrator gave you</source>
         <translation>管理员发给您的个人令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="229" />
+        <location filename="../../desktop/settings_dialog.py" line="239" />
         <source>With a team server, the library, the answers and the answer cache are your team's: you see the collections you were given, and the files you add are sent to the server. Your token is kept in the system keyring where there is one.</source>
         <translation>使用团队服务器时，文档库、回答和答案缓存都属于您的团队：您只能看到授权给您的知识库，您添加的文件会发送到服务器。如系统有密钥环，您的令牌将保存在其中。</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="236" />
+        <location filename="../../desktop/settings_dialog.py" line="246" />
         <source>Team server</source>
         <translation>团队服务器</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="237" />
+        <location filename="../../desktop/settings_dialog.py" line="247" />
         <source>Your token</source>
         <translation>您的令牌</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="240" />
+        <location filename="../../desktop/settings_dialog.py" line="250" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="241" />
+        <location filename="../../desktop/settings_dialog.py" line="251" />
         <source>Data</source>
         <translation>数据</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="242" />
+        <location filename="../../desktop/settings_dialog.py" line="252" />
         <source>Team</source>
         <translation>团队</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="251" />
+        <location filename="../../desktop/settings_dialog.py" line="261" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="251" />
+        <location filename="../../desktop/settings_dialog.py" line="261" />
         <source>GGUF models (*.gguf)</source>
         <translation>GGUF 模型 (*.gguf)</translation>
     </message>
     <message>
-        <location filename="../../desktop/settings_dialog.py" line="256" />
+        <location filename="../../desktop/settings_dialog.py" line="266" />
         <source>Choose a folder</source>
         <translation>选择文件夹</translation>
     </message>

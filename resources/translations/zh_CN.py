@@ -143,6 +143,18 @@ ZH_CN = {
     "Models folder": "模型文件夹",
     "Context size (tokens)": "上下文长度（token）",
     "Reasoning effort": "推理强度",
+    "Answer starts within": "回答开始时间上限",
+    " s": " 秒",
+    "No limit (as many sources as the context holds)": "不限（上下文能容纳多少来源就发送多少）",
+    "The model reads its sources before it writes a word: on a computer without a graphics card that is "
+    "most of the wait. Archivist learns how fast this model reads here and sends the best sources it can "
+    "read in this time. Questions about whole files you chose are not limited.":
+        "模型在写下第一个字之前要先阅读来源：在没有显卡的电脑上，这占了大部分等待时间。Archivist 会了解此模型在本机的阅读速度，"
+        "并发送它能在这段时间内读完的最佳来源。针对您所选整个文件的问题不受此限制。",
+    "Read the best {} of {} passages found: what this model reads in {} s on this computer "
+    "({} tokens a second). Settings › Model › Answer starts within sets the time.":
+        "阅读了找到的 {1} 个段落中最好的 {0} 个：这是此模型在本机 {2} 秒内能读完的量（每秒 {3} 个词元）。"
+        "可在 设置 › 模型 › 回答开始时间上限 中调整。",
     "Citations": "引用",
     "Zoom out": "缩小",
     "Zoom in": "放大",
