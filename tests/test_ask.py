@@ -11,7 +11,7 @@ from samples import PROSE, make_pdf
 
 from archivist.extract import extract, write_csv, write_jsonl
 from engine import AnswerDelta as AnswerText
-from engine import ContextTooLong
+from engine import ContextTooLong, Reading
 from engine import Loading as ModelLoading
 from rag.answering.ask import RETRIEVAL, WHOLE, Answered, AskFailed, AskOptions, Retrieved
 from rag.answering.prompting import INSTRUCTIONS, NOT_IN_SOURCES, build_request
@@ -49,7 +49,7 @@ def test_events_arrive_in_order_with_stage_timings(asking_kb: KnowledgeBase, doc
     assert isinstance(events[0], Retrieved) and events[0].mode == RETRIEVAL
     assert events[0].sources[0].path.name == "pump.txt"
     kinds = {type(e) for e in events[1:-1]}
-    assert kinds <= {ModelLoading, AnswerText}
+    assert kinds <= {ModelLoading, Reading, AnswerText}
     assert "".join(e.text for e in events if isinstance(e, AnswerText)) == result.answer or result.dropped_citations
     assert result.cached is None and result.usage.prompt > 0 and result.usage.completion > 0
     t = result.timings

@@ -62,3 +62,14 @@ def test_whole_documents_are_stitched_from_overlapping_chunks():
     chunks = [passage(0, 37, page=None), passage(30, 52, page=None), passage(53, 71, page=None)]
     (source,) = whole_document_sources([(Path("/d/a.txt"), chunks)])
     assert source.text == DOC[0:52] + "\n" + DOC[53:71]
+
+
+def test_a_near_copy_is_sent_once_and_the_room_goes_to_another_source():
+    text = ("The pump in hall 3 needs oil every 200 operating hours. Use ISO VG 46 oil and log each change "
+            "in the maintenance book. Check the seals for leaks at the same time and replace them yearly.")
+    draft = text.replace("yearly", "every year")  # the draft of the same page: one word apart
+    other = "The filter in hall 3 is replaced every spring, before the heating season ends, by the facilities team."
+    sources = merge([Passage("a", text, Path("/d/final.txt"), None, None, 0, len(text), 0.9),
+                     Passage("b", draft, Path("/d/draft.txt"), None, None, 0, len(draft), 0.8),
+                     Passage("c", other, Path("/d/filter.txt"), None, None, 0, len(other), 0.5)])
+    assert [s.path.name for s in sources] == ["final.txt", "filter.txt"]

@@ -41,12 +41,13 @@ def test_the_pace_is_kept_follows_the_machine_and_survives_a_damaged_file(tmp_pa
 
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
-    """Twelve notes of about 180 tokens each, and the one that answers."""
+    """The eval corpus's sixty short documents (an imaginary town), and one that answers."""
     root = tmp_path / "docs"
     root.mkdir()
-    (root / "pump.txt").write_text("The pump in hall 3 needs oil every 200 hours.\n")
-    for i in range(12):
-        (root / f"note{i}.txt").write_text(f"Note {i} on the pump. " + " ".join(PROSE) + "\n")
+    corpus = json.loads((Path(__file__).resolve().parents[1] / "bench" / "eval" / "en.json").read_text(encoding="utf-8"))
+    for key, text in corpus["documents"].items():
+        (root / f"{key}.txt").write_text(text, encoding="utf-8")
+    (root / "pump.txt").write_text("The pump in hall 3 needs oil every 200 hours. " + PROSE[0] + "\n")
     return root
 
 

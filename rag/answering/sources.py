@@ -61,14 +61,28 @@ def merge(passages: Sequence[Passage]) -> list[Source]:
             current = Source(0, p.path, p.page, p.heading, p.start, p.end, p.text, p.score, (p.chunk_id,), p.box)
         if current is not None:
             merged.append(current)
-    seen_texts: set[str] = set()
-    unique = []
+    # The same text in two files (a copy, or a copy with a word changed: a draft and its final
+    # version) is sent once, the better-matching one: the room it took goes to another source.
+    kept: list[tuple[Source, frozenset[str]]] = []
     for source in sorted(merged, key=lambda s: -s.score):
-        key = " ".join(source.text.split())
-        if key not in seen_texts:  # the same text in two files (a copy) is shown once
-            seen_texts.add(key)
-            unique.append(source)
-    return unique
+        shingles = _shingles(source.text)
+        if not any(_alike(shingles, other) for _, other in kept):
+            kept.append((source, shingles))
+    return [source for source, _ in kept]
+
+
+NEAR_COPY = 0.8  # of their three-word runs two texts share, at least, to count as one text
+
+
+def _shingles(text: str) -> frozenset[str]:
+    words = text.lower().split()
+    if len(words) < 3:
+        return frozenset({" ".join(words)})
+    return frozenset(" ".join(words[i:i + 3]) for i in range(len(words) - 2))
+
+
+def _alike(a: frozenset[str], b: frozenset[str]) -> bool:
+    return len(a & b) >= NEAR_COPY * max(1, len(a | b))
 
 
 # Anything in a document that reads as our own <source>/<sources> tags, in any case or spacing.
