@@ -25,6 +25,7 @@ UNMEASURED = 60.0
 # Whatever the time, the prompt holds the best sources up to this many tokens (about two
 # passages): an answer needs something to be drawn from.
 FLOOR = 400
+READ_SHARE = 0.85  # of the time, for reading: the rest goes to the search and to the first token itself
 _WEIGHT = 0.5  # of a new measurement against what was known: the pace follows a changed machine within a few answers
 
 
@@ -68,7 +69,7 @@ class ReadingSpeeds:
             reused = self._reused.get(model, 0)
         speed = measured or UNMEASURED
         unread_prefix = max(0, fixed_tokens - reused)
-        tokens = int(speed * seconds) - unread_prefix - question_tokens
+        tokens = int(speed * seconds * READ_SHARE) - unread_prefix - question_tokens
         return Budget(max(FLOOR, tokens), seconds, speed, measured is not None)
 
     def learn(self, model: str, usage: Usage, timings: Timings) -> None:
