@@ -114,9 +114,11 @@ class Generation:
         kept, and a short prompt is left to ``generate`` alone."""
         held = _common_prefix(list(self.llm._input_ids[: self.llm.n_tokens]), prompt[:-1])
         self.cached = held
-        unread = prompt[held:-1]
-        if len(unread) < 2 * _READ_SLICE:
+        if len(prompt) - 1 - held < 2 * _READ_SLICE:
             return
+        if held and not self.llm._ctx.kv_cache_seq_rm(-1, held, -1):
+            held = self.cached = 0  # a cache that cannot be cut in the middle (sliding-window layers): read it all
+        unread = prompt[held:-1]
         self.llm.n_tokens = held  # ``eval`` drops what the cache holds past this
         try:
             for start in range(0, len(unread), _READ_SLICE):
