@@ -27,6 +27,7 @@ from engine import (
     CancelToken,
     Done,
     Failed,
+    GenerationRequest,
     LanguageModel,
     Loading,
     Reading,
@@ -212,17 +213,9 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
 
     answer_tokens = options.answer_tokens or answer_limit(question, options.effort, model.context_size)
     retrieval_started = time.perf_counter()
-    budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
-    fixed = model.prompt_tokens(budget_probe)
-    budget = model.context_size - answer_tokens - fixed - 16
-    while earlier and budget < model.context_size // 2:
-        earlier = earlier[1:]  # the oldest turns go first when the conversation grows long
-        history = [t.prompt for t in earlier]
-        budget_probe = build_request(question, [], history, options.schema, options.effort, answer_tokens)
-        fixed = model.prompt_tokens(budget_probe)
-        budget = model.context_size - answer_tokens - fixed - 16
-    questions = [t.question for t in earlier]
-    mode, candidates = _candidates(question, ctx, options, questions, budget, question_vector)
+    earlier, fixed, budget = _room(question, model, options, earlier, answer_tokens)
+    history = [t.prompt for t in earlier]
+    mode, candidates = _candidates(question, ctx, options, [t.question for t in earlier], budget, question_vector)
     timed = None
     if mode == RETRIEVAL and options.starts_within > 0:  # the first word within the time asked for
         timed = ctx.speeds.budget(model.name, options.starts_within, fixed, model.count_tokens(question))
@@ -230,24 +223,16 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     retrieval_seconds = time.perf_counter() - retrieval_started
 
     packing_started = time.perf_counter()
-    # Sources the conversation already holds are not sent again: they keep their numbers.
     earlier_sources = [s for t in earlier for s in t.sources]
-    sent_chunks = {chunk for s in earlier_sources for chunk in s.chunk_ids}
-    fresh = [c for c in candidates if not sent_chunks.issuperset(c.chunk_ids)]
-    retrieved_chunks = {chunk for c in candidates for chunk in c.chunk_ids}
-    reused = [s for s in earlier_sources if retrieved_chunks.intersection(s.chunk_ids)]
-    sources = pack(fresh, model.count_tokens, budget, first=next_number)
-    request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
-    while sources and model.prompt_tokens(request) + answer_tokens > model.context_size:
-        sources = sources[:-1]  # tokens at the joins can tip it over: never exceed the context
-        request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    reused, sources, request = _packed(question, model, options, candidates, earlier_sources, history, budget,
+                                       answer_tokens, next_number)
     packing_seconds = time.perf_counter() - packing_started
     request = dataclasses.replace(request, adapter=ctx.adapter)
     if options.cite_every_sentence and options.schema is None and (earlier_sources or sources):
         request = dataclasses.replace(request, grammar=cited_grammar([s.number for s in earlier_sources + sources]))
     shown = reused + sources
     quoted = quote(question, sources, ctx.embed) if ctx.quote and options.schema is None else None
-    yield Retrieved(shown, mode, quoted, len(candidates), timed.speed if timed else 0.0, timed.seconds if timed else 0.0)
+    yield Retrieved(shown, mode, quoted, len(candidates), *((timed.speed, timed.seconds) if timed else (0.0, 0.0)))
 
     for event in model.stream(request, cancel):
         if isinstance(event, (Loading, Reading, ReasoningDelta, AnswerDelta)):
@@ -257,35 +242,74 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             return
         elif isinstance(event, Done):
             ctx.speeds.learn(model.name, event.usage, event.timings)
-            data, field_sources = event.data, []
-            citable = earlier_sources + sources  # earlier turns' sources keep their numbers
-            if options.schema is not None:
-                data, field_sources, dropped = split(event.data, options.schema.schema, citable)
-                text = json.dumps(data, ensure_ascii=False, indent=2)
-                citations = list({c.number: c for f in field_sources for c in f.citations}.values())
-            else:
-                text, citations, dropped = resolve(event.text, citable)
-            claims = check(text, citable, _similarity(ctx)) if options.schema is None else []
             timings = StageTimings(
                 cache_seconds, retrieval_seconds, packing_seconds, event.timings.load, event.timings.first_token,
                 event.timings.total, time.perf_counter() - started,
             )
-            result = AnswerResult(
-                question, text, citations, shown, dropped, data, event.reasoning, mode, event.usage, timings,
-                conversation=options.conversation, field_sources=field_sources, claims=claims, model=model.name,
-                finish=event.finish, quote=quoted, stand_in=model.stand_in,
-            )
+            result = _result(question, ctx, options, event, earlier_sources + sources, shown, mode, quoted, timings)
             if cacheable and event.finish == "stop":
                 ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
             if options.conversation:
                 ctx.conversations.append(
                     ctx.collection_id, options.conversation,
-                    Turn(question, text, [_citation_dict(c) for c in citations], data, mode,
+                    Turn(question, result.answer, [_citation_dict(c) for c in result.citations], result.data, mode,
                          sent=request.messages[-1].content, reply=event.text,
-                         sources=[_source_dict(s) for s in sources], claims=[asdict(c) for c in claims],
+                         sources=[_source_dict(s) for s in sources], claims=[asdict(c) for c in result.claims],
                          quote=asdict(quoted) if quoted else None, model=model.name, stand_in=model.stand_in),
                 )
             yield Answered(result)
+
+
+def _room(question: str, model: LanguageModel, options: AskOptions, earlier: list[_EarlierTurn],
+          answer_tokens: int) -> tuple[list[_EarlierTurn], int, int]:
+    """The earlier turns that stay in the prompt, the tokens of the prompt without sources
+    (instructions, those turns, the question), and the tokens left for sources in the context.
+    The oldest turns go first when a conversation grows past half the context."""
+    while True:
+        probe = build_request(question, [], [t.prompt for t in earlier], options.schema, options.effort, answer_tokens)
+        fixed = model.prompt_tokens(probe)
+        budget = model.context_size - answer_tokens - fixed - 16
+        if not earlier or budget >= model.context_size // 2:
+            return earlier, fixed, budget
+        earlier = earlier[1:]
+
+
+def _packed(question: str, model: LanguageModel, options: AskOptions, candidates: list[Source],
+            earlier_sources: list[Source], history: list[PromptTurn], budget: int, answer_tokens: int,
+            first: int) -> tuple[list[Source], list[Source], GenerationRequest]:
+    """The request, and the sources in it numbered from ``first``: the candidates that fit
+    ``budget``, less those the conversation already holds (not sent again: they keep their
+    numbers, and come back as the first list, the retrieved sources an earlier turn sent)."""
+    sent_chunks = {chunk for s in earlier_sources for chunk in s.chunk_ids}
+    fresh = [c for c in candidates if not sent_chunks.issuperset(c.chunk_ids)]
+    retrieved_chunks = {chunk for c in candidates for chunk in c.chunk_ids}
+    reused = [s for s in earlier_sources if retrieved_chunks.intersection(s.chunk_ids)]
+    sources = pack(fresh, model.count_tokens, budget, first=first)
+    request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    while sources and model.prompt_tokens(request) + answer_tokens > model.context_size:
+        sources = sources[:-1]  # tokens at the joins can tip it over: never exceed the context
+        request = build_request(question, sources, history, options.schema, options.effort, answer_tokens)
+    return reused, sources, request
+
+
+def _result(question: str, ctx: AskContext, options: AskOptions, done: Done, citable: list[Source], shown: list[Source],
+            mode: str, quoted: Quote | None, timings: StageTimings) -> AnswerResult:
+    """The finished answer: its citations resolved against ``citable`` (earlier turns' sources
+    keep their numbers), or a structured answer's fields with theirs, and each sentence checked."""
+    data, field_sources = done.data, []
+    if options.schema is not None:
+        data, field_sources, dropped = split(done.data, options.schema.schema, citable)
+        text = json.dumps(data, ensure_ascii=False, indent=2)
+        citations = list({c.number: c for f in field_sources for c in f.citations}.values())
+    else:
+        text, citations, dropped = resolve(done.text, citable)
+    claims = check(text, citable, _similarity(ctx)) if options.schema is None else []
+    model = ctx.model
+    return AnswerResult(
+        question, text, citations, shown, dropped, data, done.reasoning, mode, done.usage, timings,
+        conversation=options.conversation, field_sources=field_sources, claims=claims, model=model.name,
+        finish=done.finish, quote=quoted, stand_in=model.stand_in,
+    )
 
 
 # Questions that ask for more than a fact: their answers get the long limit.
