@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from multiprocessing.connection import Client
 from multiprocessing.context import AuthenticationError
 from pathlib import Path
@@ -413,6 +414,11 @@ def test_real_window_in_xvfb_screenshot_is_not_blank(tmp_path: Path):
     display = f":{50 + os.getpid() % 40}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
+    for _ in range(150):  # a busy machine takes a moment to open the display: the window must not come first
+        if socket.exists() or xvfb.poll() is not None:
+            break
+        time.sleep(0.1)
     try:
         shot = tmp_path / "window.png"
         env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
