@@ -9,6 +9,7 @@ the model's state stay with ``LlamaEngine`` (engine/llama.py).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,7 @@ def grammar_for(request: GenerationRequest) -> str | None:
 
 # Tokens of the prompt read between two reports of how far the reading got.
 _READ_SLICE = 256
+
 
 class Generation:
     """One generation: drives llama.cpp token by token and sorts text into reasoning and answer."""
@@ -86,16 +88,7 @@ class Generation:
 
     def done(self, prompt_tokens: int, load_seconds: float) -> Done:
         """The finished answer, with usage and timings; a structured answer is validated against its schema."""
-        data = None
-        if self.request.schema is not None:
-            if self.finish == "length":
-                raise GenerationFailed(
-                    f"the structured answer reached its {self.request.max_tokens}-token limit before it was complete; "
-                    "ask for less, or allow a longer answer"
-                )
-            if self.finish == "repetition":
-                raise GenerationFailed("the model went round in a loop, writing the same words again and again; ask again")
-            data = schema.validate(self.request.schema, self.answer_text)
+        data = schema.finished(self.request.schema, self.finish, self.request.max_tokens, self.answer_text)
         decoding = time.perf_counter() - self.started
         speed = max(0, self.generated - 1) / max(1e-9, decoding - self.first_token)
         return Done(
@@ -120,16 +113,12 @@ class Generation:
             held = self.cached = 0  # a cache that cannot be cut in the middle (sliding-window layers): read it all
         unread = prompt[held:-1]
         self.llm.n_tokens = held  # ``eval`` drops what the cache holds past this
-        try:
+        with self._llama_errors():
             for start in range(0, len(unread), _READ_SLICE):
                 yield Reading(held + start, len(prompt))
                 self.llm.eval(unread[start:start + _READ_SLICE])
                 if self.cancel.cancelled:
                     raise GenerationCancelled()
-        except (RuntimeError, ValueError) as exc:
-            if self.cancel.cancelled:  # llama.cpp aborted the prompt at our request
-                raise GenerationCancelled() from exc
-            raise GenerationFailed(str(exc)) from exc
         yield Reading(len(prompt) - 1, len(prompt))
 
     def _tokens(self, prompt: list[int], budget: int, grammar_text: str | None, stops: frozenset[int]) -> Iterator[int]:
@@ -139,7 +128,7 @@ class Generation:
         grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
         sampled = 0
         settings = sampling(self.harmony_defaults, self.request.temperature)
-        try:
+        with self._llama_errors():
             for token in self.llm.generate(prompt, grammar=grammar, **settings):
                 if self.cancel.cancelled:
                     raise GenerationCancelled()
@@ -157,8 +146,14 @@ class Generation:
                 if sampled % 16 == 0 and looping(self._recent_text()):  # a runaway answer: stopped, and said so
                     self.finish = "repetition"
                     return
+
+    @contextlib.contextmanager
+    def _llama_errors(self) -> Iterator[None]:
+        """llama.cpp's errors as ours: cancelled if it aborted at our request, failed otherwise."""
+        try:
+            yield
         except (RuntimeError, ValueError) as exc:
-            if self.cancel.cancelled:  # llama.cpp aborted the prompt at our request
+            if self.cancel.cancelled:
                 raise GenerationCancelled() from exc
             raise GenerationFailed(str(exc)) from exc
 

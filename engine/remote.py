@@ -17,7 +17,7 @@ from typing import Any
 
 from engine import harmony, schema
 from engine.cancel import CancelToken
-from engine.errors import ContextTooLong, GenerationCancelled, GenerationFailed, RemoteError
+from engine.errors import ContextTooLong, GenerationCancelled, RemoteError
 from engine.interface import (
     AnswerDelta,
     Done,
@@ -146,13 +146,7 @@ class RemoteEngine(StateReporter):
         finally:
             self._set_state(ModelState.READY)
         text = "".join(answer)
-        data = None
-        if request.schema is not None:
-            if finish == "length":
-                raise GenerationFailed(f"the structured answer reached its {request.max_tokens}-token limit before it was complete")
-            if finish == "repetition":
-                raise GenerationFailed("the model went round in a loop, writing the same words again and again; ask again")
-            data = schema.validate(request.schema, text)
+        data = schema.finished(request.schema, finish, request.max_tokens, text)
         total = time.perf_counter() - started
         completion = usage.completion_tokens if usage else self.count_tokens(text + "".join(reasoning))
         cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) or 0

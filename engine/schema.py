@@ -106,6 +106,20 @@ def validate(schema: dict[str, Any], text: str) -> Any:
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
+def finished(schema: dict[str, Any] | None, finish: str, max_tokens: int, text: str) -> Any:
+    """A structured answer's data, validated against ``schema``; None for a free-text answer
+    (``schema`` None). A structured answer cut at its token limit, or stopped going round in a
+    loop, is no answer: ``GenerationFailed`` says which."""
+    if schema is None:
+        return None
+    if finish == "length":
+        raise GenerationFailed(f"the structured answer reached its {max_tokens}-token limit before it was complete; "
+                               "ask for less, or allow a longer answer")
+    if finish == "repetition":
+        raise GenerationFailed("the model went round in a loop, writing the same words again and again; ask again")
+    return validate(schema, text)
+
+
 def grammar_text(schema: dict[str, Any]) -> str:
     """The GBNF grammar llama.cpp samples under for ``schema``."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf

@@ -16,14 +16,15 @@ from rag.knowledge_base import KnowledgeBase
 
 def test_the_budget_is_what_the_model_reads_in_the_time_less_what_its_cache_does_not_hold(tmp_path: Path):
     speeds = ReadingSpeeds(tmp_path / "speeds.json")
-    first = speeds.budget("m", 5.0, fixed_tokens=300, question_tokens=20)
+    # The prompt without sources: 300 tokens of instructions, then a question of 20.
+    first = speeds.budget("m", 5.0, fixed_tokens=320)
     assert not first.measured and first.tokens == max(FLOOR, int(UNMEASURED * 5 * READ_SHARE) - 300 - 20)
     # 1,000 tokens read in 4 s, 300 of them held by the model's cache from the last prompt: 175 tokens/s.
     speeds.learn("m", Usage(prompt=1_000, cached=300), Timings(first_token=4.0))
-    after = speeds.budget("m", 5.0, fixed_tokens=300, question_tokens=20)
+    after = speeds.budget("m", 5.0, fixed_tokens=320)
     assert after.measured and after.speed == 175.0 and after.tokens == int(875 * READ_SHARE) - 0 - 20  # prefix cached
-    assert speeds.budget("m", 60.0, 300, 20).tokens == int(175 * 60 * READ_SHARE) - 20  # a long wait: more sources
-    assert speeds.budget("m", 0.5, 300, 20).tokens == FLOOR  # never fewer than the best sources
+    assert speeds.budget("m", 60.0, 320).tokens == int(175 * 60 * READ_SHARE) - 20  # a long wait: more sources
+    assert speeds.budget("m", 0.5, 320).tokens == FLOOR  # never fewer than the best sources
 
 
 def test_the_pace_is_kept_follows_the_machine_and_survives_a_damaged_file(tmp_path: Path):

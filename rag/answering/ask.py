@@ -218,7 +218,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     mode, candidates = _candidates(question, ctx, options, [t.question for t in earlier], budget, question_vector)
     timed = None
     if mode == RETRIEVAL and options.starts_within > 0:  # the first word within the time asked for
-        timed = ctx.speeds.budget(model.name, options.starts_within, fixed, model.count_tokens(question))
+        timed = ctx.speeds.budget(model.name, options.starts_within, fixed)
         budget = min(budget, timed.tokens)
     retrieval_seconds = time.perf_counter() - retrieval_started
 

@@ -60,16 +60,16 @@ class ReadingSpeeds:
         with self._lock:
             return self._speeds.get(model)
 
-    def budget(self, model: str, seconds: float, fixed_tokens: int, question_tokens: int) -> Budget:
+    def budget(self, model: str, seconds: float, fixed_tokens: int) -> Budget:
         """The source tokens a prompt of ``model`` may hold to start within ``seconds``: what it
-        reads in that time, less the question and the part of the fixed prompt (instructions,
-        schema) its cache does not already hold."""
+        reads in that time, less the part of the prompt without sources (instructions, schema,
+        earlier turns, the question) its cache does not already hold."""
         with self._lock:
             measured = self._speeds.get(model)
             reused = self._reused.get(model, 0)
         speed = measured or UNMEASURED
         unread_prefix = max(0, fixed_tokens - reused)
-        tokens = int(speed * seconds * READ_SHARE) - unread_prefix - question_tokens
+        tokens = int(speed * seconds * READ_SHARE) - unread_prefix
         return Budget(max(FLOOR, tokens), seconds, speed, measured is not None)
 
     def learn(self, model: str, usage: Usage, timings: Timings) -> None:
