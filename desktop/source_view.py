@@ -1,26 +1,29 @@
 """A cited passage: its text highlighted, where it is, the PDF page itself, and a way to open the file.
 
-Text recognized from a page's image has no text layer to search: that page (of a PDF, or an
-image file) is shown as a picture with the passage's box marked on it."""
+On a PDF page with a text layer the passage is marked line by line where PDFium's text positions
+put it (``archivist.pdf_marks``). Text recognized from a page's image has no text layer: that page
+(of a PDF, or an image file) is shown as a picture with the passage's box marked on it."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QUrl
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
+    QGuiApplication,
     QImage,
     QImageReader,
     QKeySequence,
     QPainter,
+    QPaintEvent,
     QPen,
     QPixmap,
     QShortcut,
 )
-from PySide6.QtPdf import QPdfDocument, QPdfSearchModel
+from PySide6.QtPdf import QPdfDocument
 from PySide6.QtPdfWidgets import QPdfView
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -34,13 +37,64 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from archivist.pdf_marks import Rect, passage_rects
 from rag import Source, display_path
 
 _ZOOM = (0.5, 4.0)  # the least and the most, in pane widths
+_MARK = QColor(255, 222, 60)  # multiplied into the page: white turns yellow, the letters stay black
+
+
+class MarkedPdfView(QPdfView):
+    """A PDF view (one page at a time) that marks a passage's lines over the page it shows."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.marks: dict[int, list[Rect]] = {}  # page index -> rectangles in points from its top-left
+
+    def set_marks(self, marks: dict[int, list[Rect]]) -> None:
+        """Mark these rectangles on their pages (by index) from now on."""
+        self.marks = marks
+        self.viewport().update()
+
+    def page_frame(self) -> tuple[QRectF, float] | None:
+        """Where the shown page lies in the viewport, and its pixels per point (as QPdfView lays it out)."""
+        document = self.document()
+        if document is None or document.status() != QPdfDocument.Status.Ready:
+            return None
+        points = document.pagePointSize(self.pageNavigator().currentPage())
+        if points.width() <= 0 or points.height() <= 0:
+            return None
+        screen = QGuiApplication.primaryScreen()
+        dots = (screen.logicalDotsPerInch() if screen is not None else 96.0) / 72
+        margins, width = self.documentMargins(), self.viewport().width()
+        if self.zoomMode() == QPdfView.ZoomMode.Custom:
+            w, h = round(points.width() * dots * self.zoomFactor()), round(points.height() * dots * self.zoomFactor())
+        else:  # fit to width
+            w0, h0 = round(points.width() * dots), round(points.height() * dots)
+            factor = (width - margins.left() - margins.right()) / max(1, w0)
+            w, h = round(w0 * factor), round(h0 * factor)
+        x = (max(w + margins.left() + margins.right(), width) - w) // 2
+        frame = QRectF(x - self.horizontalScrollBar().value(), margins.top() - self.verticalScrollBar().value(), w, h)
+        return frame, w / points.width()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        rects = self.marks.get(self.pageNavigator().currentPage())
+        placed = self.page_frame() if rects else None
+        if not rects or placed is None:
+            return
+        frame, scale = placed
+        painter = QPainter(self.viewport())
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+        for left, top, right, bottom in rects:
+            mark = QRectF(frame.left() + left * scale, frame.top() + top * scale, (right - left) * scale,
+                          (bottom - top) * scale)
+            painter.fillRect(mark.adjusted(-1, -1, 1, 1), _MARK)
+        painter.end()
 
 
 class SourcePanel(QWidget):
-    """Shows one citation; for a PDF also the cited page, the passage marked by a search."""
+    """Shows one citation; for a PDF also the cited page, the passage marked on it line by line."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,15 +111,11 @@ class SourcePanel(QWidget):
         self.zoom_fit = self._zoom_button(self.tr("Fit width"), self.tr("Fit the page to the pane's width"), None, 0)
         self.zoom_in = self._zoom_button("+", self.tr("Zoom in"), QKeySequence.StandardKey.ZoomIn, 1.25)
         self.document = QPdfDocument(self)
-        self.search = QPdfSearchModel(self)
-        self.search.setDocument(self.document)
-        self.pdf = QPdfView()
+        self.pdf = MarkedPdfView()
         self.pdf.setDocument(self.document)
-        self.pdf.setSearchModel(self.search)
         self.pdf.setPageMode(QPdfView.PageMode.SinglePage)
         self.pdf.setZoomMode(QPdfView.ZoomMode.FitToWidth)
         self.pdf.hide()
-        self.search.countChanged.connect(self._scroll_to_passage)
         self.image = QLabel()  # a page whose text was recognized, the passage marked on it
         self.image_area = QScrollArea()
         self.image_area.setWidget(self.image)
@@ -132,15 +182,15 @@ class SourcePanel(QWidget):
         return max(0.05, (self.pdf.viewport().width() - 2 * self.pdf.documentMargins().left()) / dots)
 
     def _scroll_to_passage(self) -> None:
-        """Bring the passage's first match on the cited page into view (it is marked by the search)."""
+        """Bring the passage's first marked line on the cited page into view, a third down the pane."""
         if self.page is None or self.pdf.isHidden():
             return
-        found = self.search.resultsOnPage(self.page - 1)
-        if found:
-            # The view shows one page, so its scroll bar spans that page: the match's height on it, in pixels.
-            where = found[0].rectangles()[0].top() if found[0].rectangles() else found[0].location().y()
-            factor = self._fit_factor() * self.zoom
-            y = self.pdf.documentMargins().top() + where * self.pdf.logicalDpiY() / 72 * factor
+        rects = self.pdf.marks.get(self.page - 1)
+        placed = self.pdf.page_frame()
+        if rects and placed is not None:
+            # The view shows one page, so its scroll bar spans that page: the mark's height on it, in pixels.
+            frame, scale = placed
+            y = frame.top() + self.pdf.verticalScrollBar().value() + min(r[1] for r in rects) * scale
             self.pdf.verticalScrollBar().setValue(round(y - self.pdf.viewport().height() / 3))
 
     def show_citation(self, citation: Source) -> None:
@@ -162,6 +212,8 @@ class SourcePanel(QWidget):
             self.image_area.hide()
             self._show_pdf_page(text)
         self._zoom_pdf()
+        if not self.pdf.isHidden():  # once more when the pane has its size: the page's height follows its width
+            QTimer.singleShot(0, self, self._scroll_to_passage)
 
     def _give_room(self, pane: QWidget) -> None:
         if pane.isHidden():
@@ -205,6 +257,7 @@ class SourcePanel(QWidget):
         return True
 
     def _show_pdf_page(self, text: str) -> None:
+        self.pdf.set_marks({})
         if self.path is None or self.path.suffix.lower() != ".pdf" or self.page is None or not self._readable():
             self.pdf.hide()
             return
@@ -213,8 +266,8 @@ class SourcePanel(QWidget):
             return
         self._give_room(self.pdf)
         self.pdf.pageNavigator().jump(self.page - 1, QPointF(), 0)
-        words = text.split()
-        self.search.setSearchString(" ".join(words[:6]) if words else "")
+        # A passage never spans pages (the loader cuts at each), and the view shows one page: its marks are the page's.
+        self.pdf.set_marks({self.page - 1: passage_rects(self.path, self.page - 1, text)})
 
     def _readable(self) -> bool:
         """Whether the cited file is one of this machine's to show: a path a team server sent is

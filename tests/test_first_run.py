@@ -93,7 +93,7 @@ def test_a_cited_pdf_page_zooms_and_keeps_its_passage_in_view(qtbot, settings: S
     panel = win.sources
     assert not panel.zoom_in.isEnabled()  # nothing to zoom yet
     win.chat.citation_clicked.emit(Source(1, pdf, 2, None, 0, len(passage), passage, 1.0))
-    qtbot.waitUntil(lambda: panel.search.count() > 0, timeout=10_000)  # the passage found and marked on its page
+    qtbot.waitUntil(lambda: bool(panel.pdf.marks.get(1)), timeout=10_000)  # the passage found and marked on its page
     assert panel.pdf.zoomMode() == QPdfView.ZoomMode.FitToWidth and panel.zoom_in.isEnabled()
     assert not panel.zoom_fit.isEnabled()
     fit = panel._fit_factor()
