@@ -109,8 +109,8 @@ class Generation:
         self.cached = held
         if len(prompt) - 1 - held < 2 * _READ_SLICE:
             return
-        if held and not self.llm._ctx.kv_cache_seq_rm(-1, held, -1):
-            held = self.cached = 0  # a cache that cannot be cut in the middle (sliding-window layers): read it all
+        if held and not self._can_keep(held):
+            held = self.cached = 0  # a cache that cannot be cut there: read it all
         unread = prompt[held:-1]
         self.llm.n_tokens = held  # ``eval`` drops what the cache holds past this
         with self._llama_errors():
@@ -120,6 +120,17 @@ class Generation:
                 if self.cancel.cancelled:
                     raise GenerationCancelled()
         yield Reading(len(prompt) - 1, len(prompt))
+
+    def _can_keep(self, held: int) -> bool:
+        """Cut the cache after its first ``held`` tokens, if it still holds all that the next
+        token attends to (a sliding-window cache that is not full-size forgets early positions)."""
+        import llama_cpp
+
+        memory = llama_cpp.llama_get_memory(self.llm._ctx.ctx)
+        window = llama_cpp.llama_model_n_swa(self.llm.model)
+        if llama_cpp.llama_memory_seq_pos_min(memory, 0) > max(0, held - window):
+            return False
+        return bool(self.llm._ctx.kv_cache_seq_rm(-1, held, -1))
 
     def _tokens(self, prompt: list[int], budget: int, grammar_text: str | None, stops: frozenset[int]) -> Iterator[int]:
         """Sample up to ``budget`` tokens after ``prompt``, stopping on ``stops`` and on cancel."""

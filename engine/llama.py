@@ -222,6 +222,10 @@ class LlamaEngine(LocalModel):
                 type_k=kv_type,
                 type_v=kv_type,
                 flash_attn=kv_type is not None,
+                # A sliding-window model (gpt-oss) keeps every position of its window layers, as
+                # _check_memory counts them: else the cache forgets all but the last window, and the
+                # next question could not start from the instructions it shares with the last one.
+                swa_full=True,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:

@@ -370,3 +370,24 @@ def test_the_engine_says_how_far_it_has_read_a_long_prompt(starter_engine):
     assert not [e for e in again.events if isinstance(e, Reading)] and again.done.usage.cached >= again.done.usage.prompt - 1
     short = collect(starter_engine.stream(GenerationRequest("Answer.", [ChatMessage("user", "Hi?")], max_tokens=4)))
     assert not [e for e in short.events if isinstance(e, Reading)]
+
+
+def test_a_sliding_window_model_starts_from_the_instructions_it_read_before(tiny_gpt_oss: Path, tiny: LlamaEngine):
+    """gpt-oss attends to a window of 128 tokens in half its layers. The instructions shared with
+    the last question stay in the cache, and what follows reads as if the prompt were read whole."""
+    instructions = "Answer from the sources.\n" + "\n".join(
+        f"[{i}] The pump in hall {i} needs oil every {i * 10} hours." for i in range(1, 60))
+    def question(word: str) -> GenerationRequest:
+        asked = " ".join(f"{word} pump {i}?" for i in range(300))  # longer than the window and a batch
+        return GenerationRequest(instructions, [ChatMessage("user", asked)], max_tokens=12, temperature=0, seed=3)
+
+    collect(tiny.stream(question("Which")))
+    again = collect(tiny.stream(question("Where"))).done
+    fresh = LlamaEngine(LlamaSettings(tiny_gpt_oss, context_size=4096), idle_thread=False)
+    try:
+        whole = collect(fresh.stream(question("Where"))).done
+    finally:
+        fresh.close()
+    shared = tiny.prompt_tokens(GenerationRequest(instructions, [ChatMessage("user", "")]))
+    assert whole.usage.cached == 0 and shared - 8 < again.usage.cached < shared, (again.usage, shared)
+    assert again.text == whole.text and again.usage.completion == whole.usage.completion
