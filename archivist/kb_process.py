@@ -122,7 +122,7 @@ def serve(settings: Settings, connection: Connection) -> None:
 
     offline.enforce()
     logs.configure(settings.log_path, process="knowledge-base")
-    # Chroma's and torch's imports take seconds each; they run side by side.
+    # Chroma's and onnxruntime's imports take a while each; they run side by side.
     threading.Thread(target=_import_heavy_libraries, name="import", daemon=True).start()
     try:
         kb = open_knowledge_base(settings)
@@ -225,4 +225,4 @@ def _import_heavy_libraries() -> None:
     from rag import offline
 
     offline.enforce()
-    import sentence_transformers  # noqa: F401 - while the store opens
+    import onnxruntime  # noqa: F401 - the embedder's runtime, while the store opens

@@ -80,13 +80,14 @@ CATALOG: tuple[CatalogModel, ...] = (
     CatalogModel(
         key="paraphrase-multilingual-MiniLM-L12-v2",
         title="Multilingual search (paraphrase-multilingual-MiniLM-L12-v2)",
-        approx_bytes=471_000_000,
+        approx_bytes=942_000_000,
         files=tuple(
             _hf("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", name)
             for name in (
                 "model.safetensors", "config.json", "modules.json", "sentence_bert_config.json",
                 "config_sentence_transformers.json", "1_Pooling/config.json", "tokenizer.json",
                 "tokenizer_config.json", "special_tokens_map.json",
+                "onnx/model.onnx",  # what runs it (rag/onnx_encoder.py): the packaged app has no torch
             )
         ),
         note="An embedding model for documents in Chinese and 49 other languages; "

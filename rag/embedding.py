@@ -1,4 +1,5 @@
-"""Sentence embeddings through sentence-transformers, loaded lazily from a local folder.
+"""Sentence embeddings of a sentence-transformers model, loaded lazily from a local folder:
+run by onnxruntime from the model's ONNX export (rag.onnx_encoder), by torch where there is none.
 
 The tokenizer alone (cheap, no torch) serves the chunker; the model loads on the first
 ``embed`` and can be unloaded to give its memory back.
@@ -11,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -20,11 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import platformdirs
 
 from engine.idle import IdleTimer
 from engine.interface import ModelState, ModelStatus
 from rag import offline
 from rag.errors import EmbedderNotFound
+from rag.onnx_encoder import ExportUnusable, OnnxEncoder, export, made_export, shipped_export, weight_sizes
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -43,6 +47,12 @@ def bundled_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+def default_exports() -> Path:
+    """Where models' ONNX exports are kept: a cache, made again when deleted."""
+    override = os.environ.get("ARCHIVIST_CACHE_DIR")
+    return (Path(override) if override else Path(platformdirs.user_cache_dir("Archivist", False))) / "embedders"
+
+
 def release_freed_memory() -> None:
     """Hand memory that Python and torch freed back to the system (glibc keeps it otherwise)."""
     if sys.platform.startswith("linux"):
@@ -57,8 +67,6 @@ def lower_thread_priority(steps: int = 10) -> None:
     yield the CPU to the process's other threads. Linux only: elsewhere a thread's niceness is
     the process's, and this does nothing."""
     if sys.platform.startswith("linux"):
-        import os
-
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + steps)
 
@@ -68,14 +76,16 @@ class Embedder:
 
     def __init__(
         self, model_dir: Path | None = None, batch_size: int = 64, device: str = "auto",
-        idle_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic,
+        idle_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic, exports: Path | None = None,
     ) -> None:
         self.model_dir = Path(model_dir) if model_dir else bundled_model_dir()
         if not (self.model_dir / "modules.json").is_file() and not (self.model_dir / "config.json").is_file():
             raise EmbedderNotFound(self.model_dir)
         self.batch_size = batch_size
         self.device = device
-        self._model: SentenceTransformer | None = None
+        self.exports = exports if exports is not None else default_exports()
+        self._model: SentenceTransformer | OnnxEncoder | None = None
+        self._bulk_model: OnnxEncoder | None = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.RLock()
         self._bulk: ThreadPoolExecutor | None = None
@@ -97,8 +107,8 @@ class Embedder:
             file = self.model_dir / name
             if file.is_file():
                 digest.update(file.read_bytes())
-        for weights in sorted(self.model_dir.glob("*.safetensors")) + sorted(self.model_dir.glob("*.bin")):
-            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        for name, size in weight_sizes(self.model_dir).items():
+            digest.update(f"{name}:{size}".encode())
         try:
             bundled = self.model_dir.resolve() == bundled_model_dir().resolve()
         except EmbedderNotFound:
@@ -107,11 +117,19 @@ class Embedder:
         return f"{name}@{digest.hexdigest()[:12]}"
 
     def _read_max_tokens(self) -> int:
-        config = self.model_dir / "sentence_bert_config.json"
-        try:
-            return int(json.loads(config.read_text())["max_seq_length"])
-        except (OSError, KeyError, ValueError, TypeError):
-            return 256
+        """The most tokens the model reads of a text, as sentence-transformers works it out: its
+        own setting, else the tokenizer's and the position table's limits, whichever is less."""
+        def read(name: str, key: str) -> int | None:
+            try:
+                value = json.loads((self.model_dir / name).read_text())[key]
+            except (OSError, KeyError, ValueError, TypeError):
+                return None
+            return int(value) if isinstance(value, int | float) and 0 < value < 1_000_000 else None
+
+        stated = read("sentence_bert_config.json", "max_seq_length")
+        limits = [n for n in (read("tokenizer_config.json", "model_max_length"),
+                              read("config.json", "max_position_embeddings")) if n]
+        return stated or (min(limits) if limits else 256)
 
     @property
     def loaded(self) -> bool:
@@ -122,6 +140,8 @@ class Embedder:
     def dimension(self) -> int:
         """Length of the vectors this model makes (after any projection layer)."""
         model = self._load()
+        if isinstance(model, OnnxEncoder):
+            return model.dimension
         measure = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(measure())
 
@@ -155,31 +175,76 @@ class Embedder:
             return 1.0
         return sum(1 for i in ids if i != unknown) / len(ids)
 
-    def _load(self) -> SentenceTransformer:
+    def _load(self, bulk: bool = False) -> SentenceTransformer | OnnxEncoder:
+        """The model, loaded on first use: its ONNX export where there is one (no torch), else
+        sentence-transformers. Indexing (``bulk``) gets an ONNX session of its own, made on the
+        indexing thread, so that its worker threads inherit that thread's lower priority."""
         with self._lock:
+            if bulk and isinstance(self._load(), OnnxEncoder):
+                if self._bulk_model is None:
+                    self._bulk_model = self._onnx(self._load().graph)
+                return self._bulk_model
             if self._model is None:
                 self._unloaded_idle = False
                 offline.enforce()
-                from sentence_transformers import SentenceTransformer
-
-                if self.device == "auto":  # a GPU where torch can use one (a CUDA or Apple build of torch)
-                    import torch
-
-                    mps = getattr(torch.backends, "mps", None)
-                    self.device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
-                log.info("loading embedding model %s on %s", self.model_dir, self.device)
-                try:
-                    self._model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
-                except (OSError, ValueError) as exc:
-                    raise EmbedderNotFound(self.model_dir, str(exc)) from exc
+                self._model = self._open()
             return self._model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def _open(self) -> SentenceTransformer | OnnxEncoder:
+        if self.device in ("auto", "cpu"):
+            graph = self._export()
+            if graph is not None:
+                try:
+                    return self._onnx(graph)
+                except ExportUnusable as exc:
+                    log.warning("the embedding model's ONNX graph cannot be used (%s); loading it with torch", exc)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # the packaged app: onnxruntime only
+            raise EmbedderNotFound(self.model_dir, "it has no usable ONNX export (onnx/model.onnx), and this "
+                                   "installation runs models without torch") from exc
+
+        if self.device == "auto":  # a GPU where torch can use one (a CUDA or Apple build of torch)
+            import torch
+
+            mps = getattr(torch.backends, "mps", None)
+            self.device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
+        log.info("loading embedding model %s on %s", self.model_dir, self.device)
+        try:
+            return SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise EmbedderNotFound(self.model_dir, str(exc)) from exc
+
+    def _onnx(self, graph: Path) -> OnnxEncoder:
+        log.info("loading embedding model %s from %s", self.model_dir, graph)
+        return OnnxEncoder(graph, self.model_dir, self.max_tokens)
+
+    def _export(self) -> Path | None:
+        """The model's ONNX graph: shipped with it, exported earlier, or exported now where torch
+        and onnx are installed (once per model and machine, about 3 s)."""
+        shipped = shipped_export(self.model_dir)
+        if shipped is not None:
+            return shipped
+        folder = self.exports / self.model_id
+        made = made_export(self.model_dir, folder)
+        if made is not None:
+            return made
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
+            return None
+        try:
+            return export(self.model_dir, folder)
+        except (ExportUnusable, OSError, RuntimeError, ValueError) as exc:
+            log.warning("exporting the embedding model to ONNX failed (%s); it runs with torch", exc)
+            return None
+
+    def embed(self, texts: Sequence[str], bulk: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (batched; sorted by length inside)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self.idle.busy():
-            model = self._load()  # the lock guards loading only: a query and a batch run side by side
+            model = self._load(bulk)  # the lock guards loading only: a query and a batch run side by side
+            if isinstance(model, OnnxEncoder):
+                return model.encode(texts, self.batch_size)
             vectors = model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                 show_progress_bar=False,
@@ -192,7 +257,7 @@ class Embedder:
         with self._lock:
             if self._bulk is None:
                 self._bulk = ThreadPoolExecutor(1, thread_name_prefix="embed-bulk", initializer=lower_thread_priority)
-            return self._bulk.submit(self.embed, list(texts))
+            return self._bulk.submit(self.embed, list(texts), True)
 
     def embed_query(self, text: str) -> np.ndarray:
         """One unit-length vector for a search query."""
@@ -201,7 +266,7 @@ class Embedder:
     def unload(self) -> None:
         """Free the model's weights; the next ``embed`` loads them again."""
         with self._lock:
-            self._model = None
+            self._model = self._bulk_model = None
             self._unloaded_idle = False
         import gc
 
@@ -220,5 +285,8 @@ class Embedder:
         name = self.model_id.split("@")[0]
         if model is None:
             return ModelStatus(ModelState.UNLOADED_IDLE if self._unloaded_idle else ModelState.NOT_LOADED, 0, name)
-        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        if isinstance(model, OnnxEncoder):
+            weights = model.graph.stat().st_size
+        else:
+            weights = sum(p.numel() * p.element_size() for p in model.parameters())
         return ModelStatus(ModelState.READY, int(weights), name, self.max_tokens, "embedding model")

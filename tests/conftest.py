@@ -9,6 +9,8 @@ import pytest
 
 # Tests never touch the user's real folders, and never reach a hub.
 os.environ.setdefault("ARCHIVIST_CONFIG_DIR", "/nonexistent-archivist-config")
+# The embedding model's ONNX export is made once per checkout (rag/onnx_encoder.py), not in the user's cache.
+os.environ.setdefault("ARCHIVIST_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache"))
 from rag import offline  # noqa: E402
 
 offline.enforce()

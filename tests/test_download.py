@@ -181,5 +181,6 @@ def test_an_embedding_model_is_a_folder_of_its_own(tmp_path: Path):
         (model.folder(tmp_path) / file.name).parent.mkdir(parents=True, exist_ok=True)
         (model.folder(tmp_path) / file.name).write_text("{}")
     assert installed_model(tmp_path, model) is None  # one file still missing
+    (model.folder(tmp_path) / model.files[-1].name).parent.mkdir(parents=True, exist_ok=True)
     (model.folder(tmp_path) / model.files[-1].name).write_text("{}")
     assert installed_model(tmp_path, model) == model.folder(tmp_path)
