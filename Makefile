@@ -19,6 +19,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 .PHONY: run test bench installer clean
 
 run: $(APP_STAMP)
+	installers/linux/window-libs.sh
 	$(BIN)/archivist
 
 test: $(TEST_STAMP) $(LLAMA_SRC)/.ok

@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 an error, or some files could not be indexed; 2 bad usa
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -164,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archivist-cli: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`archivist-cli search … | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return EXIT_OK
     return EXIT_USAGE
 
 

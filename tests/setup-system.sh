@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System packages the tests need beyond Python: Xvfb and the X libraries Qt's xcb plugin
-# loads, for the test that shows a real window; NSIS, to compile the Windows installer script; Redis,
+# System packages the tests need beyond Python: Xvfb and (installers/linux/window-libs.sh) the X
+# libraries Qt's xcb plugin loads, for the test that shows a real window; NSIS, to compile the Windows installer script; Redis,
 # the team server's shared answer cache; libGL, which OpenCV (text recognition) loads; a
 # Chinese font, to draw the scans the text-recognition tests read. Installed once (idempotent); skipped with a
 # note where apt is not available.
@@ -10,9 +10,7 @@ command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v makensis >/dev/null 2>&1 || need+=(nsis)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
-for lib in libgl1 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-shape0 libxcb-randr0; do
-  dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib")
-done
+"$(dirname "$0")/../installers/linux/window-libs.sh" || true  # the X libraries Qt loads; says what is missing
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages for the tests: ${need[*]}"

@@ -166,3 +166,14 @@ def test_ask_as_json_and_as_the_window_s_messages(capsys, corpus: Path):
     assert code == 0, err
     assert "\nSources" in out and events[-1].result.sources[0].path.name in out
     assert "a small stand-in for gpt-oss-20b" in err and "; check each sentence against its source)" in err
+
+
+def test_a_reader_that_goes_away_is_no_error(corpus: Path, tmp_path: Path):
+    """`archivist-cli search … | head -1`: the pipe closes before the output is written."""
+    assert main(["ingest", str(corpus), "-q"]) == 0
+    cli = subprocess.Popen([sys.executable, "-m", "archivist.cli", "search", "pump oil"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    cli.stdout.close()  # before the command has loaded anything, let alone printed
+    _, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err.decode()
+    assert b"Traceback" not in err

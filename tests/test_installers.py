@@ -3,6 +3,7 @@ installer script compiling, the CI workflow's shape, the Linux package's metadat
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def test_workflow_builds_and_self_tests_on_every_platform():
     for name, job in jobs.items():
         commands = " ".join(step.get("run", "") for step in job["steps"])
         assert "--self-test" in commands, f"{name} never runs the self-test"
+        assert "archivist-cli" in commands or "make installer" in commands, f"{name} never runs the command line"
         assert any("upload-artifact" in step.get("uses", "") for step in job["steps"]), name
     assert "makensis" in " ".join(s.get("run", "") for s in jobs["windows"]["steps"])
     assert "installers/macos/build.sh" in " ".join(s.get("run", "") for s in jobs["macos"]["steps"])
@@ -88,3 +90,27 @@ def test_self_test_passes_without_a_display(tmp_path: Path):
     assert "store, embedder and" in lines[1] and "after launch" in lines[3]
     assert "llama.cpp CPU variant" in lines[1] and "sapphirerapids" not in lines[1].split("skipped")[0]
     assert lines[-1].startswith("OK: 6 of 6 checks passed")
+
+
+def test_make_run_names_the_missing_window_libraries_before_qt_aborts(tmp_path: Path):
+    """A machine without libxcb-cursor0 (PySide6 6.5+ needs it) where the user may not install:
+    installers/linux/window-libs.sh, which `make run` calls first, names the one command."""
+    script = ROOT / "installers" / "linux" / "window-libs.sh"
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name, body in {"dpkg": '[ "$2" != libxcb-cursor0 ]', "id": "echo 1000", "sudo": "exit 1",
+                       "uname": "echo Linux", "apt-get": "exit 0"}.items():
+        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
+        (shims / name).chmod(0o755)
+    done = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True,
+                          env={"PATH": f"{shims}:/usr/bin:/bin"})
+    assert done.returncode == 1
+    assert "sudo apt-get install libxcb-cursor0" in done.stderr
+
+
+def test_the_window_libraries_are_what_the_deb_depends_on():
+    script = (ROOT / "installers" / "linux" / "window-libs.sh").read_text()
+    libraries = re.search(r"for lib in (.*?); do", script, re.S).group(1).replace("\\", " ").split()
+    depends = (ROOT / "installers" / "linux" / "control").read_text().split("Depends:")[1].split("\n")[0]
+    assert libraries and all(lib in depends for lib in libraries)
+    assert "installers/linux/window-libs.sh" in (ROOT / "Makefile").read_text().split("\nrun:")[1].split("\n\n")[0]

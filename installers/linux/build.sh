@@ -13,26 +13,35 @@ BUNDLE=build/dist/Archivist
 started=$(date +%s)
 mib() { du -sm "$1" | cut -f1; }
 
-$PY -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[installer]'
+PIP="$PY -m pip install --quiet --disable-pip-version-check -c constraints.txt"
+$PIP -e '.[installer]'
 QT_QPA_PLATFORM=offscreen $PY installers/icons.py
 if [ -z "${REUSE_BUNDLE:-}" ]; then  # REUSE_BUNDLE=1: package the bundle already in build/dist
-    rm -rf build/dist build/work
+    rm -rf build/dist build/work build/onnx
+    # The embedding model runs from its ONNX export in the bundle: torch stays out (archivist.spec).
+    $PY installers/export_embedder.py build/onnx
+    # rapidocr asks for opencv-python, which brings a second Qt and ffmpeg; the headless build of
+    # the same version is the same cv2 without them. Swapped for the build, put back after.
+    cv=$($PY -c 'import importlib.metadata as m; print(m.version("opencv-python"))')
+    $PY -m pip uninstall --quiet -y opencv-python
+    $PIP "opencv-python-headless==$cv"
+    trap '$PY -m pip uninstall --quiet -y opencv-python-headless; $PIP "opencv-python==$cv"' EXIT
     $PY -m PyInstaller --noconfirm --log-level WARN --distpath build/dist --workpath build/work installers/archivist.spec
+    ln -s archivist "$BUNDLE/archivist-cli"  # the command line (installers/launcher.py)
 fi
 before=$(mib "$BUNDLE")
 # The bundle must carry llama.cpp's CPU variants: built for one CPU it crashes on another.
 variants=$(find "$BUNDLE" -name 'libggml-cpu-*' | wc -l)
 [ "$variants" -ge 10 ] || { echo "the bundle holds $variants llama.cpp CPU variants; rebuild with the Makefile's flags" >&2; exit 1; }
 
-# Trim what the app never loads: headers and static libraries (torch ships its C++ SDK),
-# torch's test programs (torch_shm_manager stays: importing torch looks for it), type
-# stubs, Qt's own translations beyond the ones we ship, and bytecode caches.
+# Trim what the app never loads: headers and static libraries, type stubs, Qt's own
+# translations beyond the ones we ship, and bytecode caches.
 internal="$BUNDLE/_internal"
-rm -rf "$internal/torch/include" "$internal/torch/share" "$internal/torch/lib/"*.a
-find "$internal/torch/bin" -mindepth 1 ! -name torch_shm_manager -exec rm -rf {} + 2>/dev/null || true
 find "$internal" \( -name '*.pyi' -o -name '*.a' -o -name '__pycache__' -o -name '*.h' -o -name '*.hpp' \) -prune -exec rm -rf {} +
 find "$internal" -path '*PySide6/Qt/translations/*' ! -name 'qtbase_zh_CN.qm' ! -name 'qtbase_en.qm' -delete 2>/dev/null || true
 after=$(mib "$BUNDLE")
+# What a user gets, tried before it is packed: the command line and the window, clean home, no network.
+installers/linux/check_bundle.sh "$BUNDLE"
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 tar -C build/dist -czf "$OUT/archivist-$VERSION-linux-$ARCH.tar.gz" Archivist
@@ -44,13 +53,14 @@ mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/application
          "$root/usr/share/icons/hicolor/scalable/apps" "$root/usr/share/icons/hicolor/256x256/apps"
 cp -a "$BUNDLE" "$root/opt/archivist"
 ln -s /opt/archivist/archivist "$root/usr/bin/archivist"
+ln -s /opt/archivist/archivist-cli "$root/usr/bin/archivist-cli"
 cp installers/linux/archivist.desktop "$root/usr/share/applications/"
 cp resources/icons/archivist.svg "$root/usr/share/icons/hicolor/scalable/apps/archivist.svg"
 cp installers/linux/archivist.png "$root/usr/share/icons/hicolor/256x256/apps/archivist.png"
 installed=$(du -sk "$root" | cut -f1)
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$installed/" installers/linux/control > "$root/DEBIAN/control"
 install -m 755 installers/linux/postinst installers/linux/postrm "$root/DEBIAN/"
-dpkg-deb --build --root-owner-group -Zgzip "$root" "$OUT/archivist_${VERSION}_${ARCH}.deb" >/dev/null
+dpkg-deb --build --root-owner-group -Zxz "$root" "$OUT/archivist_${VERSION}_${ARCH}.deb" >/dev/null
 
 echo "bundle: ${before} MiB as built, ${after} MiB after trimming"
 for f in "$OUT"/*; do echo "package: $(basename "$f") $(mib "$f") MiB"; done
