@@ -39,7 +39,7 @@ from rag.indexing.folder_changes import Changes, apply_changes
 from rag.indexing.following import Followed, FollowedFolders
 from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import INDEXED, CollectionInfo, FileRecord, StoredCollection, VectorStore
+from rag.storage.vectors import INDEXED, PENDING, WORDS, CollectionInfo, FileRecord, StoredCollection, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,11 @@ class KnowledgeBase:
             generation, unfinished = stored.state()
         if keyword.generation == generation:
             return
-        indexed = {k: r.content_hash for k, r in stored.files().items() if r.status == INDEXED}
+        files = stored.files()
+        indexed = {k: r.content_hash for k, r in files.items() if r.status == INDEXED}
+        # The manifest read whole (a paged read of unfinished rows can miss one that moved while
+        # others finished): a file still being indexed keeps the words the index holds of it.
+        unfinished = {**unfinished, **{k: r.content_hash for k, r in files.items() if r.status in (PENDING, WORDS)}}
         keyword.sync(
             indexed, lambda key: [(c.id, c.text) for c in stored.document_chunks(key)], generation, unfinished
         )

@@ -116,13 +116,16 @@ class EmbeddingPass:
 
     def _write(self, batch: list[tuple[FileJob, Rows]], fresh: np.ndarray | None) -> None:
         """Write a batch's chunks with their vectors (those unchanged since the file's last
-        version keep theirs) to the store."""
+        version keep theirs) to the store, the chunks of all its files in one call (a write
+        costs the same whatever its size)."""
         vectors_made = iter(fresh if fresh is not None else ())
+        rows_written = [row for _, rows in batch for row in rows]
+        if not rows_written:
+            return
+        vectors = [job.reuse[text] if text in job.reuse else next(vectors_made) for job, rows in batch for _, text, _ in rows]
+        ids, documents, metadatas = zip(*rows_written, strict=True)
+        self._collection.add_chunks(ids, documents, metadatas, np.stack(vectors))
         for job, rows in batch:
-            ids, documents, metadatas = zip(*rows, strict=True)
-            reused = sum(1 for text in documents if text in job.reuse)
-            vectors = np.stack([job.reuse[text] if text in job.reuse else next(vectors_made) for text in documents])
-            self._collection.add_chunks(ids, documents, metadatas, vectors)
             job.chunks_written += len(rows)
-            job.chunks_reused += reused
+            job.chunks_reused += sum(1 for _, text, _ in rows if text in job.reuse)
             self.written += len(rows)

@@ -5,8 +5,16 @@ indexed and removed, and re-synced from the store whenever the store's generatio
 (another process, or another client of a shared server, changed the collection). Text is
 split into terms here, not by SQLite: Latin words stemmed (Snowball), and runs of Chinese,
 Japanese or Korean characters as overlapping bigrams, since those scripts put no spaces
-between words. Queries leave out terms that occur in a large share of the chunks: they add
-almost nothing to BM25 and cost the most to score.
+between words.
+
+A search scores only a bounded number of rows, whatever the collection's size: FTS5 scores
+every row a query matches before it can sort them, and at a million chunks a few common
+terms match hundreds of thousands. So candidates come from the query's rarest terms (those
+whose rows together stay within ``_SCORED_ROWS``), or, when every term is common, from the
+rows holding all of them; the rows holding every common term join them when those are few
+enough. The candidates are then scored with the whole query, with FTS5's own formula and
+statistics. Common terms weigh least in BM25: a row holding no rare term and not every
+common one seldom belongs in the top.
 
 A document being indexed is searchable here first: its chunks are written with their text
 as soon as it is read (``begin``, ``append``, ``words``), while their vectors are still being
@@ -18,10 +26,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
 import sqlite3
 import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,25 +47,34 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
 
 # Common English words carry no signal in a query and make FTS5 walk huge posting lists.
-_STOPWORDS = frozenset(
-    """a an and are as at be but by for from had has have he her his how i if in into is it its
-    me my no not of on or our she so that the their them then there these they this those to
-    us was we were what when where which who whom why will with would you your do does did can
-    could should about which than been being also any all each more most other some such only
-    own same too very just over under again further once here both few nor off out up down""".split()
-)
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "had", "has", "have", "he", "her",
+    "his", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our",
+    "she", "so", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "us",
+    "was", "we", "were", "what", "when", "where", "which", "who", "whom", "why", "will", "with", "would", "you",
+    "your", "do", "does", "did", "can", "could", "should", "about", "than", "been", "being", "also", "any",
+    "all", "each", "more", "most", "other", "some", "such", "only", "own", "same", "too", "very", "just",
+    "over", "under", "again", "further", "once", "here", "both", "few", "nor", "off", "out", "up", "down",
+))
 
 
 _SCHEMA_VERSION = "3"
-_COMMON_SHARE = 0.05  # query terms in more than this share of chunks are left out (if a rarer one remains)
-_PRUNE_FROM = 2000  # below this many chunks every search is fast anyway
+_SCORED_ROWS = 20_000  # rows a query's candidate terms may match together (about 10 ms of FTS5 ranking)
+_RESCORED = 200  # candidates scored with the whole query at a time, best on their rare terms first
+_K1, _B = 1.2, 0.75  # FTS5's bm25() defaults
+_SYNC_BATCH = 500  # documents re-synced per transaction
 
 
-@functools.cache
-def _stemmer():  # noqa: ANN202 - snowballstemmer has no types
-    import snowballstemmer
+_STEMMERS = threading.local()  # snowballstemmer's stemmers keep state between calls: one per thread
 
-    return snowballstemmer.stemmer("english")
+
+def _stemmer():  # snowballstemmer has no types
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        import snowballstemmer
+
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -104,6 +123,11 @@ class KeywordIndex:
             CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, fts, row);
             """
         )
+        self._frequency: dict[str, int] = {}  # rows holding a term (counted up to _SCORED_ROWS + 1)
+        self._exact: dict[str, int] = {}  # rows holding a common term, all counted
+        # PRAGMA data_version when those were counted (it changes when another connection writes);
+        # None once this one wrote: counted again at the next search.
+        self._counted_at: int | None = None
         version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None or version[0] != _SCHEMA_VERSION:
             # An older layout: start again; the next sync refills the index from the store.
@@ -116,6 +140,8 @@ class KeywordIndex:
                 """
             )
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+        # Every search asks which documents are searchable by words alone: a few, of thousands.
+        self._db.execute("CREATE INDEX IF NOT EXISTS docs_words_only ON docs(words_only)")
 
     def close(self) -> None:
         """Close the database file."""
@@ -227,6 +253,7 @@ class KeywordIndex:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._counted_at = None
 
     def _insert(self, doc: str, chunks: Iterable[tuple[str, str]]) -> None:
         for chunk_id, text in chunks:
@@ -252,59 +279,75 @@ class KeywordIndex:
         the words of stay searchable. Returns how many documents changed.
         """
         unfinished = unfinished or {}
-        stale = [doc for doc, content_hash in self.words_only().items() if unfinished.get(doc) != content_hash]
         have = self.documents()
-        changed = 0
-        for doc in stale:  # read by an ingest that stopped, or since finished elsewhere
-            self.remove(doc)
-            changed += 1
-        for doc in have.keys() - indexed.keys():
-            self.remove(doc)
-            changed += 1
-        for doc, content_hash in indexed.items():
-            if have.get(doc) != content_hash:
-                self.replace(doc, content_hash, fetch(doc))
-                changed += 1
+        # (document, its hash, or None to forget it): those read by an ingest that stopped (or
+        # since finished elsewhere), those gone from the store, those new or changed there.
+        changes: list[tuple[str, str | None]] = [
+            (doc, None) for doc, content_hash in self.words_only().items() if unfinished.get(doc) != content_hash]
+        changes += [(doc, None) for doc in have.keys() - indexed.keys()]
+        changes += [(doc, content_hash) for doc, content_hash in indexed.items() if have.get(doc) != content_hash]
+        for lo in range(0, len(changes), _SYNC_BATCH):  # a transaction each costs more than the rows in it
+            part = [(doc, content_hash, fetch(doc) if content_hash is not None else ())
+                    for doc, content_hash in changes[lo : lo + _SYNC_BATCH]]
+            with self._transaction():
+                for doc, content_hash, chunks in part:
+                    self._delete(doc)
+                    if content_hash is not None:
+                        self._insert(doc, chunks)
+                        self._db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, 0)", (doc, content_hash))
+        changed = len(changes)
         self.set_generation(generation)
         if changed:
             log.info("keyword index %s: %d documents re-synced", self.path.name, changed)
         return changed
 
-    def _query_terms(self, query: str) -> list[str]:
-        """The query's distinct terms, without those common enough to only slow the search."""
-        wanted = list(dict.fromkeys(terms(query, keep_stopwords=False)))
-        if len(wanted) <= 1:
-            return wanted
-        (total,) = self._db.execute("SELECT count(*) FROM rows").fetchone()
-        if total < _PRUNE_FROM:
-            return wanted
-        frequency = {}
-        for term in wanted:
-            row = self._db.execute("SELECT doc FROM temp.vocab WHERE term = ?", (term,)).fetchone()
-            frequency[term] = row[0] if row else 0
-        rare = [t for t in wanted if frequency[t] <= _COMMON_SHARE * total]
-        return rare or [min(wanted, key=frequency.__getitem__)]  # all common: the least common one
+    def _totals(self) -> tuple[int, int]:
+        """Rows and terms the index holds, from FTS5's own statistics (no count over every row)."""
+        row = self._db.execute("SELECT block FROM fts_data WHERE id = 1").fetchone()
+        if not row or not row[0]:
+            return 0, 0
+        rows, used = _varint(row[0])
+        return rows, _varint(row[0][used:])[0]
+
+    def _frequencies(self, words: list[str]) -> dict[str, int]:
+        """Rows holding each term, counted no further than ``_SCORED_ROWS + 1``: past that a
+        term is common, however common. Remembered until the index changes."""
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if self._counted_at != version:
+            self._frequency, self._exact, self._counted_at = {}, {}, version
+        for word in words:
+            if word not in self._frequency:
+                (self._frequency[word],) = self._db.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM fts WHERE fts MATCH ? LIMIT ?)", (_quote(word), _SCORED_ROWS + 1)
+                ).fetchone()
+        return {word: self._frequency[word] for word in words}
+
+    def _rare(self, words: list[str]) -> list[str]:
+        """The query's rarest terms, as many as match at most ``_SCORED_ROWS`` rows together."""
+        frequency = self._frequencies(words)
+        rare: list[str] = []
+        matched = 0
+        for word in sorted(words, key=frequency.__getitem__):
+            matched += frequency[word]
+            if matched > _SCORED_ROWS:
+                break
+            rare.append(word)
+        return rare
 
     def search(self, query: str, limit: int, docs: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """``(chunk_id, score)`` best first; higher scores are better (BM25, sign flipped)."""
         if docs is not None and not docs:
             return []
+        words = list(dict.fromkeys(terms(query, keep_stopwords=False)))
+        if not words:
+            return []
+        restrict, within = "", []
+        if docs is not None:  # one parameter, however many documents (SQLite binds at most 32,766)
+            restrict = " AND fts.rowid IN (SELECT rowid FROM rows WHERE doc IN (SELECT value FROM json_each(?)))"
+            within = [json.dumps(list(docs))]
         with self._lock:
-            words = self._query_terms(query)
-            if not words:
-                return []
-            expression = " OR ".join(_quote(w) for w in words)
-            params: list[object] = [expression]
-            restrict = ""
-            if docs is not None:
-                restrict = f" AND fts.rowid IN (SELECT rowid FROM rows WHERE doc IN ({','.join('?' * len(docs))}))"
-                params.extend(docs)
             try:
-                # Rank in FTS5 alone, then look the winners up: joining every match first is slow.
-                ranked = self._db.execute(
-                    f"SELECT rowid, -bm25(fts) FROM fts WHERE fts MATCH ?{restrict} ORDER BY bm25(fts) LIMIT ?",
-                    [*params, limit * 2],
-                ).fetchall()
+                ranked = self._ranked(words, restrict, within, limit * 2)
             except sqlite3.OperationalError as exc:
                 log.warning("keyword search for %r failed: %s", query, exc)
                 return []
@@ -318,3 +361,68 @@ class KeywordIndex:
                 ).fetchall()
             )
         return [(found[rowid], float(score)) for rowid, score in ranked if rowid in found][:limit]
+
+    def _ranked(self, words: list[str], restrict: str, within: list[str], wanted: int) -> list[tuple[int, float]]:
+        """The ``wanted`` best rows for ``words``, exactly as FTS5's BM25 ranks them.
+
+        Where the query's rarest terms match few rows, only those rows are scored, best on the
+        rare terms first: a row's score is its rare terms' part plus at most ``bound`` (each
+        common term's most), so once ``wanted`` rows score more than what is left could reach,
+        and more than ``bound`` (a row without a rare term), no other row can enter. Otherwise,
+        and for a query of common terms alone, FTS5 ranks every match."""
+        ranked_sql = f"SELECT rowid, -bm25(fts) FROM fts WHERE fts MATCH ?{restrict} ORDER BY bm25(fts)"
+        rare = self._rare(words)
+        if rare and len(rare) < len(words):
+            idf = self._idf(words)
+            bound = sum(idf[w] * (_K1 + 1) for w in words if w not in rare)
+            pool = self._db.execute(ranked_sql, [" OR ".join(_quote(w) for w in rare), *within]).fetchall()
+            best: list[tuple[int, float]] = []
+            for start in range(0, len(pool), _RESCORED):
+                best = sorted(best + self._scored({r for r, _ in pool[start:start + _RESCORED]}, words),
+                              key=lambda hit: (-hit[1], hit[0]))[:wanted]
+                rest = pool[start + _RESCORED][1] + bound if start + _RESCORED < len(pool) else 0.0
+                if len(best) == wanted and best[-1][1] > rest:
+                    break
+            if len(best) == wanted and best[-1][1] > bound:
+                return best
+        return self._db.execute(ranked_sql + " LIMIT ?", [" OR ".join(_quote(w) for w in words), *within, wanted]).fetchall()
+
+    def _idf(self, words: list[str]) -> dict[str, float]:
+        """Each term's inverse document frequency, as FTS5's bm25() has it."""
+        rows = self._totals()[0]
+        for word in words:
+            if word not in self._exact:
+                known = self._frequency.get(word, _SCORED_ROWS + 1)
+                if known > _SCORED_ROWS:  # counted only so far: count it all, once
+                    found = self._db.execute("SELECT doc FROM temp.vocab WHERE term = ?", (word,)).fetchone()
+                    known = found[0] if found else 0
+                self._exact[word] = known
+        return {w: max(math.log((rows - self._exact[w] + 0.5) / (self._exact[w] + 0.5)), 1e-6) for w in words}
+
+    def _scored(self, rowids: set[int], words: list[str]) -> list[tuple[int, float]]:
+        """``rowids`` with their BM25 for ``words``, best first: FTS5's own formula and statistics,
+        computed here from the rows' terms (asking FTS5 to score given rows walks every posting list)."""
+        if not rowids:
+            return []
+        rows, tokens = self._totals()
+        average = tokens / max(1, rows)
+        idf = self._idf(words)
+        texts = self._db.execute(f"SELECT rowid, terms FROM fts WHERE rowid IN ({','.join('?' * len(rowids))})", list(rowids))
+        scored = []
+        for rowid, text in texts:
+            held = str(text or "").split()
+            counts, norm = Counter(held), _K1 * (1 - _B + _B * len(held) / average)
+            scored.append((rowid, sum(idf[w] * counts[w] * (_K1 + 1) / (counts[w] + norm) for w in words if counts[w])))
+        return sorted(scored, key=lambda hit: (-hit[1], hit[0]))
+
+
+def _varint(data: bytes) -> tuple[int, int]:
+    """The first SQLite varint in ``data`` (FTS5 writes its statistics so), and its length in bytes."""
+    value = 0
+    for i, byte in enumerate(data[:9]):
+        if i == 8:
+            return (value << 8) | byte, 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, i + 1
+    return value, len(data)

@@ -1,0 +1,161 @@
+"""A collection past SQLite's 32,766 variables per statement: every facade call still works.
+
+chromadb's local ``get()`` binds one SQL variable per row it returns, so a store that read a
+whole manifest or collection at once failed past 32,766 files ("too many SQL variables").
+The collection here holds 40,000 files of one passage each, written through the store's
+own calls (no embedding: vectors near real ones, made from a few real embeddings and noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from samples import PROSE
+
+from archivist.extract import ExtractionProgress, extract
+from engine import CancelToken
+from rag.answering.ask import Answered, AskOptions
+from rag.answering.checkup import CheckQuestion
+from rag.answering.retrieval import SearchMode
+from rag.answering.schemas import resolve
+from rag.documents import Chunk, document_key
+from rag.errors import ReembedCancelled
+from rag.knowledge_base import KnowledgeBase, StepProgress
+from rag.storage.keyword_index import KeywordIndex
+from rag.storage.vectors import INDEXED, FileRecord, VectorStore, chunk_row
+
+FILES = 33_000  # each one passage: 33,000 manifest rows (past the 32,766 one SQL statement holds) and 33,000 chunks
+NAME = "Big"
+
+
+@dataclass(frozen=True, slots=True)
+class Big:
+    kb: KnowledgeBase
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory, embedder, starter_engine) -> Iterator[Big]:
+    root = tmp_path_factory.mktemp("big")
+    store = VectorStore.embedded(root / "chroma")
+    info = store.create(NAME, embedder.model_id, embedder.dimension)
+    stored = store.open(info)
+    base = embedder.embed(PROSE)
+    noise = np.random.default_rng(0).normal(0, 0.02, (FILES, base.shape[1])).astype(np.float32)
+    vectors = base[np.arange(FILES) % len(PROSE)] + noise
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    records, rows = [], []
+    for i in range(FILES):
+        path = root / "docs" / f"{i // 1000:02d}" / f"note{i:05d}.txt"
+        text = f"{PROSE[i % len(PROSE)]} (note {i})"
+        key, path_text = document_key(path), str(path)
+        rows.append(chunk_row(key, path_text, f"h{i}", Chunk(text, 0, len(text), None, None)))
+        records.append(FileRecord(key, path, INDEXED, f"h{i}", chunks=1, size=len(text), path_text=path_text))
+    ids, texts, metadatas = zip(*rows, strict=True)
+    stored.add_chunks(ids, texts, metadatas, vectors)  # in one call: the store splits what Chroma cannot take at once
+    stored.put_files(records)
+    keyword = KeywordIndex(root / "keyword" / f"{info.id}.sqlite")
+    by_key = {m["doc"]: [(i, t)] for i, t, m in rows}
+    keyword.sync({r.key: r.content_hash for r in records}, by_key.__getitem__, "built")
+    keyword.close()
+    stored.bump_generation()  # as another client would: the first search re-syncs the keyword index
+    kb = KnowledgeBase(store, embedder, root / "keyword", model=starter_engine)
+    yield Big(kb, root)
+    kb.close()
+
+
+def test_status_lists_every_file(big: Big):
+    status = big.kb.status(NAME)
+    assert len(status.files) == FILES and status.chunks == FILES
+    assert status.count(INDEXED) == FILES
+
+
+def test_search_in_every_mode(big: Big):
+    passages = big.kb.search("the lighthouse keeper's ledger of passing ships", NAME, limit=5)
+    assert len(passages) == 5 and all("lighthouse" in p.text for p in passages)
+    assert big.kb.search("granite rocks salt spray", NAME, limit=3, mode=SearchMode(vector=False))
+    assert big.kb.search("a ship's ledger", NAME, limit=3, mode=SearchMode(keyword=False))
+
+
+def test_ingest_search_and_remove_one_more_file(big: Big):
+    extra = big.folder / "extra" / "pump.txt"
+    extra.parent.mkdir(exist_ok=True)
+    extra.write_text("The bilge pump of the ferry Aurelia needs oil every ninety running hours.\n")
+    assert big.kb.ingest([extra], NAME).count(INDEXED) == 1
+    try:
+        assert big.kb.status(NAME).chunks == FILES + 1
+        question = "how often does the bilge pump need oil"
+        assert extra in [p.path for p in big.kb.search(question, NAME, limit=3)]
+        big.kb.add_check(NAME, CheckQuestion(question, "pump.txt"))
+        assert big.kb.run_checkup(NAME).run.hit_rate == 1.0
+    finally:
+        assert [o.status for o in big.kb.remove([extra], NAME)] == ["removed"]
+    assert big.kb.status(NAME).chunks == FILES
+
+
+def test_ask_and_extract(big: Big):
+    events = list(big.kb.ask("Where did the keeper log the ships?", NAME, AskOptions(use_cache=False, answer_tokens=48)))
+    assert isinstance(events[-1], Answered) and events[-1].result.sources
+
+    # Extraction lists every indexed file, then asks of each (as above): stopped before the first.
+    cancel = CancelToken()
+    seen: list[ExtractionProgress] = []
+
+    def stop(step: ExtractionProgress) -> None:
+        seen.append(step)
+        cancel.cancel()
+
+    assert list(extract(big.kb, NAME, resolve("key_facts"), stop, cancel)) == []
+    assert seen[0].total == FILES and seen[0].current is not None and seen[0].current.name == "note00000.txt"
+
+
+def test_reembed_starts_and_stops_without_loss(big: Big):
+    cancel = CancelToken()
+    seen: list[StepProgress] = []
+
+    def stop(step: StepProgress) -> None:
+        seen.append(step)
+        cancel.cancel()
+
+    with pytest.raises(ReembedCancelled):
+        big.kb.reembed(NAME, stop, cancel, batch=8)
+    assert [(s.done, s.total) for s in seen] == [(8, FILES)]
+    assert big.kb.status(NAME).chunks == FILES
+    assert big.kb.search("photosynthesis and chlorophyll", NAME, limit=1)
+
+
+def test_keyword_search_ranks_exactly_as_fts5_when_it_scores_only_the_rare_terms_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Bounded ranking (only the rows of a query's rare terms scored) gives FTS5's own top hits:
+    a row that holds a common term many times still enters; a common term alone still ranks."""
+    import random
+
+    from rag.storage import keyword_index
+    from rag.storage.keyword_index import KeywordIndex, terms
+
+    monkeypatch.setattr(keyword_index, "_SCORED_ROWS", 60)  # "few rows" at this test's size
+    monkeypatch.setattr(keyword_index, "_RESCORED", 7)
+    random.seed(5)
+    filler = "pump valve gasket filter motor belt hose panel switch relay".split()
+    texts = ([f"zebra {random.choice(filler)}" for _ in range(40)]  # the rare term, short rows
+             + ["zebra cat cat cat"] * 3  # the best rows for "zebra cat": not the best on "zebra" alone
+             + [f"cat {random.choice(filler)} {random.choice(filler)}" for _ in range(150)]
+             + [f"alpha {random.choice(filler)}" for _ in range(120)] + [f"beta beta {random.choice(filler)}"] * 120
+             + [" ".join(random.choices(filler, k=6)) for _ in range(300)])
+    index = KeywordIndex(tmp_path / "kw.sqlite")
+    for i, text in enumerate(texts):
+        index.append(f"d{i}", [(f"c{i}", text, {})])
+        index.finish(f"d{i}", f"h{i}")
+    for query in ("zebra cat", "alpha beta", "cat", "zebra pump relay", "beta gasket", "cat zebra hose"):
+        words = list(dict.fromkeys(terms(query, keep_stopwords=False)))
+        exact = index._db.execute(
+            "SELECT rows.chunk_id, -bm25(fts) FROM fts JOIN rows ON rows.rowid = fts.rowid WHERE fts MATCH ? "
+            "ORDER BY bm25(fts) LIMIT 10", [" OR ".join(f'"{w}"' for w in words)]).fetchall()
+        found = index.search(query, 5)
+        assert [round(s, 9) for _, s in found] == [round(s, 9) for _, s in exact[:5]], query
+        assert {c for c, _ in found} <= {c for c, s in exact if s >= exact[4][1] - 1e-9}, query
+    assert index.search("zebra cat", 5, docs=[f"d{i}" for i in range(40_000)])  # any number of documents in scope
