@@ -145,7 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         _screenshot_when_ready(window, backend, args.screenshot)
     logging.getLogger(__name__).info("window shown")
-    return app.exec()
+    code = app.exec()
+    close(window, backend)
+    return code
+
+
+def close(window: QWidget, backend: Backend) -> None:
+    """After the event loop: end the knowledge base and every job (idempotent; the window's close
+    did it, but ``app.quit()`` skips that), then delete the window while Qt still runs. Left to the
+    interpreter's teardown, a worker's last signal or a widget freed after the application has
+    crashed the app on quitting (``Fatal Python error: bool_dealloc``)."""
+    import shiboken6
+
+    backend.shutdown()
+    window.hide()
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
 
 
 def crash_notice(window: QWidget, reports: list[Path]) -> QMessageBox:

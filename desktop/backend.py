@@ -42,6 +42,7 @@ class Backend(QObject):
         super().__init__()
         self.settings = settings
         self.workers = workers or Workers()
+        self.closed = False
         self._notice.connect(self._on_notice)
         self._use(process or connect(settings))
         self.kb: KnowledgeBaseClient | None = None
@@ -56,6 +57,8 @@ class Backend(QObject):
 
     def open(self) -> Job:
         """Start the knowledge-base process (unless it runs already); ``ready`` or ``failed`` follows."""
+        if self.closed:
+            return self.workers.start("io", "open knowledge base", lambda _job: None)  # silent: nothing starts
         if not self.process.running:
             self.process.start()
         client = KnowledgeBaseClient(self.process)
@@ -100,7 +103,12 @@ class Backend(QObject):
 
     def _use(self, process: KnowledgeBaseProcess | TeamConnection) -> None:
         self.process = process
-        process.add_listener(self._notice.emit)
+        process.add_listener(self._hear)
+
+    def _hear(self, notice: object) -> None:
+        """A notice from the pipe's thread, passed to the window's; none once shut down."""
+        if not self.closed:
+            self._notice.emit(notice)
 
     @property
     def team(self) -> bool:
@@ -108,12 +116,21 @@ class Backend(QObject):
         return isinstance(self.process, TeamConnection)
 
     def shutdown(self) -> None:
+        """End it all, in the order that lets nothing speak afterwards: no more polls or notices, every
+        job silenced, then the process closed (which fails the calls still waiting on it, so their
+        threads end), then the threads waited for. Calling it again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         self._poll.stop()
-        self.workers.shutdown()
         self.kb = None
+        self.workers.silence()
         self.process.close()
+        self.workers.shutdown()
 
     def _on_notice(self, notice: object) -> None:
+        if self.closed:
+            return
         if isinstance(notice, ModelStatus):
             self.model_status.emit(notice)
         elif isinstance(notice, ServiceStopped) and self.kb is not None:

@@ -1,10 +1,12 @@
 """The chat panel: the conversations, the transcript with clickable citations, the reasoning, the controls.
 
-The panel holds the widgets and says what the user asks for through its signals; the transcript's
-Markdown is written by ``desktop.transcript`` and its sentences to check are marked by
-``desktop.claim_marks``."""
+The panel holds the widgets and says what the user asks for through its signals; the transcript is
+built and written into its document by ``desktop.transcript`` (the model's words only ever as text),
+and a click on one of its links is read back through ``desktop.transcript_links``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QShortcut
@@ -25,11 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.claim_marks import source_to_open, underline_claims
+from desktop.claim_marks import source_to_open
 from desktop.structured_view import StructuredPanel
-from desktop.transcript import ShownTurn, linked_claim, linked_source, transcript_markdown
+from desktop.transcript import ShownTurn, ending_of, linked_claim, linked_source, transcript_text, write_transcript
 from desktop.transcript_links import CHECK, CITE, TranscriptLink, parse_link
-from rag import AnswerResult, Quote
+from rag import AnswerResult, Quote, Source
 
 
 class QuestionBox(QPlainTextEdit):
@@ -37,7 +39,7 @@ class QuestionBox(QPlainTextEdit):
 
     submitted = Signal()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         shift = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not shift:
             self.submitted.emit()
@@ -169,7 +171,7 @@ class ChatPanel(QWidget):
         self.stop_button = QPushButton(self.tr("Stop"))
         self.stop_button.setToolTip(self.tr("Stop the answer (Esc)"))
         self.stop_button.clicked.connect(self.stop.emit)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop.emit)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop.emit)
         self.copy_button = QPushButton(self.tr("Copy"))
         self.copy_button.clicked.connect(self.copy_answer)
         self.regenerate_button = QPushButton(self.tr("Regenerate"))
@@ -218,7 +220,8 @@ class ChatPanel(QWidget):
         if not current:
             return
         path, _ = QFileDialog.getSaveFileName(self, self.tr("Export conversation"),
-                                              self.conversations.currentText() + ".md", "Markdown (*.md)")
+                                              str(Path.home() / f"{self.conversations.currentText()}.md"),
+                                              "Markdown (*.md)")
         if path:
             self.conversation_export.emit(current, path)
 
@@ -245,10 +248,14 @@ class ChatPanel(QWidget):
         self.reasoning.moveCursor(self.reasoning.textCursor().MoveOperation.End)
         self.reasoning.insertPlainText(text)
 
-    def show_retrieved(self, found: int, read_speed: float, starts_within: float) -> None:
-        """How many passages were found, and the model's pace that bounded those it reads."""
+    def show_retrieved(self, found: int, read_speed: float, starts_within: float,
+                       sources: list[Source] | None = None) -> None:
+        """How many passages were found, the model's pace that bounded those it reads, and the
+        sources it reads (listed, and its marks clickable, even if the answer never finishes)."""
         turn = self.turns[-1]
         turn.found, turn.read_speed, turn.starts_within = found, read_speed, starts_within
+        if sources is not None:
+            turn.sources = list(sources)
         self._dirty = True
 
     def show_quote(self, quote: Quote) -> None:
@@ -272,6 +279,7 @@ class ChatPanel(QWidget):
         turn.model = result.model
         turn.stand_in = result.stand_in
         turn.quote = result.quote or turn.quote
+        turn.ending = ending_of(result.finish)
         if result.cached:
             if result.cached == "exact":
                 self.badge.setText(self.tr("From the answer cache"))
@@ -284,8 +292,17 @@ class ChatPanel(QWidget):
         self._flush()
 
     def fail(self, message: str) -> None:
+        """The answer being written ended in an error: ``message`` says why in plain words."""
         if self.turns:
             self.turns[-1].error = message
+        self.set_busy(False)
+        self._dirty = True
+        self._flush()
+
+    def stopped(self) -> None:
+        """The user stopped the answer being written: what it wrote so far stays, with a note."""
+        if self.turns:
+            self.turns[-1].ending = "stopped"
         self.set_busy(False)
         self._dirty = True
         self._flush()
@@ -303,9 +320,9 @@ class ChatPanel(QWidget):
 
     # -- rendering --------------------------------------------------------------------------
 
-    def markdown(self) -> str:
-        """The transcript as Markdown; citation marks become ``cite:TURN/N`` links."""
-        return transcript_markdown(self.turns, self.busy)
+    def text(self) -> str:
+        """The transcript as plain text, as it is shown."""
+        return transcript_text(self.turns, self.busy)
 
     def _flush(self) -> None:
         if not self._dirty:
@@ -313,8 +330,7 @@ class ChatPanel(QWidget):
         self._dirty = False
         bar = self.transcript.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 4
-        self.transcript.setMarkdown(self.markdown())
-        underline_claims(self.transcript.document(), self.turns, self.palette().text())
+        write_transcript(self.transcript.document(), self.turns, self.busy, self.palette())
         if at_end:
             bar.setValue(bar.maximum())
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.backend import Backend
+from desktop.plain_text import plain
 from desktop.workers import Job
 from rag import TOP, CheckQuestion, CheckupReport, CheckupState, CollectionStatus, KnowledgeBaseClient, StepProgress
 
@@ -57,7 +58,7 @@ class CheckupDialog(QDialog):
         self.run_button = QPushButton(self.tr("Run check-up"))
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
-        self.result = QLabel()
+        self.result = plain(QLabel())
         self.result.setWordWrap(True)
         form = QFormLayout()
         form.addRow(self.tr("Question"), self.question)

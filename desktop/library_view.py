@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon
+from PySide6.QtCore import QAbstractTableModel, QDir, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -20,43 +22,119 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.elided_label import ElidedLabel
+from desktop.plain_text import plain, tooltip
 from rag import CollectionStatus, FileRecord, IngestProgress, display_path
 
 _Index = QModelIndex | QPersistentModelIndex
 
+# What the window knows of a file before the manifest says it (the manifest is read again every
+# few seconds): waiting its turn, being read or embedded now, read (so searchable by its words),
+# or passed over without being read (unchanged, or failed: the manifest will say which).
+QUEUED, READING, INDEXING, WORDS, CHECKED = "queued", "reading", "indexing", "words", "checked"
+NAME, STATUS, PAGES, CHUNKS, DETAILS = range(5)
+_WIDE = 480  # from this width on, the table also shows pages, chunks and details (else only on hover)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """A file's state during an ingest, from its progress reports, until the manifest catches up."""
+
+    state: str
+    fraction: float = 0.0
+    since: float = 0.0  # when the ingest began (time.time()): a manifest row older than this is stale
+
 
 class DocumentsModel(QAbstractTableModel):
-    """The documents of one collection, with live states overlaid while indexing."""
+    """The documents of one collection, with live states overlaid while indexing.
+
+    Only the file being read or embedded shows a percentage; a file read before it is
+    "Searchable by words" until the manifest says it is indexed (or failed)."""
 
     COLUMNS = 5
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[FileRecord] = []
-        self.live: dict[Path, str] = {}
+        self.live: dict[Path, LiveState] = {}
+        self.current: Path | None = None
+        self.ingesting = False
+        self._since = 0.0
 
     def set_records(self, records: list[FileRecord]) -> None:
-        self.beginResetModel()
-        self.records = records
-        known = {r.path for r in records}
-        busy = (self.tr("Indexing"), self.tr("Reading"))
-        self.live = {p: s for p, s in self.live.items() if p not in known or s.startswith(busy)}
-        self.endResetModel()
+        known = {r.path: r for r in records}
+        for path, mark in list(self.live.items()):
+            record = known.get(path)
+            if record is None or (path == self.current and mark.state in (READING, INDEXING)):
+                continue
+            fresh = record.status == "words" or (record.status in ("indexed", "failed") and record.indexed_at >= mark.since)
+            if fresh or mark.state == CHECKED:
+                del self.live[path]
+        self._reset(lambda: setattr(self, "records", records))
 
-    def mark(self, path: Path, state: str) -> None:
-        self.beginResetModel()
-        self.live[path] = state
-        self.endResetModel()
+    def begin_ingest(self) -> None:
+        """An ingest starts: what the manifest says from now on is compared with this moment."""
+        if not self.ingesting:
+            self.ingesting = True
+            self._since = time.time()
+
+    def mark_queued(self, paths: list[Path]) -> None:
+        self.begin_ingest()
+        self._change({p: LiveState(QUEUED, since=self._since) for p in paths})
+
+    def show_progress(self, state: IngestProgress) -> None:
+        """The file being read or embedded gets its percentage; the one before it, what it became."""
+        self.begin_ingest()
+        marks: dict[Path, LiveState | None] = {}
+        previous = self.current
+        if previous is not None and previous != state.current and previous in self.live:
+            mark = self.live[previous]
+            if mark.state == INDEXING or (mark.state == READING and mark.fraction >= 1.0):
+                marks[previous] = LiveState(WORDS, since=mark.since)
+            elif mark.state == READING:  # passed over: unchanged, or it failed
+                known = any(r.path == previous for r in self.records)
+                marks[previous] = None if known else LiveState(CHECKED, since=mark.since)
+        if state.current is not None:
+            marks[state.current] = LiveState(INDEXING if state.embedding else READING, state.current_fraction, self._since)
+        self.current = state.current
+        self._change(marks)
 
     def clear_live(self) -> None:
+        self.ingesting = False
+        self.current = None
+        self._reset(self.live.clear)
+
+    def _change(self, marks: dict[Path, LiveState | None]) -> None:
+        """Apply live marks (None removes one): rows repainted in place when no row comes or goes,
+        so the selection survives the progress reports."""
+        before = [p for p, _ in self.rows()]
+
+        def apply() -> None:
+            for path, mark in marks.items():
+                if mark is None:
+                    self.live.pop(path, None)
+                else:
+                    self.live[path] = mark
+
+        if all(p in before for p, m in marks.items() if m is not None) and all(
+                m is not None or any(r.path == p for r in self.records) for p, m in marks.items()):
+            apply()
+            if before:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(before) - 1, self.COLUMNS - 1))
+        else:
+            self._reset(apply)
+
+    def _reset(self, change: Callable[[], object]) -> None:
         self.beginResetModel()
-        self.live.clear()
+        change()
         self.endResetModel()
 
     def rows(self) -> list[tuple[Path, FileRecord | None]]:
@@ -64,57 +142,127 @@ class DocumentsModel(QAbstractTableModel):
         extra = [(p, None) for p in self.live if p not in known]
         return [(r.path, r) for r in self.records] + extra
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows())
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return self.COLUMNS
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return (self.tr("Document"), self.tr("Status"), self.tr("Pages"), self.tr("Chunks"), self.tr("Details"))[section]
         return None
 
     def status_text(self, path: Path, record: FileRecord | None) -> str:
-        if path in self.live:
-            return self.live[path]
+        mark = self.live.get(path)
+        if mark is not None:
+            share = int(100 * mark.fraction)
+            return {QUEUED: self.tr("Queued"), READING: self.tr("Reading {}%").format(share),
+                    INDEXING: self.tr("Indexing {}%").format(share), WORDS: self.tr("Searchable by words"),
+                    CHECKED: self.tr("Reading")}[mark.state]
+        if record is None:
+            return ""
+        if record.status == "pending" and self.ingesting:
+            return self.tr("Queued")  # left unfinished by an ingest that stopped; this one finishes it
         return {"indexed": self.tr("Indexed"), "failed": self.tr("Failed"), "pending": self.tr("Unfinished"),
                 "words": self.tr("Searchable by words")}.get(record.status, record.status)
+
+    def details(self, path: Path, record: FileRecord | None, short: bool) -> str:
+        """What more there is to say of a file: shortly for the column, whole for the tooltip."""
+        mark = self.live.get(path)
+        if (mark is not None and mark.state == WORDS) or (mark is None and record is not None and record.status == "words"):
+            return self.tr("By meaning once indexed") if short else self.tr(
+                "Found by its words now; by meaning once indexing finishes")
+        if record is None:
+            return ""
+        if record.status == "failed":
+            return record.reason
+        if record.status == "pending" and not self.ingesting:
+            return self.tr("Indexing stopped before the end; re-index to finish it")
+        recognized = [self.tr("Text recognized on {} page(s)").format(record.recognized)] if record.recognized else []
+        return "; ".join(recognized + record.warnings)
+
+    def tooltip(self, path: Path, record: FileRecord | None) -> str:
+        """Everything about the row, whatever columns the table has room for."""
+        lines = [path.name, self.tr("Status: {}").format(self.status_text(path, record))]
+        detail = self.details(path, record, short=False)
+        if detail:
+            lines.append(detail)
+        if record is not None and record.status == "indexed":
+            if record.pages:
+                lines.append(self.tr("{} pages, {} chunks").format(record.pages, record.chunks))
+            else:
+                lines.append(self.tr("{} chunks").format(record.chunks))
+        lines.append(display_path(path))
+        if record is not None and record.indexed_at:
+            lines.append(self.tr("Indexed {}").format(time.strftime("%Y-%m-%d %H:%M", time.localtime(record.indexed_at))))
+        return tooltip("\n".join(lines))
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         path, record = self.rows()[index.row()]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            if column == 0:
+            if column == NAME:
                 return path.name
-            if column == 1:
+            if column == STATUS:
                 return self.status_text(path, record)
+            if column == DETAILS:
+                return self.details(path, record, short=True)
             if record is None:
                 return ""
-            if column == 2:
+            if column == PAGES:
                 return record.pages or ""
-            if column == 3:
+            if column == CHUNKS:
                 return record.chunks if record.status == "indexed" else ""
-            if column == 4:
-                if record.status == "failed":
-                    return record.reason
-                if record.status == "pending":
-                    return self.tr("Indexing stopped before the end; re-index to finish it")
-                if record.status == "words":
-                    return self.tr("Found by its words now; by meaning once indexing finishes")
-                recognized = [self.tr("Text recognized on {} page(s)").format(record.recognized)] if record.recognized else []
-                return "; ".join(recognized + record.warnings)
         if role == Qt.ItemDataRole.ToolTipRole:
-            detail = display_path(path)
-            if record is not None and record.indexed_at:
-                detail += "\n" + self.tr("Indexed {}").format(time.strftime("%Y-%m-%d %H:%M", time.localtime(record.indexed_at)))
-            return detail
-        if role == Qt.ItemDataRole.ForegroundRole and column == 1 and record is not None and path not in self.live:
+            return self.tooltip(path, record)
+        if role == Qt.ItemDataRole.ForegroundRole and column == STATUS and record is not None and path not in self.live:
             if record.status == "failed":
                 return QColor("#c0392b")
-            if record.status == "pending":
+            if record.status == "pending" and not self.ingesting:
                 return QColor("#d68910")
         return None
+
+
+class _DetailsDelegate(QStyledItemDelegate):
+    """Details read from their start: cut at the end, not in the middle like names."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: _Index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
+
+
+class DocumentsTable(QTableView):
+    """The documents: names cut in the middle ("Meeting min…03-12.txt"); pages, chunks and details
+    shown when there is room, and always in each row's tooltip."""
+
+    def __init__(self, model: DocumentsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModel(model)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().hide()
+        self.setShowGrid(False)
+        self.setAlternatingRowColors(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        for column in (STATUS, PAGES, CHUNKS):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(DETAILS, QHeaderView.ResizeMode.Stretch)
+        self.setItemDelegateForColumn(DETAILS, _DetailsDelegate(self))
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setWordWrap(False)
+        self._fit_columns()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        wide = self.viewport().width() >= _WIDE
+        for column in (PAGES, CHUNKS, DETAILS):
+            self.setColumnHidden(column, not wide)
 
 
 class LibraryPanel(QWidget):
@@ -149,20 +297,7 @@ class LibraryPanel(QWidget):
         manage.setMenu(menu)
 
         self.model = DocumentsModel()
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.setWordWrap(False)
+        self.table = DocumentsTable(self.model)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.empty = QLabel(self.tr("Drop files or folders here, or use “Add files”."))
@@ -175,13 +310,16 @@ class LibraryPanel(QWidget):
         add_folder.clicked.connect(self.choose_folder)
         self.remove_button = QPushButton(self.tr("Remove"))
         self.remove_button.clicked.connect(self._remove_selected)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.model.modelReset.connect(self._selection_changed)
+        self._selection_changed()
         self.reindex_button = QPushButton(self.tr("Re-index"))
         self.reindex_button.clicked.connect(self._reindex_selected)
 
         follow = QPushButton(QIcon.fromTheme("folder-sync"), self.tr("Follow folder…"))
         follow.setToolTip(self.tr("Index a folder and keep up with what is added, changed or deleted in it"))
         follow.clicked.connect(self._choose_followed)
-        self.followed = QLabel()
+        self.followed = plain(QLabel())
         self.followed.setWordWrap(True)
         self.unfollow = QToolButton()
         self.unfollow.setText(self.tr("Stop following"))
@@ -191,7 +329,8 @@ class LibraryPanel(QWidget):
 
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
-        self.progress_label = QLabel()
+        # Cut, not widened: a long file name must not widen the pane while indexing.
+        self.progress_label = ElidedLabel()
         self.cancel_button = QPushButton(self.tr("Cancel"))
         self.cancel_button.clicked.connect(self.cancel_ingest.emit)
         self.set_ingesting(False)
@@ -222,7 +361,7 @@ class LibraryPanel(QWidget):
         layout.addLayout(following)
         layout.addWidget(self.progress_label)
         layout.addLayout(busy)
-        self.summary = QLabel()
+        self.summary = ElidedLabel(elide=Qt.TextElideMode.ElideRight)
         layout.addWidget(self.summary)
 
     # -- showing state ----------------------------------------------------------------------
@@ -251,7 +390,7 @@ class LibraryPanel(QWidget):
         if folders and self.last_change:
             text += " — " + self.tr("last change {}").format(self.last_change)
         self.followed.setText(text)
-        self.followed.setToolTip("\n".join(str(f) for f in folders))
+        self.followed.setToolTip(tooltip("\n".join(str(f) for f in folders)))
         menu = self.unfollow.menu()
         menu.clear()
         for folder in folders:
@@ -280,32 +419,29 @@ class LibraryPanel(QWidget):
                 self.tr("Reading {} of {} files: {}").format(
                     min(state.files_read + 1, state.files_total), state.files_total, name)
             )
-        if state.current is not None:
-            share = int(100 * state.current_fraction)
-            self.model.mark(state.current, (self.tr("Indexing {}%") if state.embedding else self.tr("Reading {}%")).format(share))
+        self.model.show_progress(state)
+        self.empty.hide()
 
     def mark_queued(self, paths: list[Path]) -> None:
-        for path in paths:
-            if path.is_file():
-                self.model.mark(path, self.tr("Queued"))
+        self.model.mark_queued([p for p in paths if p.is_file()])
         self.empty.hide()
 
     # -- gestures ---------------------------------------------------------------------------
 
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, self.tr("Add files"), "", self.tr("Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
+            self, self.tr("Add files"), QDir.homePath(), self.tr("Documents (*.pdf *.txt *.md *.markdown *.html *.htm *.docx *.csv *.xlsx *.pptx *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
         )
         if files:
             self.add_paths.emit([Path(f) for f in files], False)
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, self.tr("Add folder"))
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Add folder"), QDir.homePath())
         if folder:
             self.add_paths.emit([Path(folder)], False)
 
     def _choose_followed(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, self.tr("Follow a folder"))
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Follow a folder"), QDir.homePath())
         if folder:
             self.follow_folder.emit(Path(folder))
 
@@ -318,12 +454,20 @@ class LibraryPanel(QWidget):
         if paths:
             self.remove_paths.emit(paths)
 
+    def _selection_changed(self) -> None:
+        """Remove acts on the selection: without one it is off, and its tooltip says what to do."""
+        chosen = bool(self.table.selectionModel().selectedRows())
+        self.remove_button.setEnabled(chosen)
+        self.remove_button.setToolTip(
+            self.tr("Remove the selected documents from the collection (the files on disk stay)") if chosen
+            else self.tr("Select the documents to remove in the list first"))
+
     def _reindex_selected(self) -> None:
         paths = self.selected_paths() or [p for p, _ in self.model.rows()]
         if paths:
             self.add_paths.emit(paths, True)
 
-    def _context_menu(self, point: Any) -> None:
+    def _context_menu(self, point: QPoint) -> None:
         paths = self.selected_paths()
         if not paths:
             return
@@ -363,7 +507,7 @@ class LibraryPanel(QWidget):
         if box.clickedButton() is remove:
             self.set_adapter.emit(current, None)
         elif box.clickedButton() is choose:
-            path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a LoRA adapter"), "",
+            path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a LoRA adapter"), QDir.homePath(),
                                                   self.tr("GGUF adapters (*.gguf)"))
             if path:
                 self.set_adapter.emit(current, Path(path))

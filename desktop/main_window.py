@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget
 
 from archivist import Settings, models_dir
@@ -18,6 +18,7 @@ from desktop.asking import Asking, plain
 from desktop.backend import Backend
 from desktop.chat_view import ChatPanel
 from desktop.library_view import LibraryPanel
+from desktop.plain_text import warn
 from desktop.reembed_dialog import offer_reembed
 from desktop.settings_dialog import SettingsDialog
 from desktop.source_view import SourcePanel
@@ -35,6 +36,7 @@ from rag import (
 )
 
 log = logging.getLogger(__name__)
+DEFAULT_SIZE = (1280, 800)
 
 
 class MainWindow(QMainWindow):
@@ -44,7 +46,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.backend = backend
         self.setWindowTitle(self.tr("Archivist"))
-        self.resize(1280, 800)
         self.setAcceptDrops(True)
         self.ingest_job: Job | None = None
         self.download_job: Job | None = None
@@ -74,6 +75,20 @@ class MainWindow(QMainWindow):
         self._connect()
         self.setEnabled(True)
         self.status.showMessage(self.tr("Opening the knowledge base…"))
+        self.fit_screen()
+
+    def fit_screen(self, size: tuple[int, int] = DEFAULT_SIZE) -> None:
+        """Open at ``size`` (logical pixels), or smaller where the screen is smaller, as a scaled screen
+        is (1600×1000 at 1.5x holds 1066×666): the whole window, its title bar too, on the screen."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(*size)
+            return
+        room = screen.availableGeometry()
+        width = min(size[0], int(room.width() * 0.96))
+        height = min(size[1], int(room.height() * 0.92))  # the title bar and frame come on top
+        self.resize(width, height)
+        self.move(room.topLeft() + QPoint((room.width() - width) // 2, max(0, (room.height() - height) // 3)))
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -130,11 +145,11 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop ----------------------------------------------------------------------
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = _local_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
@@ -211,10 +226,18 @@ class MainWindow(QMainWindow):
         job.done.connect(self._ingested)
         job.failed.connect(self._ingest_failed)
 
-    def _ingested(self, report: IngestReport) -> None:
+    def _ingest_ended(self) -> None:
+        """The live states give way to the manifest's once it is read again, not before: a file
+        the window knew only from the progress reports would vanish from the list meanwhile."""
         self.ingest_job = None
         self.library.set_ingesting(False)
-        self.library.model.clear_live()
+        collection = self.backend.collection
+        job = self.backend.call("io", "status", lambda kb, _job: kb.status(collection))
+        job.done.connect(lambda status: (self.library.model.clear_live(), self._show_status(status)))
+        job.failed.connect(lambda _e: self.library.model.clear_live())
+
+    def _ingested(self, report: IngestReport) -> None:
+        self._ingest_ended()
         message = self.tr("{} indexed, {} unchanged, {} failed").format(
             report.count("indexed"), report.count("unchanged"), report.count("failed"))
         if report.cancelled:
@@ -223,9 +246,7 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     def _ingest_failed(self, error: object) -> None:
-        self.ingest_job = None
-        self.library.set_ingesting(False)
-        self.library.model.clear_live()
+        self._ingest_ended()
         self._error(self.tr("Indexing stopped"), error)
         self.refresh()
 
@@ -363,9 +384,9 @@ class MainWindow(QMainWindow):
         if isinstance(error, EmbedderMismatch):
             offer_reembed(self, self.backend, error, self.refresh)
             return
-        QMessageBox.warning(self, title, plain(error))
+        warn(self, title, plain(error))
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         busy = any(job is not None and job.running for job in (
             self.ingest_job, self.asking.ask_job, self.asking.extract_job, self.download_job))
         if busy and QMessageBox.question(

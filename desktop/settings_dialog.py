@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Signal
+from PySide6.QtCore import QCoreApplication, QDir, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,6 +39,15 @@ def human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def _start_in(current: str) -> str:
+    """Where a file dialog opens: at the file or folder already chosen, else in the home folder
+    (never in the folder the app was started from)."""
+    path = Path(current).expanduser() if current.strip() else None
+    if path is not None and path.is_absolute() and path.exists():
+        return str(path)
+    return QDir.homePath()
 
 
 def _path_row(edit: QLineEdit, pick: Any) -> QWidget:
@@ -98,7 +107,9 @@ class DownloadBox(QGroupBox):
         self.folder.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.folder).free
         have = installed_model(self.folder, model) is not None
-        text = self.tr("{}. Download size {}; {} free on this disk.").format(model.note, human_bytes(model.approx_bytes), human_bytes(free))
+        # The catalog's notes are sentences: their own full stop gives way to the one the line puts after them.
+        note = model.note.rstrip().rstrip(".")
+        text = self.tr("{}. Download size {}; {} free on this disk.").format(note, human_bytes(model.approx_bytes), human_bytes(free))
         if have:
             text += " " + self.tr("Already downloaded.")
         elif free < model.approx_bytes:
@@ -258,12 +269,13 @@ class SettingsDialog(QDialog):
         layout.addWidget(buttons)
 
     def _pick_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a GGUF model"), "", self.tr("GGUF models (*.gguf)"))
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a GGUF model"), _start_in(self.model_path.text()),
+                                              self.tr("GGUF models (*.gguf)"))
         if path:
             self.model_path.setText(path)
 
     def _pick_folder(self, edit: QLineEdit) -> None:
-        folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a folder"), edit.text())
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a folder"), _start_in(edit.text()))
         if folder:
             edit.setText(folder)
 

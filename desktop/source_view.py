@@ -193,6 +193,18 @@ class SourcePanel(QWidget):
             y = frame.top() + self.pdf.verticalScrollBar().value() + min(r[1] for r in rects) * scale
             self.pdf.verticalScrollBar().setValue(round(y - self.pdf.viewport().height() / 3))
 
+    def clear(self) -> None:
+        """Show no source (a new conversation, another collection): the hint again, nothing open."""
+        self.path = self.page = self.box = None
+        self.title.setText(self.tr("Click a citation to see its source."))
+        self.passage.clear()
+        self.pdf.set_marks({})
+        self.pdf.hide()
+        self.image_area.hide()
+        self.document.close()
+        self.open_button.setEnabled(False)
+        self._zoomable(False)
+
     def show_citation(self, citation: Source) -> None:
         """Show a citation (or a source): file and page, the passage highlighted, the PDF page."""
         self.path, self.page = Path(citation.path), citation.page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, Qt, Signal
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.plain_text import plain, tooltip
 from rag import FieldSource, NamedSchema, SchemaInvalid
 from rag import parse_schema as parse
 from rag import shipped_schemas as shipped
@@ -49,7 +52,7 @@ class SchemaEditor(QDialog):
         self.editor = QPlainTextEdit(text)
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.editor.textChanged.connect(self.validate)
-        self.error = QLabel()
+        self.error = plain(QLabel())  # a schema's own words: property names, paths
         self.error.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
@@ -108,6 +111,12 @@ class StructuredPanel(QWidget):
         self.result = QWidget()
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels([self.tr("Field"), self.tr("Value"), self.tr("Sources")])
+        # The value gets the width the field's name and its sources leave (a long one is elided, whole on hover).
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemClicked.connect(self._clicked)
         copy = QPushButton(self.tr("Copy JSON"))
         copy.clicked.connect(self.copy_json)
@@ -175,14 +184,12 @@ class StructuredPanel(QWidget):
             marks = " ".join(f"[{c.number}]" for c in found.citations)
             if found.supported:
                 item.setText(2, marks)
-                item.setToolTip(2, "\n".join(f"[{c.number}] {c.path.name}: {c.snippet}" for c in found.citations))
+                item.setToolTip(2, tooltip("\n".join(f"[{c.number}] {c.path.name}: {c.snippet}" for c in found.citations)))
             else:
                 item.setText(2, ("⚠ " + self.tr("not found in the sources") + " " + marks).strip())
                 item.setToolTip(2, self.tr("No retrieved passage contains this value; check it before relying on it."))
                 item.setForeground(2, Qt.GlobalColor.darkRed)
         self.tree.expandAll()
-        for column in (0, 2):
-            self.tree.resizeColumnToContents(column)
 
     def _clicked(self, item: Any, _column: int) -> None:
         while item.parent() is not None:  # a nested value answers for its top-level field
@@ -198,7 +205,8 @@ class StructuredPanel(QWidget):
     def save_json(self) -> None:
         if self.data is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save result"), "result.json", "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save result"), str(Path.home() / "result.json"),
+                                              "JSON (*.json)")
         if path:
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(self.data, f, indent=2, ensure_ascii=False)
@@ -206,7 +214,7 @@ class StructuredPanel(QWidget):
     def _extract(self) -> None:
         schema = self.schema() or next(iter(self.schemas.values()))
         path, _ = QFileDialog.getSaveFileName(
-            self, self.tr("Extract to"), f"{schema.name}.csv", self.tr("CSV (*.csv);;JSON Lines (*.jsonl)")
+            self, self.tr("Extract to"), str(Path.home() / f"{schema.name}.csv"), self.tr("CSV (*.csv);;JSON Lines (*.jsonl)")
         )
         if path:
             self.extract_requested.emit(schema, path)
@@ -215,6 +223,8 @@ class StructuredPanel(QWidget):
         self.progress.setMaximum(max(1, total))
         self.progress.setValue(done)
         self.progress.setFormat(self.tr("%v of %m documents"))
+        widest = self.tr("%v of %m documents").replace("%v", str(total)).replace("%m", str(total))
+        self.progress.setMinimumWidth(self.progress.fontMetrics().horizontalAdvance(widest) + 40)  # never "3 of 4 documen"
         busy = done < total
         self.progress.setVisible(busy)
         self.cancel_extract.setVisible(busy)
@@ -230,6 +240,8 @@ def _fill(parent: QTreeWidgetItem, value: Any, path: str) -> None:
         return
     for key, item in items:
         here = f"{path}/{key}" if path else str(key)
-        node = QTreeWidgetItem(parent, [str(key), "" if isinstance(item, dict | list) else json.dumps(item, ensure_ascii=False)])
+        shown = "" if isinstance(item, dict | list) else json.dumps(item, ensure_ascii=False)
+        node = QTreeWidgetItem(parent, [str(key), shown])
+        node.setToolTip(1, tooltip(shown))
         node.setData(0, Qt.ItemDataRole.UserRole, here)
         _fill(node, item, here)

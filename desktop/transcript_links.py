@@ -1,4 +1,5 @@
 """The transcript's own links, written and read in this one place so that the two cannot drift apart.
+They are the only links the transcript holds: nothing the model writes becomes one.
 
 ``cite:TURN/N`` is source N of turn TURN (a click opens it); ``check:TURN/K`` is the K-th claim of
 turn TURN, a sentence its source does not bear out (it is underlined, and a click opens the
@@ -24,6 +25,11 @@ class TranscriptLink:
     kind: LinkKind
     turn: int
     number: int
+
+    @property
+    def href(self) -> str:
+        """The link's address, as the transcript's document holds it."""
+        return link_to(self.kind, self.turn, self.number)
 
 
 def link_to(kind: LinkKind, turn: int, number: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QDir, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from desktop.settings_dialog import human_bytes
@@ -78,6 +78,7 @@ class WelcomePage(QWidget):
             note.setStyleSheet("color: palette(mid);")
 
     def _choose(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a GGUF model"), "", self.tr("GGUF models (*.gguf)"))
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Choose a GGUF model"), QDir.homePath(),
+                                              self.tr("GGUF models (*.gguf)"))
         if path:
             self.choose_model.emit(path)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QDeadlineTimer, QObject, QRunnable, QThread, QThreadPool, QTimer, Signal, SignalInstance
 
 from rag import ArchivistError, CancelToken
 
@@ -37,33 +37,49 @@ class Job(QObject):
         self.cancel = CancelToken()
         self._fn = fn
         self.running = False
+        self.silenced = False
 
     def report(self, value: object) -> None:
         """Send progress to the GUI (any thread)."""
-        self.progress.emit(value)
+        if not self.silenced:
+            self.progress.emit(value)
 
     def emit(self, value: object) -> None:
         """Send a partial result to the GUI (any thread)."""
-        self.partial.emit(value)
+        if not self.silenced:
+            self.partial.emit(value)
 
     def stop(self) -> None:
         """Ask the job to stop at its next check."""
         self.cancel.cancel()
 
+    def silence(self) -> None:
+        """Stop the job and let it say nothing more: the window is closing, and a signal sent from a
+        worker while Python and Qt tear down is how an app dies on quitting (``bool_dealloc``)."""
+        self.silenced = True
+        self.stop()
+
     def _run(self) -> None:
+        if self.silenced:
+            return
         _yield_to_the_window()
         self.running = True
         try:
             result = self._fn(self)
         except ArchivistError as exc:
-            self.failed.emit(exc)
-        except Exception as exc:  # noqa: BLE001 - a bug in a job must reach the window, not vanish in a thread
-            log.exception("job %s crashed", self.name)
-            self.failed.emit(exc)
+            self._end(self.failed, exc)
+        except Exception as exc:  # a bug in a job must reach the window, not vanish in a thread
+            if not self.silenced:
+                log.exception("job %s crashed", self.name)
+            self._end(self.failed, exc)
         else:
-            self.done.emit(result)
+            self._end(self.done, result)
         finally:
             self.running = False
+
+    def _end(self, signal: SignalInstance, value: object) -> None:
+        if not self.silenced:
+            signal.emit(value)
 
 
 def _yield_to_the_window() -> None:
@@ -98,6 +114,7 @@ class Workers:
         for pool in self._pools.values():
             pool.setThreadPriority(QThread.Priority.LowPriority)  # what Qt offers beyond Linux
         self._live: set[Job] = set()
+        self.closed = False
 
     def start(self, pool: str, name: str, fn: Callable[[Job], Any]) -> Job:
         """Run ``fn`` on ``pool``; the returned job's signals report back.
@@ -106,19 +123,34 @@ class Workers:
         its signals by then: a quick job could otherwise finish before anyone listens.
         """
         job = Job(name, fn)
+        if self.closed:  # after shutdown nothing starts: the job stays silent
+            job.silence()
+            return job
         self._live.add(job)  # keep the QObject alive until its last signal
         job.done.connect(lambda _r, j=job: self._live.discard(j))
         job.failed.connect(lambda _e, j=job: self._live.discard(j))
         runnable = _Runnable(job)
-        QTimer.singleShot(0, lambda: self._pools[pool].start(runnable))
+        QTimer.singleShot(0, lambda: None if self.closed else self._pools[pool].start(runnable))
         return job
 
     def busy(self) -> bool:
         return any(p.activeThreadCount() for p in self._pools.values())
 
-    def shutdown(self, timeout_ms: int = 5000) -> None:
-        """Cancel every job and wait for the threads."""
+    def silence(self) -> None:
+        """Stop every job and let none of them send anything more; start none from now on."""
+        self.closed = True
         for job in list(self._live):
-            job.stop()
+            job.silence()
         for pool in self._pools.values():
-            pool.waitForDone(timeout_ms)
+            pool.clear()  # those not started yet never will be
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Silence every job and wait for the threads (all pools within ``timeout_ms`` together);
+        whether they all ended."""
+        self.silence()
+        deadline = QDeadlineTimer(timeout_ms)
+        waited = [pool.waitForDone(deadline) for pool in self._pools.values()]  # each pool, not the first alone
+        ended = all(waited)
+        if not ended:
+            log.warning("jobs still running at shutdown: %s", sorted(j.name for j in self._live if j.running))
+        return ended

@@ -98,8 +98,10 @@ def test_the_window_underlines_a_sentence_to_check_and_opens_the_passage_that_ho
         cursor.setPosition(text.index(words) + 2)
         return cursor.charFormat()
 
-    assert format_at("Install the pump").toolTip().startswith("Not borne out by its source: [2] does not mention")
-    assert "[1] holds it" in format_at("Install the pump").toolTip()
+    from PySide6.QtGui import QTextDocumentFragment
+
+    tip = QTextDocumentFragment.fromHtml(format_at("Install the pump").toolTip()).toPlainText()  # shown as text
+    assert tip.startswith("Not borne out by its source: [2] does not mention") and "[1] holds it" in tip
     assert format_at("Install the pump").underlineStyle() == format_at("Install the pump").UnderlineStyle.DotLine
     assert format_at("The bearings").toolTip() == ""  # borne out: left alone
     with qtbot.waitSignal(chat.citation_clicked) as clicked:
@@ -122,3 +124,64 @@ def test_the_cli_lists_the_sentences_to_check_and_every_source(capsys):
 
     _print_answer(AnswerResult("q", "The Lisbon office opens at 8:30pm.", [], found[:1]), False)
     assert "Sources (the answer cites none of them):" in capsys.readouterr().out
+
+
+FLEET = ["Vehicle", "Model", "Plate number", "Driver"], [
+    ["Pickup truck", "Ford Ranger", "B-KL 4821", "Tom Berger"],
+    ["Electric car", "Renault Zoe", "B-EV 1022", "Lena Fischer"],
+    ["Van", "VW Crafter", "B-VN 7310", "Maria Keller"],
+    ["Forklift", "Linde H25", "none", "Daniel Okafor"],
+]
+GREENHOUSE = ("Greenhouse 2 grows the tomato and pepper seedlings. The heater in greenhouse 2 keeps the air above "
+              "12 °C from October to March, so that frost never reaches the seedlings. Its propane is delivered every "
+              "month by Gasversorgung Nord, who also services the burner once a year.")
+
+
+def test_the_quote_is_a_sentence_that_answers_the_question_or_none(embedder):
+    from samples import PROSE
+
+    from rag.answering.claims import quote
+    from rag.indexing.loaders.tables import render
+
+    header, rows = FLEET
+    fleet = "Fleet list, updated 2 March 2026.\n" + "\n".join(render([header, *rows]))
+    pickup = quote("What is the plate number of the pickup?", sources(CARE, fleet), embedder.embed)
+    assert pickup is not None and pickup.number == 2 and "Pickup truck" in pickup.text and "B-KL 4821" in pickup.text
+    heater = quote("What does the greenhouse heater do and who supplies its gas?", sources(*PROSE, GREENHOUSE),
+                   embedder.embed)
+    assert heater is not None and heater.number == len(PROSE) + 1 and "heater" in heater.text
+    # Passages that do not speak of it give no quote, not the closest filler.
+    heater = quote("What does the greenhouse heater do and who supplies its gas?", sources(*PROSE), embedder.embed)
+    assert heater is None
+    oil = quote("How often do the bearings need oil?", sources(INSTALL, CARE, *PROSE), embedder.embed)
+    assert oil is not None and oil.text == "The bearings need oil every 200 operating hours."
+    report = quote("毛利率是多少？", sources(*PROSE, REPORT), embedder.embed)
+    assert report is not None and "毛利率为39.2%" in report.text
+
+
+def test_the_same_question_again_in_a_conversation_is_quoted_again(tmp_path: Path, embedder, starter_model: Path):
+    """The second time, the passages are ones the conversation already sent: the quote comes from them."""
+    from engine import STARTER_NAME, LlamaEngine, LlamaSettings
+    from rag.answering.ask import Answered, AskOptions, Retrieved
+    from rag.knowledge_base import KnowledgeBase
+    from rag.storage.vectors import VectorStore
+
+    (tmp_path / "care.txt").write_text(CARE + "\n")
+    (tmp_path / "install.txt").write_text(INSTALL + "\n")
+    engine = LlamaEngine(LlamaSettings(starter_model, context_size=2048, label=STARTER_NAME, stand_in=True),
+                         idle_thread=False)
+    kb = KnowledgeBase(VectorStore.embedded(tmp_path / "chroma"), embedder, tmp_path / "keyword", model=engine)
+    try:
+        kb.ingest([tmp_path / "care.txt", tmp_path / "install.txt"], "Docs")
+        talk = kb.new_conversation("Docs").id
+        options = AskOptions(conversation=talk, answer_tokens=4, use_cache=False, starts_within=0)
+        quotes = []
+        for _ in range(2):
+            events = list(kb.ask("How often do the bearings need oil?", "Docs", options))
+            assert isinstance(events[0], Retrieved) and isinstance(events[-1], Answered), events[-1]
+            quotes.append(events[0].quote)
+            assert events[-1].result.quote == events[0].quote
+        assert quotes[0] is not None and quotes[0].text == "The bearings need oil every 200 operating hours."
+        assert quotes[1] == quotes[0]  # the same passage, by the number it already has
+    finally:
+        engine.close()

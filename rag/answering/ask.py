@@ -231,7 +231,7 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
     if options.cite_every_sentence and options.schema is None and (earlier_sources or sources):
         request = dataclasses.replace(request, grammar=cited_grammar([s.number for s in earlier_sources + sources]))
     shown = reused + sources
-    quoted = quote(question, sources, ctx.embed) if ctx.quote and options.schema is None else None
+    quoted = quote(question, [*sources, *reused], ctx.embed) if ctx.quote and options.schema is None else None
     yield Retrieved(shown, mode, quoted, len(candidates), *((timed.speed, timed.seconds) if timed else (0.0, 0.0)))
 
     for event in model.stream(request, cancel):

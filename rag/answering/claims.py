@@ -68,6 +68,13 @@ class Quote:
 
 
 _QUOTE_CANDIDATES = 80
+# A quote must hold this share of the question's words (weighted by how rare each is among the
+# sentences), or be this close in meaning (all-MiniLM-L6-v2's cosine), and never less close than
+# the floor. On bench/eval/en.json (128 questions, 6 passages each) the best sentence by meaning
+# alone was right 83 times and wrong 45; with these, right 86, wrong 26, none 16.
+QUOTE_WORDS = 0.4
+QUOTE_MEANING = 0.5
+QUOTE_FLOOR = 0.2
 # A sentence ends at . ! ? followed by a space, a mark or the end (not inside 2.87), at a
 # CJK full stop, or at a line break; marks right after its end still belong to it.
 _END = re.compile(r"(?:[.!?](?=[\s\[]|$)|[。！？；\n])(?:\s*\[\d[\d\s,;–-]*\])*")
@@ -213,21 +220,46 @@ def _source_sentences(text: str) -> list[str]:
 
 
 def quote(question: str, sources: Sequence[Source], embed: Callable[[Sequence[str]], np.ndarray]) -> Quote | None:
-    """The source sentence closest in meaning to the question, word for word (a quote cannot
-    misquote: on the labelled set it held the key fact far more often than the starter's answer)."""
+    """The source sentence that best answers the question, word for word, or None when none does
+    (a quote cannot misquote, but it can quote the wrong thing: on the labelled set it held the key
+    fact far more often than the starter's answer, and a wrong quote is worse than none).
+
+    A sentence answers when it holds most of the question's words, the rare ones weighing more
+    (``QUOTE_WORDS``: the pickup's row, not the electric car's that shares only "plate number"),
+    or says the same in other words (the embedder's cosine of at least ``QUOTE_MEANING``); of
+    those, the best by meaning and words together. ``sources``: what the answer is drawn from,
+    the passages an earlier turn sent included."""
     candidates = [(s.number, " ".join(text.split())) for s in sources for text in _source_sentences(s.text)]
     candidates = [(n, t) for n, t in candidates if len(t.split()) >= 3 or _CJK.search(t)][:_QUOTE_CANDIDATES]
     if not candidates:
         return None
+    wanted = _quote_words(normalise(question))
+    held = [_quote_words(normalise(t)) for _n, t in candidates]
+    # A word few sentences hold tells them apart; one that every row of a table holds does not.
+    weight = {w: math.log((len(held) + 1) / (sum(w in h for h in held) + 1)) + 1 for w in wanted}
+    total = sum(weight.values())
     vectors = embed([question, *(t for _n, t in candidates)])
-    number, text = candidates[int((vectors[1:] @ vectors[0]).argmax())]
-    return Quote(number, text)
+    cosines = vectors[1:] @ vectors[0]
+    best: tuple[float, int, str] | None = None
+    for (number, text), words, cosine in zip(candidates, held, cosines, strict=True):
+        share = sum(weight[w] for w in wanted & words) / total if total else 0.0
+        if cosine < QUOTE_FLOOR or (share < QUOTE_WORDS and cosine < QUOTE_MEANING):
+            continue
+        if best is None or cosine + share > best[0]:
+            best = (float(cosine + share), number, text)
+    return None if best is None else Quote(best[1], best[2])
+
+
+def _quote_words(text: str) -> set[str]:
+    """A text's content words and its numbers (a number asked about is a word to find)."""
+    return _terms(text) | {"#" + _shown(n) for n in _numbers(text)}
 
 
 def _numbers(text: str) -> list[float]:
     """The numbers of a text, in digits or in English words ("twenty cents", "two hundred")."""
     found = [float(n) for n in _NUMBER.findall(_THOUSANDS.sub("", text))]
-    total, current, run = 0.0, 0.0, []
+    total, current = 0.0, 0.0
+    run: list[str] = []
     for word in [*re.findall(r"[a-z]+|\S", text.casefold()), ""]:
         value = _NUMBER_WORDS.get(word)
         if value is not None and not (word in _SCALES and not run):
