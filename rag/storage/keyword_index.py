@@ -61,6 +61,7 @@ _STOPWORDS = frozenset((
 _SCHEMA_VERSION = "3"
 _SCORED_ROWS = 20_000  # rows a query's candidate terms may match together (about 10 ms of FTS5 ranking)
 _RESCORED = 200  # candidates scored with the whole query at a time, best on their rare terms first
+_MOST_RESCORED = 1000  # past this many without a sure answer, FTS5 ranks every match
 _K1, _B = 1.2, 0.75  # FTS5's bm25() defaults
 _SYNC_BATCH = 500  # documents re-synced per transaction
 
@@ -367,24 +368,28 @@ class KeywordIndex:
 
         Where the query's rarest terms match few rows, only those rows are scored, best on the
         rare terms first: a row's score is its rare terms' part plus at most ``bound`` (each
-        common term's most), so once ``wanted`` rows score more than what is left could reach,
-        and more than ``bound`` (a row without a rare term), no other row can enter. Otherwise,
-        and for a query of common terms alone, FTS5 ranks every match."""
+        common term's most), so once ``wanted`` rows score more than any row not scored could
+        reach, no other row can enter. Otherwise (not sure after ``_MOST_RESCORED`` rows), and
+        for a query of common terms alone, FTS5 ranks every match."""
         ranked_sql = f"SELECT rowid, -bm25(fts) FROM fts WHERE fts MATCH ?{restrict} ORDER BY bm25(fts)"
         rare = self._rare(words)
         if rare and len(rare) < len(words):
             idf = self._idf(words)
             bound = sum(idf[w] * (_K1 + 1) for w in words if w not in rare)
+            if bound >= sum(idf[w] * (_K1 + 1) for w in rare):  # rows without a rare term may well win: rank all
+                return self._db.execute(ranked_sql + " LIMIT ?", [" OR ".join(_quote(w) for w in words), *within, wanted]).fetchall()
             pool = self._db.execute(ranked_sql, [" OR ".join(_quote(w) for w in rare), *within]).fetchall()
             best: list[tuple[int, float]] = []
-            for start in range(0, len(pool), _RESCORED):
+            for start in range(0, min(len(pool), _MOST_RESCORED), _RESCORED):
                 best = sorted(best + self._scored({r for r, _ in pool[start:start + _RESCORED]}, words),
                               key=lambda hit: (-hit[1], hit[0]))[:wanted]
-                rest = pool[start + _RESCORED][1] + bound if start + _RESCORED < len(pool) else 0.0
-                if len(best) == wanted and best[-1][1] > rest:
-                    break
-            if len(best) == wanted and best[-1][1] > bound:
-                return best
+                end = start + _RESCORED
+                reach = bound + (pool[end][1] if end < len(pool) else 0.0)  # the most a row not scored can score
+                if len(best) == wanted and best[-1][1] > reach:
+                    return best
+                last = min(len(pool), _MOST_RESCORED)
+                if last < len(pool) and (len(best) < wanted or best[-1][1] <= bound + pool[last][1]):
+                    break  # not even the rows the budget ends with would be ruled out: FTS5 ranks them all
         return self._db.execute(ranked_sql + " LIMIT ?", [" OR ".join(_quote(w) for w in words), *within, wanted]).fetchall()
 
     def _idf(self, words: list[str]) -> dict[str, float]:
