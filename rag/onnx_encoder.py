@@ -95,7 +95,10 @@ class OnnxEncoder:
         self.inputs = [i.name for i in self.session.get_inputs()]
         output = self.session.get_outputs()[0]
         self.pooling = _pooling(model_dir) if len(output.shape) == 3 else None
-        self.tokenizer: Tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        try:
+            self.tokenizer: Tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises its own untyped error for a missing or bad file
+            raise ExportUnusable(f"the model's tokenizer.json cannot be read: {exc}") from exc
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding()
         width = output.shape[-1]
