@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -53,6 +54,20 @@ def default_exports() -> Path:
     return (Path(override) if override else Path(platformdirs.user_cache_dir("Archivist", False))) / "embedders"
 
 
+def _gpu_device() -> str | None:
+    """The GPU torch can use ("cuda", "mps"), if torch is installed as a GPU build (a "+cpu"
+    build is not even imported)."""
+    try:
+        if "+cpu" in importlib.metadata.version("torch"):
+            return None
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else None
+
+
 def release_freed_memory() -> None:
     """Hand memory that Python and torch freed back to the system (glibc keeps it otherwise)."""
     if sys.platform.startswith("linux"):
@@ -85,7 +100,7 @@ class Embedder:
         self.device = device
         self.exports = exports if exports is not None else default_exports()
         self._model: SentenceTransformer | OnnxEncoder | None = None
-        self._bulk_model: OnnxEncoder | None = None
+        self._bulk_model: SentenceTransformer | OnnxEncoder | None = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.RLock()
         self._bulk: ThreadPoolExecutor | None = None
@@ -181,8 +196,9 @@ class Embedder:
         indexing thread, so that its worker threads inherit that thread's lower priority."""
         with self._lock:
             if bulk and isinstance(self._load(), OnnxEncoder):
-                if self._bulk_model is None:
-                    self._bulk_model = self._onnx(self._load().graph)
+                if self._bulk_model is None:  # on a GPU torch reads faster than onnxruntime on the CPU
+                    gpu = _gpu_device() if self.device == "auto" else None
+                    self._bulk_model = self._sentence_transformer(gpu) if gpu else self._onnx(self._load().graph)
                 return self._bulk_model
             if self._model is None:
                 self._unloaded_idle = False
@@ -198,20 +214,17 @@ class Embedder:
                     return self._onnx(graph)
                 except ExportUnusable as exc:
                     log.warning("the embedding model's ONNX graph cannot be used (%s); loading it with torch", exc)
+        return self._sentence_transformer(self.device if self.device != "auto" else _gpu_device() or "cpu")
+
+    def _sentence_transformer(self, device: str) -> SentenceTransformer:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # the packaged app: onnxruntime only
             raise EmbedderNotFound(self.model_dir, "it has no usable ONNX export (onnx/model.onnx), and this "
                                    "installation runs models without torch") from exc
-
-        if self.device == "auto":  # a GPU where torch can use one (a CUDA or Apple build of torch)
-            import torch
-
-            mps = getattr(torch.backends, "mps", None)
-            self.device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
-        log.info("loading embedding model %s on %s", self.model_dir, self.device)
+        log.info("loading embedding model %s on %s", self.model_dir, device)
         try:
-            return SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
+            return SentenceTransformer(str(self.model_dir), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise EmbedderNotFound(self.model_dir, str(exc)) from exc
 
