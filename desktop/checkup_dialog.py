@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.backend import Backend
-from desktop.plain_text import plain
+from desktop.plain_text import plain_label
 from desktop.workers import Job
 from rag import TOP, CheckQuestion, CheckupReport, CheckupState, CollectionStatus, KnowledgeBaseClient, StepProgress
 
@@ -58,7 +58,7 @@ class CheckupDialog(QDialog):
         self.run_button = QPushButton(self.tr("Run check-up"))
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
-        self.result = plain(QLabel())
+        self.result = plain_label(QLabel())
         self.result.setWordWrap(True)
         form = QFormLayout()
         form.addRow(self.tr("Question"), self.question)

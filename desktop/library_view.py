@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.elided_label import ElidedLabel
-from desktop.plain_text import plain, tooltip
+from desktop.plain_text import plain_label, tooltip
 from rag import CollectionStatus, FileRecord, IngestProgress, display_path
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -319,7 +319,7 @@ class LibraryPanel(QWidget):
         follow = QPushButton(QIcon.fromTheme("folder-sync"), self.tr("Follow folder…"))
         follow.setToolTip(self.tr("Index a folder and keep up with what is added, changed or deleted in it"))
         follow.clicked.connect(self._choose_followed)
-        self.followed = plain(QLabel())
+        self.followed = plain_label(QLabel())
         self.followed.setWordWrap(True)
         self.unfollow = QToolButton()
         self.unfollow.setText(self.tr("Stop following"))

@@ -14,7 +14,7 @@ def tooltip(text: str) -> str:
     return QtGui.convertFromPlainText(text, Qt.WhiteSpaceMode.WhiteSpaceNormal) if text else ""
 
 
-def plain(label: QLabel) -> QLabel:
+def plain_label(label: QLabel) -> QLabel:
     """``label``, set to show its text as text, never as HTML."""
     label.setTextFormat(Qt.TextFormat.PlainText)
     return label

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.plain_text import plain, tooltip
+from desktop.plain_text import plain_label, tooltip
 from rag import FieldSource, NamedSchema, SchemaInvalid
 from rag import parse_schema as parse
 from rag import shipped_schemas as shipped
@@ -52,7 +52,7 @@ class SchemaEditor(QDialog):
         self.editor = QPlainTextEdit(text)
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.editor.textChanged.connect(self.validate)
-        self.error = plain(QLabel())  # a schema's own words: property names, paths
+        self.error = plain_label(QLabel())  # a schema's own words: property names, paths
         self.error.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)

@@ -376,9 +376,9 @@ class KeywordIndex:
         if rare and len(rare) < len(words):
             idf = self._idf(words)
             bound = sum(idf[w] * (_K1 + 1) for w in words if w not in rare)
-            if bound >= sum(idf[w] * (_K1 + 1) for w in rare):  # rows without a rare term may well win: rank all
-                return self._db.execute(ranked_sql + " LIMIT ?", [" OR ".join(_quote(w) for w in words), *within, wanted]).fetchall()
-            pool = self._db.execute(ranked_sql, [" OR ".join(_quote(w) for w in rare), *within]).fetchall()
+            # Where rows without a rare term may well win, FTS5 ranks them all at once.
+            hopeful = bound < sum(idf[w] * (_K1 + 1) for w in rare)
+            pool = self._db.execute(ranked_sql, [" OR ".join(_quote(w) for w in rare), *within]).fetchall() if hopeful else []
             best: list[tuple[int, float]] = []
             for start in range(0, min(len(pool), _MOST_RESCORED), _RESCORED):
                 best = sorted(best + self._scored({r for r, _ in pool[start:start + _RESCORED]}, words),
