@@ -99,7 +99,7 @@ def build(folder: Path, n: int) -> dict[str, float]:
     store = VectorStore.embedded(folder / "chroma")
     info = store.create(COLLECTION, embedder.model_id, embedder.dimension)
     stored = store.open(info)
-    keyword = KeywordIndex(folder / "keyword" / f"{info.id}.sqlite")
+    keyword = KeywordIndex(folder / "keyword" / info.id)
     docs = folder / "docs"
     started = time.perf_counter()
     first = 0

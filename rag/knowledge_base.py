@@ -157,7 +157,8 @@ class KnowledgeBase:
             opened = self._open.pop(collection_id, None)
         if opened:
             opened[1].close()
-        for suffix in ("", "-wal", "-shm"):
+        shutil.rmtree(self.keyword_dir / collection_id, ignore_errors=True)
+        for suffix in ("", "-wal", "-shm"):  # the keyword index's layout before it had a folder
             (self.keyword_dir / f"{collection_id}.sqlite{suffix}").unlink(missing_ok=True)
         (self.checkups_dir / f"{collection_id}.json").unlink(missing_ok=True)
         shutil.rmtree(self.conversations.folder / collection_id, ignore_errors=True)
@@ -185,7 +186,7 @@ class KnowledgeBase:
                 info = self._find(name)
         with self._lock:
             if info.id not in self._open:
-                self._open[info.id] = (self.store.open(info), KeywordIndex(self.keyword_dir / f"{info.id}.sqlite"))
+                self._open[info.id] = (self.store.open(info), KeywordIndex(self.keyword_dir / info.id))
             collection, keyword = self._open[info.id]
         collection.info = info
         return collection, keyword

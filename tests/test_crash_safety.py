@@ -52,8 +52,7 @@ def _assert_consistent(kb: KnowledgeBase) -> None:
     assert set(per_doc) == set(files)
     kb._sync_keyword(stored, keyword)
     assert keyword.documents() == {k: r.content_hash for k, r in files.items()}
-    (keyword_rows,) = keyword._db.execute("SELECT count(*) FROM rows").fetchone()
-    assert keyword_rows == len(rows["ids"])
+    assert keyword.chunks() == len(rows["ids"])
 
 
 def test_kill_mid_ingest_then_resume(tmp_path: Path, embedder):

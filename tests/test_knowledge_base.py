@@ -266,7 +266,7 @@ def test_a_file_is_searchable_by_its_words_before_its_vectors_are_done(kb: Knowl
     _, keyword = kb._collection("Docs")
     assert {f.status for f in kb.status("Docs").files} == {"indexed"}
     assert keyword.words_only() == {}
-    assert keyword._db.execute("SELECT count(*) FROM rows WHERE text IS NOT NULL").fetchone() == (0,)  # text let go
+    assert keyword._db.execute("SELECT count(*) FROM held").fetchone() == (0,)  # text let go
     assert kb.search(PROSE[1], "Docs", limit=1, mode=SearchMode(keyword=False))[0].path.name == "note1.txt"
 
 
