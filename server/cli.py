@@ -1,6 +1,6 @@
 """``archivist-server``: run the team server, and administer its users, rights and audit log.
 
-    archivist-server serve [--host 127.0.0.1] [--port 8700 | --uds PATH] [--certfile F --keyfile F]
+    archivist-server serve [--host 127.0.0.1] [--port 8700 | --uds PATH] [--certfile F --keyfile F] [--replica NAME]
     archivist-server add-user NAME [--admin] [--expires DATE|DAYS]   prints the token alone on its last line
     archivist-server new-token NAME [--expires DATE|DAYS]            a new token; the old ones stop working
     archivist-server remove-user NAME
@@ -12,7 +12,9 @@
 
 Everything lives in the server's home folder (``--home``, ``ARCHIVIST_SERVER_HOME``):
 ``server.toml`` (the knowledge base's settings, as the desktop's, plus a ``[server]`` table),
-``accounts.db``, ``audit.jsonl``, and the data. Administration works on the files directly,
+``accounts.db``, ``audit.jsonl``, ``logs/<replica>/``, and the data. Several replicas may serve one home,
+each under its own name (``--replica``, ``ARCHIVIST_REPLICA``, else the host's name), with its own log
+folder and its own ``[replica.NAME]`` table of ``[server]`` keys. Administration works on the files directly,
 with the server running or not; a change takes effect on the server's next request. Every file the
 server or these commands write is readable by the server's account alone, whatever the umask.
 """
@@ -21,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import os
+import re
+import socket
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -36,8 +41,14 @@ from server.accounts import Accounts, Role
 from server.audit import AuditLog
 from server.config import ServerConfig
 
+log = logging.getLogger(__name__)
+
 EXIT_OK, EXIT_ERROR = 0, 1
 DEFAULT_PORT = 8700
+_REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# The [server] keys, each of which a [replica.NAME] table may set for that replica alone.
+_SERVER_KEYS = frozenset({"folders", "proxies", "proxy_header", "audit_questions", "anyone_creates", "max_upload_mb",
+                          "max_body_kb", "max_calls_per_user", "watches_folders"})
 
 
 def home_dir(given: Path | None = None) -> Path:
@@ -48,15 +59,35 @@ def home_dir(given: Path | None = None) -> Path:
     return Path(override) if override else Path(platformdirs.user_data_dir("Archivist Server", False))
 
 
-def load_config(home: Path) -> tuple[Settings, ServerConfig]:
-    """``home/server.toml``: the knowledge base's settings, and the ``[server]`` table."""
+def replica_name(given: str | None = None) -> str:
+    """This replica's name: ``--replica``, else ``ARCHIVIST_REPLICA``, else the host's name. It names
+    the replica's log folder and its table in ``server.toml``, and marks each line it logs."""
+    name = given or os.environ.get("ARCHIVIST_REPLICA") or socket.gethostname().split(".")[0] or "server"
+    if not _REPLICA_NAME.fullmatch(name):
+        raise ArchivistError(f"{name!r} cannot name a replica: use up to 63 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit.")
+    return name
+
+
+def load_config(home: Path, replica: str = "") -> tuple[Settings, ServerConfig]:
+    """``home/server.toml``: the knowledge base's settings, and the ``[server]`` table, with the keys
+    of ``[replica.<replica>]`` in place of its own for that replica (``watches_folders`` above all)."""
+    path = home / "server.toml"
     try:
-        values = tomllib.loads((home / "server.toml").read_text(encoding="utf-8"))
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         values = {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ArchivistError(f"Cannot read {home / 'server.toml'}: {exc}") from exc
+        raise ArchivistError(f"Cannot read {path}: {exc}") from exc
     table = values.pop("server", {})
+    replicas = values.pop("replica", {})
+    if not isinstance(replicas, dict) or not all(isinstance(t, dict) for t in replicas.values()):
+        raise ArchivistError(f"{path}: [replica] holds one table a replica, [replica.NAME].")
+    for name, own in replicas.items():  # every replica's table, so that a typo shows on whichever starts
+        if unknown := sorted(set(own) - _SERVER_KEYS):
+            raise ArchivistError(f"{path}: [replica.{name}] sets {', '.join(unknown)}, which no replica may set; "
+                                 f"it may set {', '.join(sorted(_SERVER_KEYS))}.")
+    table = {**table, **replicas.get(replica, {})} if replica else table
     folders = [Path(f).expanduser() for f in table.get("folders", [])]
     for folder in folders:  # an offered folder holding the server's own files would offer its accounts and uploads
         if home.resolve().is_relative_to(folder.resolve()) or folder.resolve().is_relative_to(home.resolve()):
@@ -102,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                                                "machine; list \"unix\" in proxies to trust its header)")
     serve.add_argument("--certfile", type=Path, help="TLS certificate (PEM); with --keyfile, serve HTTPS")
     serve.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
+    serve.add_argument("--replica", help="this replica's name, for its log folder (logs/NAME/) and its [replica.NAME] "
+                                         "table in server.toml (default: ARCHIVIST_REPLICA, else the host's name)")
     add = commands.add_parser("add-user", help="create a user; prints their token (shown only now)")
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="may do everything, on every collection")
@@ -134,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = home_dir(args.home)
     try:
         if args.command == "serve":
-            return _serve(home, args.host, args.port, args.uds, args.certfile, args.keyfile)
+            return _serve(home, replica_name(args.replica), args.host, args.port, args.uds, args.certfile, args.keyfile)
         if args.command == "audit":
             for entry in AuditLog(home / "audit.jsonl").entries(args.user, args.since):
                 print(entry.line())
@@ -184,14 +217,17 @@ def _administer(home: Path, args: argparse.Namespace) -> int:
         accounts.close()
 
 
-def _serve(home: Path, host: str, port: int, uds: Path | None, certfile: Path | None, keyfile: Path | None) -> int:
+def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, certfile: Path | None,
+           keyfile: Path | None) -> int:
     import uvicorn
 
     from archivist.composition import open_knowledge_base
     from server.app import create_app, uvicorn_options
 
-    settings, config = load_config(home)
-    logs.configure(home / "logs", process="server")
+    settings, config = load_config(home, replica)
+    logs.configure(home / "logs" / replica, process="server", label=replica)
+    log.info("replica %s (process %d) serving %s on %s; %s", replica, os.getpid(), home, uds or f"{host}:{port}",
+             "watching the followed folders" if config.watches_folders else "not watching the followed folders")
     kb = open_knowledge_base(settings, confine_folders=True)
     accounts = Accounts(home / "accounts.db")
     if config.watches_folders:  # one replica of several watches the followed folders; the others set this off

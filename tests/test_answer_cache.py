@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,14 +117,83 @@ def test_unreadable_database_is_replaced(tmp_path: Path):
     assert cache.get("q", "s").payload == {"answer": "b"}
 
 
-def test_server_replicas_share_one_redis_and_survive_it_going_away(tmp_path: Path):
+def test_server_replicas_share_one_redis_and_survive_it_going_away(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     with redis_server(tmp_path / "redis") as url:
         one, two = AnswerCache(tmp_path / "a", redis_url=url), AnswerCache(tmp_path / "b", redis_url=url)
         one.put("How often is oil needed?", "scope", {"answer": "Every 200 hours."}, unit(1, 0, 0))
         assert two.get("How often is oil needed?", "scope").payload == {"answer": "Every 200 hours."}
         assert two.get("How frequently is oil needed?", "scope", lambda: unit(1, 0.1, 0)).kind == "similar"
         assert one.stats().hits == 2 and one.stats().entries == 1
-    # Redis is gone: a miss, a warning in the log, never a crash; answers are simply not cached.
-    assert two.get("How often is oil needed?", "scope") is None
-    two.put("q", "scope", {"answer": "a"})
-    assert two.stats().entries == 0
+    # Redis is gone: a miss, a warning in the log (once), never a crash; answers are simply not cached.
+    with caplog.at_level(logging.WARNING):
+        assert two.get("How often is oil needed?", "scope") is None
+        two.put("q", "scope", {"answer": "a"})
+        assert two.stats().entries == 0
+    assert two.breaker.is_open and two.breaker.opened == 1
+    assert sum("did not answer" in r.getMessage() for r in caplog.records) == 1
+    one.close()
+    two.close()
+
+
+def test_a_paused_redis_costs_the_questions_in_flight_one_timeout_then_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """The issue's case: Redis stopped (SIGSTOP) under several threads asking. The calls in flight wait
+    one socket timeout together; every later one skips Redis at once; Redis back, the cache serves."""
+    import redis
+
+    threads, questions = 8, 10
+    with redis_server(tmp_path / "redis") as url:
+        pid = int(redis.Redis.from_url(url).info("server")["process_id"])
+        cache = AnswerCache(tmp_path / "c", redis_url=url, redis_timeout=0.5, redis_retry_every=0.2)
+        cache.put("How often is oil needed?", "scope", {"answer": "Every 200 hours."}, unit(1, 0, 0))
+        breaker = cache.breaker
+        assert breaker is not None and not breaker.is_open
+        attempts = breaker.attempts
+        times: list[list[float]] = [[] for _ in range(threads)]
+
+        def asker(number: int) -> None:
+            for i in range(questions):
+                started = time.perf_counter()
+                assert cache.get(f"question {number}-{i}?", "scope", lambda: unit(1, 0, 0)) is None
+                cache.put(f"question {number}-{i}?", "scope", {"answer": "a"}, unit(0, 1, 0))
+                times[number].append(time.perf_counter() - started)
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with caplog.at_level(logging.WARNING):
+                workers = [threading.Thread(target=asker, args=(n,)) for n in range(threads)]
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+            assert breaker.is_open and breaker.opened == 1
+            # Only the calls already waiting when it opened reached Redis: a look-up (or a put) a thread.
+            assert breaker.attempts - attempts <= threads
+            assert breaker.skipped >= 2 * threads * questions - threads
+            assert all(len(each) == questions for each in times)
+            assert max(t for each in times for t in each[1:]) < 1.0  # generous: each skip takes microseconds
+            assert max(each[0] for each in times) < 2 * 0.5 + 1.0  # one timeout, not one per question in turn
+            assert sum("did not answer" in r.getMessage() for r in caplog.records) == 1
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while breaker.is_open:  # the probe in the background finds Redis answering
+            assert time.monotonic() < deadline, "the breaker did not close after Redis came back"
+            time.sleep(0.05)
+        assert cache.get("How often is oil needed?", "scope").payload == {"answer": "Every 200 hours."}
+        assert breaker.opened == 1
+        cache.clear()
+        cache.close()
+
+
+def test_an_error_from_a_redis_that_answers_does_not_open_the_breaker(redis_url: str):
+    import redis
+
+    cache = AnswerCache(Path("unused"), redis_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    client.lpush("archivist:__misses__", "not a number")  # INCR on a list: Redis answers with an error
+    assert cache.get("q", "scope") is None
+    cache.put("q", "scope", {"answer": "a"})
+    assert not cache.breaker.is_open and cache.breaker.opened == 0
+    client.flushdb()
+    cache.close()

@@ -6,7 +6,8 @@ punctuation), within a scope: the collection's fingerprint (which moves on every
 removal, so a stale answer is never served), the model, the settings that change an answer,
 the mode and the schema. Optionally a differently worded question whose embedding is close
 enough to a cached one is served too, marked as a near match. A damaged cache is deleted
-and rebuilt, and a Redis that cannot be reached is a miss: never a crash.
+and rebuilt, and a Redis that cannot be reached is a miss: never a crash. A Redis that hangs or
+goes away costs one socket timeout: a breaker (``rag.breaker``) then skips it until it answers again.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ import shutil
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from rag.breaker import Breaker
+
+if TYPE_CHECKING:
+    import diskcache
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +43,13 @@ SIMILAR_THRESHOLD = 0.92
 
 # Words whose change turns a question into another one even when embeddings barely move:
 # "when" / "where", "Q2" / "Q3", "2023" / "2024", "allowed" / "not allowed".
-_PIVOTS = frozenset("who whom whose what when where why how which not no never without first last".split())
+_PIVOTS = frozenset({"who", "whom", "whose", "what", "when", "where", "why", "how", "which",
+                     "not", "no", "never", "without", "first", "last"})
 
 _HITS, _MISSES = "__hits__", "__misses__"
 _MAX_SIMILAR = 500  # questions remembered per scope for near matching
+
+T = TypeVar("T")
 
 
 def pivots(question: str) -> frozenset[str]:
@@ -98,7 +106,7 @@ class _Disk:
         self.size_limit = size_limit
         self._cache = self._open()
 
-    def _open(self):  # noqa: ANN202 - diskcache.Cache
+    def _open(self) -> diskcache.Cache:
         import diskcache
 
         try:
@@ -141,12 +149,21 @@ class _Redis:
     """The answers of a team's server replicas, shared in Redis; keys under ``prefix``, each with
     its time to live (Redis's own ``maxmemory`` policy bounds the size)."""
 
-    def __init__(self, url: str, prefix: str = "archivist:") -> None:
+    def __init__(self, url: str, prefix: str = "archivist:", timeout: float = 2.0, retry_every: float = 2.0) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.damage = (redis.RedisError,)
         self.prefix = prefix
-        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+        # No retries of redis-py's own (``redis.Redis()`` retries three times by default, with backoff:
+        # eight seconds for one call to a paused Redis): the breaker decides when to try again.
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                           retry=Retry(NoBackoff(), 0), decode_responses=True)
+        # Paused, hung or gone: the socket times out or is refused. Anything else (out of memory, a
+        # key of another type) is Redis answering, and only that call goes without the cache.
+        self.breaker = Breaker(f"Redis at {_without_password(url)}", self._redis.ping,
+                               (redis.ConnectionError, redis.TimeoutError), retry_every)
 
     def get(self, key: str) -> str | None:
         return self._redis.get(self.prefix + key)
@@ -176,33 +193,64 @@ class _Redis:
         """Nothing to rebuild: a Redis that cannot be reached is a miss until it is back."""
 
     def close(self) -> None:
+        self.breaker.close()
         self._redis.close()
 
 
+def _without_password(url: str) -> str:
+    """``url`` as the log may show it: ``redis://:secret@host`` loses its secret."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
+
+
 class AnswerCache:
-    """Answers on disk (or in a team's Redis), bounded in size, each kept for ``ttl_days``."""
+    """Answers on disk (or in a team's Redis), bounded in size, each kept for ``ttl_days``.
+
+    ``redis_timeout`` bounds each Redis round trip; after the first that times out (or a refused
+    connection), ``breaker`` opens and the cache is a miss at once until Redis answers a ping again,
+    tried every ``redis_retry_every`` seconds in the background."""
 
     def __init__(
         self, folder: Path, size_mb: int = 256, ttl_days: float = 30.0, similar_threshold: float | None = SIMILAR_THRESHOLD,
-        redis_url: str = "",
+        redis_url: str = "", redis_timeout: float = 2.0, redis_retry_every: float = 2.0,
     ) -> None:
         self.folder = folder
         self.ttl = ttl_days * 86400
         self.similar_threshold = similar_threshold
-        self._lock = threading.RLock()
-        self._store: _Disk | _Redis = _Redis(redis_url) if redis_url else _Disk(folder, size_mb * 2**20)
+        self._lock = threading.RLock()  # the disk's: a damaged database is rebuilt under it
+        self._store: _Disk | _Redis = (_Redis(redis_url, timeout=redis_timeout, retry_every=redis_retry_every)
+                                       if redis_url else _Disk(folder, size_mb * 2**20))
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Run a cache operation; on a damaged database, rebuild the cache and carry on (a Redis
-        that is down: log it and carry on without the cache)."""
-        with self._lock:
+    @property
+    def breaker(self) -> Breaker | None:
+        """The shared Redis's breaker (None for a cache on disk)."""
+        return self._store.breaker if isinstance(self._store, _Redis) else None
+
+    def _run(self, action: Callable[[], T], fallback: T) -> T:
+        """``action()``, or ``fallback`` when the cache cannot serve. On disk, under the lock: a damaged
+        database is rebuilt. In Redis, through the breaker and under no lock (the client's connection
+        pool is thread-safe): a Redis that hangs costs the questions in flight one timeout together,
+        not one timeout each, in turn, behind a lock."""
+        if isinstance(self._store, _Disk):
+            with self._lock:
+                try:
+                    return action()
+                except self._store.damage as exc:
+                    log.warning("answer cache unusable (%s); rebuilding it", exc)
+                    self._store.rebuild()
+                    return fallback
+        breaker = self._store.breaker
+
+        def answering() -> T:
             try:
-                yield
-            except self._store.damage as exc:
-                log.warning("answer cache unusable (%s); %s", exc, "going on without it" if isinstance(self._store, _Redis)
-                            else "rebuilding it")
-                self._store.rebuild()
+                return action()
+            except breaker.failures:
+                raise
+            except self._store.damage as exc:  # Redis answered, with an error: this call goes without it
+                log.warning("answer cache unusable (%s); going on without it", exc)
+                return fallback
+
+        return breaker.call(answering, lambda: fallback)
 
     @staticmethod
     def _key(question: str, scope: str) -> str:
@@ -214,15 +262,18 @@ class AnswerCache:
 
     def get(self, question: str, scope: str, vector: Callable[[], np.ndarray] | None = None) -> CacheHit | None:
         """The cached answer for ``question`` in ``scope``; ``vector`` (lazy) enables near matches."""
-        hit: CacheHit | None = None
-        with self._guard():
+
+        def look_up() -> CacheHit | None:
+            hit: CacheHit | None = None
             raw = self._store.get(self._key(question, scope))
             if raw is not None:
                 hit = CacheHit(json.loads(raw), "exact", 1.0)
             elif vector is not None and self.similar_threshold is not None:
                 hit = self._similar(question, scope, vector)
             self._store.count(_HITS if hit else _MISSES)
-        return hit
+            return hit
+
+        return self._run(look_up, None)
 
     def _similar(self, question: str, scope: str, vector: Callable[[], np.ndarray]) -> CacheHit | None:
         known = self._store.get(self._scope_key(scope))
@@ -243,26 +294,33 @@ class AnswerCache:
     def put(self, question: str, scope: str, payload: dict[str, Any], vector: np.ndarray | None = None) -> None:
         """Remember an answer (and its question's embedding, for near matches)."""
         key = self._key(question, scope)
-        with self._guard():
+
+        def store() -> None:
             self._store.set(key, json.dumps(payload, ensure_ascii=False), self.ttl)
             if vector is not None and self.similar_threshold is not None:
+                # Read, amend, write: two puts in one scope at once may lose one of the two questions
+                # from the near-match list (not its answer), in one process as across replicas.
                 scope_key = self._scope_key(scope)
                 entries = json.loads(self._store.get(scope_key) or "[]")
                 entries = [e for e in entries if e["k"] != key][-(_MAX_SIMILAR - 1) :]
-                entries.append({"k": key, "p": _sealed(scope, pivots(question)), "v": [round(float(x), 5) for x in vector]})
+                entries.append({"k": key, "p": _sealed(scope, pivots(question)),
+                                "v": [round(float(x), 5) for x in vector]})
                 self._store.set(scope_key, json.dumps(entries), self.ttl)
 
+        self._run(store, None)
+
     def stats(self) -> CacheStats:
-        """Hits, misses, entries and bytes stored."""
-        with self._guard():
+        """Hits, misses, entries and bytes stored (all nought while the cache cannot be reached)."""
+
+        def count() -> CacheStats:
             entries, size = self._store.size()
             return CacheStats(self._store.number(_HITS), self._store.number(_MISSES), entries, size)
-        return CacheStats(0, 0, 0, 0)
+
+        return self._run(count, CacheStats(0, 0, 0, 0))
 
     def clear(self) -> None:
         """Forget every answer and reset the counts."""
-        with self._guard():
-            self._store.clear()
+        self._run(self._store.clear, None)
 
     def close(self) -> None:
         with self._lock:
