@@ -132,8 +132,8 @@ def serve(settings: Settings, connection: Connection) -> None:
         connection.close()
         return
     kb.start()
-    # The embedder's weights, now rather than in the first search.
-    threading.Thread(target=kb.embedder.embed, args=(["warm up"],), name="warm-up", daemon=True).start()
+    # The embedder's weights and the collection's indexes, now rather than in the first search.
+    threading.Thread(target=kb.warm, args=(settings.collection,), name="warm-up", daemon=True).start()
     listener = _listen(kb, settings.data_path / NOTE)
     try:
         _answer(kb, connection, notices=True)

@@ -463,6 +463,16 @@ class KnowledgeBase:
         """Start the background work a long-running knowledge base does: following folders."""
         self.following.start()
 
+    def warm(self, collection: str) -> None:
+        """Load what a search needs into memory now, not at the first search: the embedding model,
+        and the collection's vector index (at a million passages, seconds of Chroma reading its
+        index from disk) and keyword index. A collection that does not exist warms the model alone."""
+        try:
+            self.embedder.embed_query("warm up")
+            self.search("warm up", collection, limit=1)
+        except KnowledgeBaseError as exc:  # the first real search says it to the user
+            log.info("warming %s stopped: %s", collection, exc)
+
     def close(self) -> None:
         """Stop following folders, end the model's process, close the cache, the indexes and the store."""
         self.following.stop()

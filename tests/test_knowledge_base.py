@@ -53,6 +53,16 @@ def test_keyword_and_vector_modes(kb: KnowledgeBase, corpus: Path):
     assert vector_only[0].path.name == "note1.txt" and vector_only[0].keyword_rank is None
 
 
+def test_warm_loads_a_collection_before_the_first_search(kb: KnowledgeBase, corpus: Path, tmp_path: Path):
+    kb.ingest([corpus], "Docs")
+    other = KnowledgeBase(kb.store, kb.embedder, tmp_path / "other-keyword")  # a process started afresh
+    other.warm("No such collection")  # nothing to warm: no error, the first search will say it
+    other.warm("Docs")
+    stored, keyword = other._collection("Docs")
+    assert keyword.generation == stored.generation() and keyword.chunks() > 0  # in step before anyone searched
+    other.close()
+
+
 def test_search_limited_to_files(kb: KnowledgeBase, corpus: Path):
     kb.ingest([corpus], "Docs")
     hits = kb.search("war treaty", "Docs", paths=[corpus / "note4.txt"])
