@@ -11,6 +11,13 @@ with a user behind every call and that user's rights checked before the call run
     GET  /v1/grants?collection=C   [[subject, role], ...]         an owner's view of who may do what
     POST /v1/grant    {"name": "bob" | "@hr", "collection": C, "role": "reader" | null}   null: revoke
     GET  /v1/health   {"ok": true}                                for a load balancer; no token
+    GET  /            the page (``server.web``): sign-in, the reader; its own paths are /sign-in, /sign-out,
+                      /static/..., /web/page (a cited PDF page as PNG) and /web/marks (the passage on it), and
+                      /sign-in/oidc and its /callback (the company's identity provider, ``server.oidc``)
+
+A browser signs in once with its user's token, which it keeps in an HttpOnly, SameSite=Strict cookie
+(``server.session``), or signs in by the identity provider and keeps a session sealed with the
+server's key (``home/session.key``); every path above also accepts that cookie, from this site's own page only.
 
 400: a body or arguments of the wrong shape (each call's arguments are checked against the facade's
 signature before anything else looks at them). 401: no token, a wrong, revoked or expired one, or a
@@ -43,9 +50,11 @@ from server.policy import Policy
 from server.receiving import Receiver
 from server.refusals import Refusals, add_handlers
 from server.rights import Rights
+from server.session import SessionSeal
 from server.sign_in import SignIn
 from server.slots import Slots
 from server.uploads import Uploads
+from server.web import Pages, add_web
 
 __all__ = ["ServerConfig", "create_app", "uvicorn_options"]
 
@@ -60,7 +69,10 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="call")
     app = FastAPI(title="Archivist team server", docs_url=None, redoc_url=None, openapi_url=None)
     add_handlers(app)
-    _add_routes(app, SignIn(accounts, config, refusals),
+    seal = SessionSeal(config.home / "session.key")
+    sign_in = SignIn(accounts, config, refusals, seal)
+    add_web(app, Pages(kb, accounts, uploads, sign_in, refusals, audit, seal, config))
+    _add_routes(app, sign_in,
                 Calls(kb, policy, uploads, audit, refusals, slots, workers, config),
                 Receiver(uploads, policy, refusals, slots, workers, config),
                 Rights(accounts, audit, refusals, config))

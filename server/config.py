@@ -18,4 +18,15 @@ class ServerConfig:
     max_upload_mb: int = 512
     max_body_kb: int = 1024  # a call's JSON body (a question, a schema, a list of paths)
     max_calls_per_user: int = 8  # calls of one user running at once
+    secure_cookies: bool = False  # True behind a proxy that ends TLS: the session cookie is then always Secure
+    web_answer_tokens: int | None = None  # the page's answers stop after this many tokens (None: the model's own limit)
     watches_folders: bool = True  # False on all but one of several replicas sharing one store
+
+    # OpenID Connect against the company's identity provider (``[server.oidc]``); off while issuer is "".
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_user_claim: str = "preferred_username"  # the ID token's claim that holds the user's name here
+    oidc_label: str = ""  # what the sign-in button names ("Sign in with ..."); the issuer's host when ""
+    oidc_session_hours: float = 8.0  # how long a browser stays signed in after the provider vouched for its user
+    public_url: str = ""  # how browsers reach this server (https://archivist.example.com); else from the request

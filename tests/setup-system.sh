@@ -2,13 +2,16 @@
 # System packages the tests need beyond Python: Xvfb and (installers/linux/window-libs.sh) the X
 # libraries Qt's xcb plugin loads, for the test that shows a real window; NSIS, to compile the Windows installer script; Redis,
 # the team server's shared answer cache; libGL, which OpenCV (text recognition) loads; a
-# Chinese font, to draw the scans the text-recognition tests read. Installed once (idempotent); skipped with a
+# Chinese font, to draw the scans the text-recognition tests read; Chromium, the browser the team
+# server's page is tested in (tests/test_web.py drives it with Playwright: Playwright's own browser
+# downloads are unreachable here). Installed once (idempotent); skipped with a
 # note where apt is not available.
 set -euo pipefail
 need=()
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v makensis >/dev/null 2>&1 || need+=(nsis)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 "$(dirname "$0")/../installers/linux/window-libs.sh" || true  # the X libraries Qt loads; says what is missing
 [ ${#need[@]} -eq 0 ] && exit 0
