@@ -4,15 +4,16 @@ instead of each waiting out a socket timeout, and a thread in the background tri
 answers.
 
 Each call names what to do instead: for a dependency the work can go on without (the answer cache),
-a miss; for one it cannot (the store), raise the error that says so (``StoreUnavailable``), at once
-rather than after a timeout.
+a miss; for one it cannot (the store, through ``Breaker.guard``), raise the error that says so
+(``StoreUnavailable``), at once rather than after a timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,7 @@ class Breaker:
     def call(self, action: Callable[[], T], fallback: Callable[[], T]) -> T:
         """``action()``; ``fallback()`` instead when the breaker is open, or when ``action`` fails as the
         dependency does when it hangs or is down (which opens the breaker)."""
-        with self._lock:
-            skip = self._open
-            if skip:
-                self.skipped += 1
-            else:
-                self.attempts += 1
-        if skip:
+        if not self._admit():
             return fallback()
         try:
             return action()
@@ -60,13 +55,35 @@ class Breaker:
             self._trip(exc)
         return fallback()
 
+    @contextmanager
+    def guard(self, error: Callable[[], Exception]) -> Iterator[None]:
+        """``call`` for a block that cannot go on without the dependency: raises ``error()`` instead of
+        running it when the breaker is open, or when it fails as the dependency does when it hangs or is
+        down (which opens the breaker)."""
+        if not self._admit():
+            raise error()
+        try:
+            yield
+        except self.failures as exc:
+            self._trip(exc)
+            raise error() from exc
+
+    def _admit(self) -> bool:
+        """Whether a call goes to the dependency now (counted as an attempt) or is skipped (counted so)."""
+        with self._lock:
+            if self._open:
+                self.skipped += 1
+                return False
+            self.attempts += 1
+            return True
+
     def _trip(self, exc: BaseException) -> None:
         with self._lock:
             if self._open or self._stop.is_set():  # calls that were already waiting when it opened
                 return
             self._open = True
             self.opened += 1
-        log.warning("%s did not answer (%s); going on without it, and trying it again every %g s",
+        log.warning("%s did not answer (%s); skipping it, and trying it again every %g s",
                     self.name, exc, self.retry_every)
         threading.Thread(target=self._retry, name=f"breaker {self.name}", daemon=True).start()
 

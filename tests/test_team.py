@@ -184,6 +184,10 @@ def test_server_stopped_mid_ingest_then_restarted(chroma: ChromaServer, corpus: 
         kb.search("treaty", "Docs")  # still down: a clear error, not a hang
 
     chroma.start()  # same folder, same port
+    deadline = time.monotonic() + 10
+    while kb.store.breaker is not None and kb.store.breaker.is_open:  # tried again every 2 s, in the background
+        assert time.monotonic() < deadline, "the store did not find the server back"
+        time.sleep(0.05)
     report = kb.ingest([corpus], "Docs")
     assert not report.failures
     _assert_consistent(kb)

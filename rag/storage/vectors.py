@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag import offline
+from rag.breaker import Breaker
 from rag.documents import Chunk, text_to_path
 from rag.errors import CollectionExists, CollectionNotFound
-from rag.storage.chroma_errors import translate_errors
+from rag.storage.chroma_errors import server_breaker, translate_errors
 
 if TYPE_CHECKING:
+    import httpx
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from chromadb.api.types import GetResult, Include
@@ -46,6 +48,14 @@ _READ_PAGE = 5000
 _FILTERED_DOCUMENTS = 1000
 # Chunks of files being indexed that may be in the store: the embedding batches being written.
 _UNFINISHED_CHUNKS = 4 * _WRITE_BATCH
+# Seconds a Chroma server may take to accept a connection, and to send a response's next bytes
+# (chromadb's own session waits for ever). The slowest requests the store sends, timed against
+# `chroma run` on a loaded two-core machine: a 256-row upsert 0.7 s (1.8 s at worst), a
+# 5,000-row page of vectors 1.9 s, deleting a 5,000-chunk document by filter 2.8 s. Ten seconds
+# leaves them three to five times that; a hung server costs the calls in flight those ten
+# seconds once, and the breaker spares every later call.
+_CONNECT_TIMEOUT = 2.0
+_READ_TIMEOUT = 10.0
 _GENERATION_ID = "__generation__"
 _GENERATION_STATUS = "generation"
 PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
@@ -138,23 +148,28 @@ class StoredChunk:
 
 
 class VectorStore:
-    """The collections of one Chroma: embedded in a folder, or a server shared by a team."""
+    """The collections of one Chroma: embedded in a folder, or a server shared by a team.
 
-    def __init__(self, client: ClientAPI, location: str, owns_connections: bool = False) -> None:
+    A server's every call goes through ``breaker``: once the server did not answer, calls raise
+    ``StoreUnavailable`` at once until its heartbeat answers again (an embedded store has none)."""
+
+    def __init__(self, client: ClientAPI, location: str, owns_connections: bool = False,
+                 breaker: Breaker | None = None) -> None:
         self._client = client
         self.location = location
         self._owns_connections = owns_connections
-        with translate_errors("asking Chroma its batch size"):
+        self.breaker = breaker
+        with translate_errors("asking Chroma its batch size", breaker):
             self.max_batch = max(1, min(client.get_max_batch_size(), 4096))
 
     def close(self) -> None:
         """Release a server client's sockets (an embedded client's system is shared by its folder's other clients)."""
+        if self.breaker is not None:
+            self.breaker.close()
         if self._owns_connections:
             self._client.close()
             # Chroma 1.5's close() stops its system but leaves the HTTP session's sockets open.
-            session = getattr(getattr(self._client, "_server", None), "_session", None)
-            if session is not None:
-                session.close()
+            _http_session(self._client).close()
 
     @classmethod
     def embedded(cls, path: Path) -> VectorStore:
@@ -169,22 +184,32 @@ class VectorStore:
         return cls(client, f"file:{path}")
 
     @classmethod
-    def server(cls, host: str, port: int, ssl: bool = False, token: str = "") -> VectorStore:
-        """A store on a Chroma server (``HttpClient``), with an optional bearer token."""
+    def server(cls, host: str, port: int, ssl: bool = False, token: str = "", timeout: float = _READ_TIMEOUT,
+               retry_every: float = 2.0) -> VectorStore:
+        """A store on a Chroma server (``HttpClient``), with an optional bearer token. A request waits at
+        most ``timeout`` seconds for the server's next bytes; after one that got no answer, calls fail at
+        once, and the server's heartbeat is tried every ``retry_every`` seconds until it answers."""
         offline.enforce()
         import chromadb
+        import httpx
         from chromadb.config import Settings
 
+        location = f"{'https' if ssl else 'http'}://{host}:{port}"
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        with translate_errors(f"connecting to the Chroma server at {host}:{port}"):
-            client = chromadb.HttpClient(
-                host=host, port=port, ssl=ssl, headers=headers, settings=Settings(anonymized_telemetry=False)
-            )
-        return cls(client, f"{'https' if ssl else 'http'}://{host}:{port}", owns_connections=True)
+        bounded = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT))
+        with translate_errors(f"connecting to the Chroma server at {location}"):
+            # HttpClient() makes requests before its session can be bounded: ask first, bounded, so that a
+            # hung server fails the store's opening instead of holding it for ever.
+            httpx.get(f"{location}/api/v2/heartbeat", headers=headers, timeout=bounded)
+            client = chromadb.HttpClient(host=host, port=port, ssl=ssl, headers=headers,
+                                         settings=Settings(anonymized_telemetry=False))
+        _http_session(client).timeout = bounded
+        return cls(client, location, owns_connections=True,
+                   breaker=server_breaker(location, client.heartbeat, retry_every))
 
     def collections(self) -> list[CollectionInfo]:
         """Every knowledge base in this store, by name."""
-        with translate_errors("listing collections"):
+        with translate_errors("listing collections", self.breaker):
             listed = self._client.list_collections()
             names = {c.name for c in listed}
             for c in listed:  # a re-embed cut off between its two renames: put the old one back
@@ -224,7 +249,7 @@ class VectorStore:
         return CollectionInfo(cid, name, embedder, dimension, created)
 
     def _create_pair(self, cid: str, metadata: dict[str, Any], name: str) -> None:
-        with translate_errors(f"creating collection {name!r}"):
+        with translate_errors(f"creating collection {name!r}", self.breaker):
             try:
                 self._client.create_collection(
                     cid, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
@@ -249,7 +274,7 @@ class VectorStore:
     def _update(self, name: str, doing: str, changes: dict[str, str]) -> CollectionInfo:
         """Change fields of a knowledge base's metadata (and of its ``CollectionInfo``)."""
         info = self.find(name)
-        with translate_errors(doing):
+        with translate_errors(doing, self.breaker):
             collection = self._client.get_collection(info.id, embedding_function=None)
             collection.modify(metadata={**(collection.metadata or {}), **changes})
         return replace(info, **changes)
@@ -257,18 +282,20 @@ class VectorStore:
     def delete(self, name: str) -> None:
         """Delete a knowledge base with its chunks and manifest."""
         info = self.find(name)
-        with translate_errors(f"deleting collection {name!r}"):
+        with translate_errors(f"deleting collection {name!r}", self.breaker):
             for cid in (info.id, info.id + "-files"):
                 try:
                     self._client.delete_collection(cid)
-                except Exception as exc:  # noqa: BLE001 - a half-deleted pair must still be deletable
+                except Exception as exc:  # a half-deleted pair must still be deletable
+                    if self.breaker is not None and isinstance(exc, self.breaker.failures):
+                        raise  # the server did not answer: nothing is known to be deleted
                     log.warning("deleting %s: %s", cid, exc)
 
     def start_rebuild(self, info: CollectionInfo, embedder: str, dimension: int) -> Rebuild:
         """A new, hidden chunk collection for ``info`` with another embedding model; the old
         one serves searches until ``Rebuild.finish`` swaps them."""
         name = info.id + _NEXT
-        with translate_errors(f"preparing to re-embed {info.name!r}"):
+        with translate_errors(f"preparing to re-embed {info.name!r}", self.breaker):
             with contextlib.suppress(Exception):  # a stale one from a cancelled or crashed run
                 self._client.delete_collection(name)
             metadata = {"kind": _KIND + _NEXT, "name": info.name, "embedder": embedder, "dimension": dimension,
@@ -276,14 +303,14 @@ class VectorStore:
             chunks = self._client.create_collection(
                 name, metadata=metadata, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
-        return Rebuild(self._client, info, chunks, metadata)
+        return Rebuild(self._client, info, chunks, metadata, self.breaker)
 
     def open(self, info: CollectionInfo) -> StoredCollection:
         """The chunks and manifest of one knowledge base."""
-        with translate_errors(f"opening collection {info.name!r}"):
+        with translate_errors(f"opening collection {info.name!r}", self.breaker):
             chunks = self._client.get_collection(info.id, embedding_function=None)
             files = self._client.get_or_create_collection(info.id + "-files", embedding_function=None)
-        return StoredCollection(info, chunks, files, self.max_batch)
+        return StoredCollection(info, chunks, files, self.max_batch, self.breaker)
 
     @staticmethod
     def _info(collection: Collection) -> CollectionInfo | None:
@@ -303,14 +330,16 @@ class VectorStore:
 class Rebuild:
     """Chunks re-embedded into a hidden collection, swapped in whole when complete."""
 
-    def __init__(self, client: ClientAPI, info: CollectionInfo, chunks: Collection, metadata: dict[str, Any]) -> None:
+    def __init__(self, client: ClientAPI, info: CollectionInfo, chunks: Collection, metadata: dict[str, Any],
+                 breaker: Breaker | None = None) -> None:
         self._client = client
         self._info = info
         self._chunks = chunks
         self._metadata = metadata
+        self._breaker = breaker
 
     def write(self, chunks: Sequence[StoredChunk], vectors: np.ndarray) -> None:
-        with translate_errors("writing re-embedded chunks"):
+        with translate_errors("writing re-embedded chunks", self._breaker):
             for lo in range(0, len(chunks), _WRITE_BATCH):
                 part = chunks[lo : lo + _WRITE_BATCH]
                 self._chunks.upsert(
@@ -321,7 +350,7 @@ class Rebuild:
     def finish(self) -> CollectionInfo:
         """Swap: the old chunks step aside, the new take the collection's id, the old go."""
         cid = self._info.id
-        with translate_errors(f"switching {self._info.name!r} to its new vectors"):
+        with translate_errors(f"switching {self._info.name!r} to its new vectors", self._breaker):
             old = self._client.get_collection(cid, embedding_function=None)
             old.modify(name=cid + _OLD)
             self._chunks.modify(name=cid, metadata={**self._metadata, "kind": _KIND})
@@ -331,18 +360,20 @@ class Rebuild:
 
     def abandon(self) -> None:
         """Drop the half-built collection; the old one was never touched."""
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), translate_errors("dropping re-embedded chunks", self._breaker):
             self._client.delete_collection(self._chunks.name)
 
 
 class StoredCollection:
     """One knowledge base: its chunks (with vectors) and its manifest of files."""
 
-    def __init__(self, info: CollectionInfo, chunks: Collection, files: Collection, max_batch: int) -> None:
+    def __init__(self, info: CollectionInfo, chunks: Collection, files: Collection, max_batch: int,
+                 breaker: Breaker | None = None) -> None:
         self.info = info
         self._chunks = chunks
         self._files = files
         self._max_batch = max_batch
+        self._breaker = breaker
 
     # -- manifest -------------------------------------------------------------------------
 
@@ -350,14 +381,14 @@ class StoredCollection:
         """Every file in the manifest, by document key."""
         return {
             key: FileRecord.from_metadata(key, meta)
-            for rows in _pages(self._files, ["metadatas"], "reading the manifest")
+            for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker)
             for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
             if key != _GENERATION_ID and meta
         }
 
     def file(self, key: str) -> FileRecord | None:
         """One file's manifest row, if any."""
-        with translate_errors("reading the manifest"):
+        with translate_errors("reading the manifest", self._breaker):
             rows = self._files.get(ids=[key], include=["metadatas"])
         if not rows["ids"]:
             return None
@@ -373,7 +404,7 @@ class StoredCollection:
         generation = "0"
         unfinished: dict[str, str] = {}
         where = {"status": {"$in": [PENDING, WORDS, _GENERATION_STATUS]}}
-        for rows in _pages(self._files, ["metadatas"], "reading the manifest", where):
+        for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker, where):
             for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False):
                 if key == _GENERATION_ID:
                     generation = str(meta["value"])
@@ -387,7 +418,7 @@ class StoredCollection:
 
     def put_files(self, records: Sequence[FileRecord]) -> None:
         """Write manifest rows (insert or replace), as many in one call as Chroma takes."""
-        with translate_errors("writing the manifest"):
+        with translate_errors("writing the manifest", self._breaker):
             for lo in range(0, len(records), self._max_batch):
                 part = records[lo : lo + self._max_batch]
                 self._files.upsert(ids=[r.key for r in part], embeddings=[[0.0]] * len(part),
@@ -395,18 +426,18 @@ class StoredCollection:
 
     def drop_file(self, key: str) -> None:
         """Forget one file in the manifest."""
-        with translate_errors("writing the manifest"):
+        with translate_errors("writing the manifest", self._breaker):
             self._files.delete(ids=[key])
 
     def generation(self) -> str:
         """A token that changes whenever a file is indexed or removed, by any client."""
-        with translate_errors("reading the manifest"):
+        with translate_errors("reading the manifest", self._breaker):
             rows = self._files.get(ids=[_GENERATION_ID], include=["metadatas"])
         return str(rows["metadatas"][0]["value"]) if rows["ids"] else "0"
 
     def bump_generation(self) -> None:
         """Mark the collection changed."""
-        with translate_errors("writing the manifest"):
+        with translate_errors("writing the manifest", self._breaker):
             self._files.upsert(
                 ids=[_GENERATION_ID], embeddings=[[0.0]], metadatas=[{"status": _GENERATION_STATUS, "value": uuid.uuid4().hex}]
             )
@@ -415,7 +446,7 @@ class StoredCollection:
 
     def count(self) -> int:
         """How many chunks the collection holds."""
-        with translate_errors("counting chunks"):
+        with translate_errors("counting chunks", self._breaker):
             return int(self._chunks.count())
 
     def delete_chunks(self, key: str, count: int | None = None) -> None:
@@ -424,7 +455,7 @@ class StoredCollection:
         When the manifest knows how many chunks there are, they go by id (fast, and short
         holds of Python's lock); otherwise by a metadata query (after a crash, say).
         """
-        with translate_errors("deleting chunks"):
+        with translate_errors("deleting chunks", self._breaker):
             if count is None:
                 self._chunks.delete(where={"doc": key})
                 return
@@ -438,7 +469,7 @@ class StoredCollection:
         """Write chunks (made by ``chunk_row``) with their vectors; ids are deterministic, so a retry overwrites.
         Chunks of many files go best in one call: each upsert has a fixed cost."""
         step = min(self._max_batch, _WRITE_BATCH)
-        with translate_errors("writing chunks"):
+        with translate_errors("writing chunks", self._breaker):
             for lo in range(0, len(ids), step):
                 hi = lo + step
                 self._chunks.upsert(
@@ -458,7 +489,7 @@ class StoredCollection:
             return sorted((c for share in shares for c in share), key=lambda c: c.distance)[:n]
         skip = set(exclude) if len(exclude) > _FILTERED_DOCUMENTS else set()
         where = _where(keys, () if skip else exclude)
-        with translate_errors("searching"):
+        with translate_errors("searching", self._breaker):
             result = self._chunks.query(query_embeddings=[vector], n_results=n + (_UNFINISHED_CHUNKS if skip else 0),
                                         where=where, include=["documents", "metadatas", "distances"])
         chunks = [
@@ -473,14 +504,15 @@ class StoredCollection:
         """Chunks by id, in the order asked (missing ids left out)."""
         found: dict[str, StoredChunk] = {}
         for lo in range(0, len(ids), _READ_PAGE):
-            with translate_errors("reading chunks"):
+            with translate_errors("reading chunks", self._breaker):
                 rows = self._chunks.get(ids=list(ids[lo : lo + _READ_PAGE]), include=["documents", "metadatas"])
             found.update((c.id, c) for c in _stored(rows))
         return [found[i] for i in ids if i in found]
 
     def all_chunks(self, batch: int = 256) -> Iterator[list[StoredChunk]]:
         """Every chunk, a batch at a time (text and metadata, no vectors)."""
-        for rows in _pages(self._chunks, ["documents", "metadatas"], "reading chunks", page=min(batch, _READ_PAGE)):
+        for rows in _pages(self._chunks, ["documents", "metadatas"], "reading chunks", self._breaker,
+                           page=min(batch, _READ_PAGE)):
             yield _stored(rows)
 
     def vectors_by_text(self, key: str) -> dict[str, np.ndarray]:
@@ -488,33 +520,45 @@ class StoredCollection:
         chunks need not be embedded again)."""
         return {
             text: np.asarray(vector, dtype=np.float32)
-            for rows in _pages(self._chunks, ["documents", "embeddings"], "reading chunks", {"doc": key})
+            for rows in _pages(self._chunks, ["documents", "embeddings"], "reading chunks", self._breaker, {"doc": key})
             for text, vector in zip(rows["documents"] or [], _embeddings(rows), strict=True)
             if text
         }
 
     def document_chunks(self, key: str) -> list[StoredChunk]:
         """Every chunk of one document, in order."""
-        chunks = [c for rows in _pages(self._chunks, ["documents", "metadatas"], "reading chunks", {"doc": key})
+        chunks = [c for rows in _pages(self._chunks, ["documents", "metadatas"], "reading chunks", self._breaker, {"doc": key})
                   for c in _stored(rows)]
         return sorted(chunks, key=lambda c: int(c.metadata.get("index", 0)))
 
 
 def _pages(
-    collection: Collection, include: Include, doing: str, where: Mapping[str, Any] | None = None, page: int = _READ_PAGE,
+    collection: Collection, include: Include, doing: str, breaker: Breaker | None, where: Mapping[str, Any] | None = None,
+    page: int = _READ_PAGE,
 ) -> Iterator[GetResult]:
     """The rows of ``collection`` (those matching ``where``), ``page`` at a time: the one way
     this module reads more than a known handful of rows (see ``_READ_PAGE``). Rows written or
     deleted by another client meanwhile may be missed or seen twice, as in any paged read."""
     offset = 0
     while True:
-        with translate_errors(doing):
+        with translate_errors(doing, breaker):
             rows = collection.get(where=dict(where) if where else None, limit=page, offset=offset, include=include)
         if rows["ids"]:
             yield rows
         if len(rows["ids"]) < page:
             return
         offset += len(rows["ids"])
+
+
+def _http_session(client: ClientAPI) -> httpx.Client:
+    """The HTTP session of a Chroma server's client: private to chromadb, so reached here alone, and loudly
+    missed if a new chromadb keeps it elsewhere."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if not isinstance(session, httpx.Client):
+        raise TypeError(f"chromadb's HttpClient keeps no httpx session where this store looks for it ({session!r})")
+    return session
 
 
 def _stored(rows: GetResult) -> list[StoredChunk]:
