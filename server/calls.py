@@ -5,6 +5,7 @@ user cancels it or goes away. Each audited call is on the audit log before its u
 """
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from engine import ArchivistError, CancelToken
 from rag.answering.ask import AskOptions
-from rag.answering.conversations import ConversationStore
+from rag.answering.conversations import Conversation, ConversationStore
 from rag.calls import Offered
 from rag.errors import AccessDenied, BadCall
 from rag.knowledge_base import KnowledgeBase
@@ -175,8 +176,23 @@ class Calls:
                 cancel.cancel()
 
     def _line(self, user: User, message: Message) -> str:
-        """One message as one JSON line, with each upload named as ``user`` sees it."""
-        return codec.dumps(message, lambda path: self._uploads.shown(user.name, path)) + "\n"
+        """One message as one JSON line, with each upload named as ``user`` sees it (a kept
+        conversation holds its sources' paths as text: those too)."""
+        def shown(path: Path) -> Path:
+            return self._uploads.shown(user.name, path)
+
+        if isinstance(message.get("result"), Conversation):
+            message = {**message, "result": _paths_shown(message["result"], shown)}
+        return codec.dumps(message, shown) + "\n"
+
+
+def _paths_shown(conversation: Conversation, shown: Callable[[Path], Path]) -> Conversation:
+    """A copy of ``conversation`` whose citations and sources name each file as ``shown`` does."""
+    def mapped(items: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{**item, "path": str(shown(Path(str(item["path"]))))} if item.get("path") else item for item in items]
+
+    turns = [dataclasses.replace(t, citations=mapped(t.citations), sources=mapped(t.sources)) for t in conversation.turns]
+    return dataclasses.replace(conversation, turns=turns)
 
 
 def audit_detail(spec: Offered, args: dict[str, object], questions: bool) -> str:

@@ -257,3 +257,20 @@ def test_a_reader_extracts_into_a_file_of_their_own_machine(team: Team):
     assert not list(team.home.rglob("contracts.jsonl"))  # nothing written on the server
     with pytest.raises(AccessDenied, match="bob has no access to the collection 'Contracts'"):
         extract_to(team.client("bob"), "Contracts", resolve("key_facts"), team.docs / "nope.jsonl")
+
+
+def test_a_reopened_conversation_names_uploads_as_their_user_sees_them(tmp_path: Path):
+    """A kept conversation holds its sources' paths as text: reopened through the server, an
+    upload is named as on the user's machine (someone else's as /uploads/...), never by the
+    server's own folder."""
+    from rag.answering.conversations import Conversation, Turn
+    from server.calls import _paths_shown
+
+    uploads = Uploads(tmp_path)
+    mine, theirs = uploads.copy_of("alice", "/home/alice/notes/pump.txt"), uploads.copy_of("bob", "/home/bob/plan.txt")
+    turn = Turn("How often?", "Every week [1].", citations=[{"number": 1, "path": str(mine)}, {"number": 2, "path": str(theirs)}],
+                sources=[{"path": str(mine), "text": "weekly"}, {"text": "no path"}])
+    shown = _paths_shown(Conversation("c1", "Handbook", "Pump", 0.0, 0.0, [turn]), lambda p: uploads.shown("alice", p))
+    assert [c["path"] for c in shown.turns[0].citations] == ["/home/alice/notes/pump.txt", str(Path("/uploads", *theirs.relative_to(uploads.root).parts))]
+    assert shown.turns[0].sources == [{"path": "/home/alice/notes/pump.txt", "text": "weekly"}, {"text": "no path"}]
+    assert str(tmp_path) not in json.dumps(shown.turns[0].citations) and turn.citations[0]["path"] == str(mine)  # a copy
