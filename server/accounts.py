@@ -1,4 +1,4 @@
-"""Who may do what: users, their tokens, groups, and each one's role per collection (SQLite).
+"""Who may do what: users, their tokens, groups, and each one's role per collection (``server.database``).
 
 A token is shown once, when it is made, and kept only as its SHA-256 (a token is 32 random
 bytes, so a fast hash is as safe as a slow one and lets a request be checked in microseconds).
@@ -11,29 +11,22 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Connection, delete, exc, insert, select, update
+
 from rag.errors import AccessDenied, KnowledgeBaseError, NotSignedIn
+from server.database import Database
+from server.database import grants as _grants
+from server.database import members as _members
+from server.database import tokens as _tokens
+from server.database import users as _users
 
 TOKEN_PREFIX = "arch_"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, admin INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-    created REAL NOT NULL, expires REAL);
-CREATE TABLE IF NOT EXISTS members (
-    grp TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (grp, user));
-CREATE TABLE IF NOT EXISTS grants (
-    subject TEXT NOT NULL, collection TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (subject, collection));
-"""
 
 
 class Role(enum.IntEnum):
@@ -71,24 +64,24 @@ def _hash(token: str) -> str:
 
 
 class Accounts:
-    """Users, tokens, groups and grants in one SQLite file; safe to use from many threads."""
+    """Users, tokens, groups and grants in the server's database; safe to use from many threads, and
+    from many replicas on one shared database (nothing is cached: each question asks the database)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():  # token hashes and grants: for the server's account only, whatever the umask
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, where: Path | Database) -> None:
+        """``where``: the database, or the path of a SQLite file of one machine's server (made or
+        upgraded to this version's schema on the spot, as before there were migrations)."""
+        if isinstance(where, Path):
+            self._db, self._owned = Database.sqlite(where), True
+            self._db.upgrade()
+        else:
+            self._db, self._owned = where, False
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
-    def _rows(self, sql: str, *args: object) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    def _connect(self) -> Connection:
+        return self._db.engine.connect()
 
     # -- users and tokens -----------------------------------------------------------------
 
@@ -96,104 +89,122 @@ class Accounts:
         """Create ``name`` and return their first token (the only time it is shown)."""
         if not name or name.startswith("@") or name != name.strip():
             raise KnowledgeBaseError(f"{name!r} is not a usable user name (no spaces around it, no leading @).")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         try:
-            self._rows("INSERT INTO users (name, admin, created) VALUES (?, ?, ?)", name, int(admin), time.time())
-        except sqlite3.IntegrityError:
+            with self._db.writing() as conn:
+                conn.execute(insert(_users).values(name=name, admin=admin, created=time.time()))
+                conn.execute(insert(_tokens).values(hash=_hash(token), user=name, created=time.time(), expires=expires))
+        except exc.IntegrityError:
             raise KnowledgeBaseError(f"There is already a user named {name!r}.") from None
-        return self.new_token(name, expires)
+        return token
 
     def new_token(self, name: str, expires: float | None = None, replace: bool = False) -> str:
         """A new token for ``name``, valid until ``expires`` (a Unix time) or for ever; ``replace``
         revokes the ones they had."""
-        self._known(name)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self._lock:
+        with self._db.writing() as conn:
+            self._known(conn, name)
             if replace:
-                self._db.execute("DELETE FROM tokens WHERE user = ?", (name,))
-            self._db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", (_hash(token), name, time.time(), expires))
+                conn.execute(delete(_tokens).where(_tokens.c.user == name))
+            conn.execute(insert(_tokens).values(hash=_hash(token), user=name, created=time.time(), expires=expires))
         return token
 
     def remove_user(self, name: str) -> None:
         """Forget ``name``: their tokens stop working at once; their grants and memberships go."""
-        self._known(name)
-        with self._lock:
-            self._db.execute("DELETE FROM users WHERE name = ?", (name,))
-            self._db.execute("DELETE FROM grants WHERE subject = ?", (name,))
-            self._db.execute("DELETE FROM members WHERE user = ?", (name,))
+        with self._db.writing() as conn:
+            self._known(conn, name)
+            conn.execute(delete(_tokens).where(_tokens.c.user == name))
+            conn.execute(delete(_users).where(_users.c.name == name))
+            conn.execute(delete(_grants).where(_grants.c.subject == name))
+            conn.execute(delete(_members).where(_members.c.user == name))
 
     def users(self) -> list[tuple[str, bool]]:
-        return [(n, bool(a)) for n, a in self._rows("SELECT name, admin FROM users ORDER BY name")]
+        with self._connect() as conn:
+            return [(n, bool(a)) for n, a in conn.execute(select(_users.c.name, _users.c.admin).order_by(_users.c.name))]
 
     def authenticate(self, token: str) -> User:
         """The user a bearer token belongs to; ``NotSignedIn`` for a missing, wrong, revoked or expired one."""
         if not token:
             raise NotSignedIn("no token was sent; ask your administrator for one.")
-        rows = self._rows("SELECT user, expires FROM tokens WHERE hash = ?", _hash(token))
-        if not rows:
-            raise NotSignedIn("the token is not valid (mistyped, revoked, or its user was removed).")
-        name, expires = rows[0]
-        if expires is not None and expires < time.time():
-            raise NotSignedIn(f"the token expired on {time.strftime('%Y-%m-%d %H:%M', time.localtime(expires))}.")
-        return self.user(name)
+        with self._connect() as conn:
+            row = conn.execute(select(_tokens.c.user, _tokens.c.expires).where(_tokens.c.hash == _hash(token))).first()
+            if row is None:
+                raise NotSignedIn("the token is not valid (mistyped, revoked, or its user was removed).")
+            name, expires = row
+            if expires is not None and expires < time.time():
+                raise NotSignedIn(f"the token expired on {time.strftime('%Y-%m-%d %H:%M', time.localtime(expires))}.")
+            return self._user(conn, name)
 
     def user(self, name: str) -> User:
         """``name`` with their groups; a name the proxy vouches for need not be a user here."""
-        rows = self._rows("SELECT admin FROM users WHERE name = ?", name)
-        groups = frozenset(g for (g,) in self._rows("SELECT grp FROM members WHERE user = ?", name))
-        return User(name, bool(rows and rows[0][0]), groups)
+        with self._connect() as conn:
+            return self._user(conn, name)
 
-    def _known(self, name: str) -> None:
-        if not self._rows("SELECT 1 FROM users WHERE name = ?", name):
+    @staticmethod
+    def _user(conn: Connection, name: str) -> User:
+        admin = conn.execute(select(_users.c.admin).where(_users.c.name == name)).scalar()
+        groups = frozenset(conn.execute(select(_members.c.grp).where(_members.c.user == name)).scalars())
+        return User(name, bool(admin), groups)
+
+    @staticmethod
+    def _known(conn: Connection, name: str) -> None:
+        if conn.execute(select(_users.c.name).where(_users.c.name == name)).first() is None:
             raise KnowledgeBaseError(f"There is no user named {name!r}.")
 
     # -- groups ---------------------------------------------------------------------------
 
     def join(self, group: str, name: str) -> None:
-        self._rows("INSERT OR IGNORE INTO members VALUES (?, ?)", group.removeprefix("@"), name)
+        with self._db.writing() as conn:
+            self._db.upsert(conn, _members, [{"grp": group.removeprefix("@"), "user": name}])
 
     def leave(self, group: str, name: str) -> None:
-        self._rows("DELETE FROM members WHERE grp = ? AND user = ?", group.removeprefix("@"), name)
+        with self._db.writing() as conn:
+            conn.execute(delete(_members).where(_members.c.grp == group.removeprefix("@"), _members.c.user == name))
 
     # -- grants ---------------------------------------------------------------------------
 
     def grant(self, subject: str, collection: str, role: Role) -> None:
         """Give ``subject`` (a user, or ``@group``) ``role`` on ``collection``, replacing what it had."""
-        self._rows("INSERT OR REPLACE INTO grants VALUES (?, ?, ?)", subject, collection, role.name.lower())
+        with self._db.writing() as conn:
+            self._db.upsert(conn, _grants, [{"subject": subject, "collection": collection, "role": role.name.lower()}],
+                            replace=["role"])
 
     def revoke(self, subject: str, collection: str) -> bool:
         """Take every role on ``collection`` from ``subject``; False when it had none."""
-        with self._lock:
-            return self._db.execute("DELETE FROM grants WHERE subject = ? AND collection = ?",
-                                    (subject, collection)).rowcount > 0
+        with self._db.writing() as conn:
+            gone = conn.execute(delete(_grants).where(_grants.c.subject == subject, _grants.c.collection == collection))
+            return gone.rowcount > 0
 
     def grants(self, collection: str | None = None) -> list[tuple[str, str, Role]]:
         """(subject, collection, role) of every grant, or of one collection's."""
-        sql, args = "SELECT subject, collection, role FROM grants", ()
+        query = select(_grants.c.subject, _grants.c.collection, _grants.c.role)
         if collection is not None:
-            sql, args = sql + " WHERE collection = ?", (collection,)
-        return [(s, c, Role.named(r)) for s, c, r in self._rows(sql + " ORDER BY collection, subject", *args)]
+            query = query.where(_grants.c.collection == collection)
+        with self._connect() as conn:
+            rows = conn.execute(query.order_by(_grants.c.collection, _grants.c.subject)).all()
+        return [(s, c, Role.named(r)) for s, c, r in rows]
 
     def rename_collection(self, old: str, new: str) -> None:
         """The grants of ``old`` move to ``new``; any left on ``new`` from an earlier collection go."""
         if old == new:
             return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM grants WHERE collection = ?", (new,))
-            self._db.execute("UPDATE grants SET collection = ? WHERE collection = ?", (new, old))
-            self._db.execute("COMMIT")
+        with self._db.writing() as conn:
+            conn.execute(delete(_grants).where(_grants.c.collection == new))
+            conn.execute(update(_grants).where(_grants.c.collection == old).values(collection=new))
 
     def forget_collection(self, name: str) -> None:
-        self._rows("DELETE FROM grants WHERE collection = ?", name)
+        with self._db.writing() as conn:
+            conn.execute(delete(_grants).where(_grants.c.collection == name))
 
     def role(self, user: User, collection: str) -> Role | None:
         """The highest role ``user`` holds on ``collection``, or None."""
         if user.admin:
             return Role.OWNER
         subjects = [user.name, *(f"@{g}" for g in user.groups)]
-        marks = ",".join("?" * len(subjects))
-        rows = self._rows(f"SELECT role FROM grants WHERE collection = ? AND subject IN ({marks})", collection, *subjects)
-        return max((Role.named(r) for (r,) in rows), default=None)
+        query = select(_grants.c.role).where(_grants.c.collection == collection, _grants.c.subject.in_(subjects))
+        with self._connect() as conn:
+            held = conn.execute(query).scalars().all()
+        return max((Role.named(r) for r in held), default=None)
 
     def require(self, user: User, collection: str, role: Role) -> None:
         """``AccessDenied`` unless ``user`` holds ``role`` (or more) on ``collection``."""

@@ -3,6 +3,10 @@
 Each line says when, who (or ``?`` when no one could be identified), from which address,
 what (``ingest``, ``ask``, ``grant``, ``refused`` ...), on which collection, with what detail,
 and how it ended. Questions are kept unless the administrator turns that off for privacy.
+
+On one machine the log is a file, ``audit.jsonl`` in the server's home folder; with a database
+(``database_url``) it is that database's ``audit`` table, which every replica appends to and which
+keeps their lines in one order, the database's (an id each), whatever the replicas' clocks say.
 """
 
 from __future__ import annotations
@@ -13,8 +17,13 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from sqlalchemy import select
+
+from server.database import Database
+from server.database import audit as _table
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +60,24 @@ def clipped(text: str, limit: int = 100) -> str:
 
 
 class AuditLog:
-    """Appends entries to ``path`` (one write per line, flushed and synced: a crash loses none)."""
+    """Appends entries to a file (``path``; one write per line, flushed and synced: a crash loses
+    none) or to the database's ``audit`` table (each entry committed before the call goes on)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    def __init__(self, where: Path | Database) -> None:
+        self.path: Path | None = where if isinstance(where, Path) else None
+        self._db = where if isinstance(where, Database) else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
     def record(self, user: str, action: str, collection: str = "", detail: str = "", outcome: str = "ok",
                address: str = "") -> None:
         entry = Entry(time.time(), user, action, collection, detail, outcome, address)
+        if self._db is not None:
+            with self._db.writing() as conn:
+                self._db.append(conn, _table, [asdict(entry)])
+            return
+        assert self.path is not None
         data = (json.dumps(asdict(entry)) + "\n").encode()  # ASCII: no line separator of Unicode's in a line
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -72,6 +89,10 @@ class AuditLog:
 
     def entries(self, user: str | None = None, since: float | None = None) -> Iterator[Entry]:
         """The entries in order, of one user and from a time on when asked."""
+        if self._db is not None:
+            yield from self._rows(self._db, user, since)
+            return
+        assert self.path is not None
         try:
             lines = self.path.read_text(encoding="utf-8").split("\n")
         except FileNotFoundError:
@@ -83,3 +104,15 @@ class AuditLog:
                 continue  # a torn last line after a power cut
             if (user is None or entry.user == user) and (since is None or entry.at >= since):
                 yield entry
+
+    @staticmethod
+    def _rows(db: Database, user: str | None, since: float | None) -> Iterator[Entry]:
+        names = [f.name for f in fields(Entry)]
+        query = select(*(_table.c[n] for n in names)).order_by(_table.c.id)
+        if user is not None:
+            query = query.where(_table.c.user == user)
+        if since is not None:
+            query = query.where(_table.c.at >= since)
+        with db.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(query):
+                yield Entry(*row)

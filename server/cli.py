@@ -9,6 +9,7 @@
     archivist-server revoke NAME|@GROUP COLLECTION
     archivist-server join GROUP NAME / leave GROUP NAME
     archivist-server audit [--user NAME] [--since DATE]
+    archivist-server migrate            upgrade the database's schema; move the home's files into it once
 
 Everything lives in the server's home folder (``--home``, ``ARCHIVIST_SERVER_HOME``):
 ``server.toml`` (the knowledge base's settings, as the desktop's, plus a ``[server]`` table),
@@ -17,11 +18,17 @@ each under its own name (``--replica``, ``ARCHIVIST_REPLICA``, else the host's n
 folder and its own ``[replica.NAME]`` table of ``[server]`` keys. Administration works on the files directly,
 with the server running or not; a change takes effect on the server's next request. Every file the
 server or these commands write is readable by the server's account alone, whatever the umask.
+
+With ``database_url`` in ``[server]`` (or ``ARCHIVIST_DATABASE_URL``, to keep a password out of the file),
+the accounts and the audit log live in that database instead (PostgreSQL, shared by replicas on several
+machines): ``archivist-server migrate`` makes or upgrades its schema, and moves ``accounts.db`` and
+``audit.jsonl`` into it the first time. A URL's password is never printed or logged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
 import os
@@ -29,10 +36,12 @@ import re
 import socket
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import platformdirs
+from sqlalchemy.exc import SQLAlchemyError
 
 from archivist import logs
 from archivist.settings import Settings
@@ -40,11 +49,13 @@ from engine import ArchivistError
 from server.accounts import Accounts, Role
 from server.audit import AuditLog
 from server.config import ServerConfig
+from server.database import Database
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR = 0, 1
 DEFAULT_PORT = 8700
+T = TypeVar("T")
 _REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # The [server] keys, each of which a [replica.NAME] table may set for that replica alone.
 _SERVER_KEYS = frozenset({"folders", "proxies", "proxy_header", "audit_questions", "anyone_creates", "max_upload_mb",
@@ -73,12 +84,7 @@ def load_config(home: Path, replica: str = "") -> tuple[Settings, ServerConfig]:
     """``home/server.toml``: the knowledge base's settings, and the ``[server]`` table, with the keys
     of ``[replica.<replica>]`` in place of its own for that replica (``watches_folders`` above all)."""
     path = home / "server.toml"
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        values = {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ArchivistError(f"Cannot read {path}: {exc}") from exc
+    values = _settings_file(path)
     table = values.pop("server", {})
     replicas = values.pop("replica", {})
     if not isinstance(replicas, dict) or not all(isinstance(t, dict) for t in replicas.values()):
@@ -107,8 +113,77 @@ def load_config(home: Path, replica: str = "") -> tuple[Settings, ServerConfig]:
         max_calls_per_user=int(table.get("max_calls_per_user", 8)),
         watches_folders=bool(table.get("watches_folders", True)),
         home=home,
+        replica=replica,
+        database_url=database_url(home),
+        secure_cookies=_typed(path, table, "secure_cookies", bool, False),
+        web_answer_tokens=_typed(path, table, "web_answer_tokens", int, None),
+        public_url=_typed(path, table, "public_url", str, "").rstrip("/"),
     )
+    oidc = table.get("oidc", {})
+    if not isinstance(oidc, dict):
+        raise ArchivistError(f"{path}: [server.oidc] is a table.")
+    where = Path(f"{path} [server.oidc]")
+    config.oidc_issuer = _typed(where, oidc, "issuer", str, "").rstrip("/")
+    config.oidc_client_id = _typed(where, oidc, "client_id", str, "")
+    config.oidc_client_secret = _typed(where, oidc, "client_secret", str, os.environ.get("ARCHIVIST_OIDC_CLIENT_SECRET", ""))
+    config.oidc_user_claim = _typed(where, oidc, "user_claim", str, "preferred_username")
+    config.oidc_label = _typed(where, oidc, "label", str, "")
+    config.oidc_session_hours = float(_typed(where, oidc, "session_hours", (int, float), 8.0))
+    if config.web_answer_tokens is not None and config.web_answer_tokens < 1:
+        raise ArchivistError(f"{path}: web_answer_tokens is a number of tokens, at least 1.")
+    if config.oidc_issuer and not (config.oidc_client_id and config.public_url):
+        raise ArchivistError(f"{path}: signing in with OpenID Connect needs [server.oidc] client_id and "
+                             "[server] public_url (the address browsers reach this server at).")
     return settings, config
+
+
+def _typed(path: Path, table: dict[str, object], key: str, kind: type[T] | tuple[type, ...], default: T) -> T:
+    """``table[key]`` if it is a ``kind`` (``default`` when absent): a setting of the wrong shape
+    (``secure_cookies = "false"``, which ``bool()`` would read as true) stops the server with its name."""
+    value = table.get(key, default)
+    if value is not default and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise ArchivistError(f"{path}: {key} = {value!r} is not a setting of the right kind.")
+    return value  # type: ignore[return-value]
+
+
+def database_url(home: Path) -> str:
+    """Where the accounts and the audit log live: ``ARCHIVIST_DATABASE_URL``, else ``database_url`` in
+    ``server.toml``'s ``[server]`` table; "" for the home folder's own files (SQLite and JSON lines)."""
+    if url := os.environ.get("ARCHIVIST_DATABASE_URL", ""):
+        return url
+    table = _settings_file(home / "server.toml").get("server", {})
+    url = table.get("database_url", "") if isinstance(table, dict) else ""
+    if not isinstance(url, str):
+        raise ArchivistError(f"{home / 'server.toml'}: database_url is a URL in quotes.")
+    return url
+
+
+@contextlib.contextmanager
+def open_state(home: Path) -> Iterator[tuple[Accounts, AuditLog, str]]:
+    """The accounts and the audit log, in the database of ``database_url`` (at this version's schema,
+    else ``DatabaseError``: run migrate) or in the home folder's files; and where, said for a log line."""
+    if not (url := database_url(home)):
+        accounts = Accounts(home / "accounts.db")
+        try:
+            yield accounts, AuditLog(home / "audit.jsonl"), f"{home / 'accounts.db'} and {home / 'audit.jsonl'}"
+        finally:
+            accounts.close()
+        return
+    database = Database(url)
+    try:
+        database.require_current()
+        yield Accounts(database), AuditLog(database), database.shown
+    finally:
+        database.close()
+
+
+def _settings_file(path: Path) -> dict[str, Any]:  # TOML's values: tables, lists, strings, numbers
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ArchivistError(f"Cannot read {path}: {exc}") from exc
 
 
 def _when(text: str) -> float:
@@ -158,6 +233,8 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="who ingested, removed, granted or asked what, and when")
     audit.add_argument("--user", help="only this user (? for refused sign-ins)")
     audit.add_argument("--since", type=_when, help="from this date on (or this many days back: use a date)")
+    commands.add_parser("migrate", help="upgrade the database's schema (database_url, else accounts.db); the first "
+                                        "time, move the home folder's accounts and audit log into database_url")
     return parser
 
 
@@ -168,53 +245,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(home, replica_name(args.replica), args.host, args.port, args.uds, args.certfile, args.keyfile)
-        if args.command == "audit":
-            for entry in AuditLog(home / "audit.jsonl").entries(args.user, args.since):
-                print(entry.line())
-            return EXIT_OK
-        return _administer(home, args)
+        if args.command == "migrate":
+            return _migrate(home)
+        with open_state(home) as (accounts, audit, _):
+            if args.command == "audit":
+                for entry in audit.entries(args.user, args.since):
+                    print(entry.line())
+                return EXIT_OK
+            return _administer(accounts, audit, args)
     except ArchivistError as exc:
         print(f"archivist-server: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except SQLAlchemyError as exc:  # its words name statements and hosts, never a URL's password
+        print(f"archivist-server: the database failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_ERROR
 
 
-def _administer(home: Path, args: argparse.Namespace) -> int:
-    accounts, audit = Accounts(home / "accounts.db"), AuditLog(home / "audit.jsonl")
-    admin = os.environ.get("USER") or os.environ.get("USERNAME") or "administrator"
+def _migrate(home: Path) -> int:
+    """Upgrade the schema in use; with ``database_url``, move the home folder's files into it once."""
+    from server.migrations.home_folder import move_home_folder
+
+    url = database_url(home)
+    database = Database(url) if url else Database.sqlite(home / "accounts.db")
     try:
-        if args.command == "add-user":
-            token = accounts.add_user(args.name, args.admin, args.expires)
-            audit.record(f"({admin})", "add-user", detail=args.name + (" as administrator" if args.admin else ""))
-            print(f"Created {args.name}. Their token, shown only now:")
-            print(token)
-        elif args.command == "new-token":
-            token = accounts.new_token(args.name, args.expires, replace=True)
-            audit.record(f"({admin})", "new-token", detail=args.name)
-            print(f"New token for {args.name} (the old ones no longer work):")
-            print(token)
-        elif args.command == "remove-user":
-            accounts.remove_user(args.name)
-            audit.record(f"({admin})", "remove-user", detail=args.name)
-            print(f"Removed {args.name}.")
-        elif args.command == "users":
-            for name, is_admin in accounts.users():
-                print(name + ("  (administrator)" if is_admin else ""))
-        elif args.command == "grant":
-            accounts.grant(args.name, args.collection, Role.named(args.role))
-            audit.record(f"({admin})", "grant", args.collection, f"{args.name} {args.role}")
-            print(f"{args.name} is now {args.role} of {args.collection!r}.")
-        elif args.command == "revoke":
-            if not accounts.revoke(args.name, args.collection):
-                print(f"{args.name} had no role on {args.collection!r}.", file=sys.stderr)
-                return EXIT_ERROR
-            audit.record(f"({admin})", "revoke", args.collection, args.name)
-            print(f"{args.name} no longer has a role on {args.collection!r}.")
-        elif args.command in ("join", "leave"):
-            (accounts.join if args.command == "join" else accounts.leave)(args.group, args.name)
-            audit.record(f"({admin})", args.command, detail=f"{args.name} @{args.group.removeprefix('@')}")
-        return EXIT_OK
+        before = database.revision()
+        database.upgrade()
+        after = database.revision()
+        was = f"revision {before}" if before else "no revision (empty, or accounts.db of the first versions)"
+        print(f"{database.shown}: " + (f"upgraded from {was} to revision {after}." if before != after
+                                        else f"at revision {after}, the newest."))
+        if url:
+            for moved in move_home_folder(home, database):
+                print(moved.sentence())
     finally:
-        accounts.close()
+        database.close()
+    return EXIT_OK
+
+
+def _administer(accounts: Accounts, audit: AuditLog, args: argparse.Namespace) -> int:
+    admin = os.environ.get("USER") or os.environ.get("USERNAME") or "administrator"
+    if args.command == "add-user":
+        token = accounts.add_user(args.name, args.admin, args.expires)
+        audit.record(f"({admin})", "add-user", detail=args.name + (" as administrator" if args.admin else ""))
+        print(f"Created {args.name}. Their token, shown only now:")
+        print(token)
+    elif args.command == "new-token":
+        token = accounts.new_token(args.name, args.expires, replace=True)
+        audit.record(f"({admin})", "new-token", detail=args.name)
+        print(f"New token for {args.name} (the old ones no longer work):")
+        print(token)
+    elif args.command == "remove-user":
+        accounts.remove_user(args.name)
+        audit.record(f"({admin})", "remove-user", detail=args.name)
+        print(f"Removed {args.name}.")
+    elif args.command == "users":
+        for name, is_admin in accounts.users():
+            print(name + ("  (administrator)" if is_admin else ""))
+    elif args.command == "grant":
+        accounts.grant(args.name, args.collection, Role.named(args.role))
+        audit.record(f"({admin})", "grant", args.collection, f"{args.name} {args.role}")
+        print(f"{args.name} is now {args.role} of {args.collection!r}.")
+    elif args.command == "revoke":
+        if not accounts.revoke(args.name, args.collection):
+            print(f"{args.name} had no role on {args.collection!r}.", file=sys.stderr)
+            return EXIT_ERROR
+        audit.record(f"({admin})", "revoke", args.collection, args.name)
+        print(f"{args.name} no longer has a role on {args.collection!r}.")
+    elif args.command in ("join", "leave"):
+        (accounts.join if args.command == "join" else accounts.leave)(args.group, args.name)
+        audit.record(f"({admin})", args.command, detail=f"{args.name} @{args.group.removeprefix('@')}")
+    return EXIT_OK
 
 
 def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, certfile: Path | None,
@@ -228,18 +328,18 @@ def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, cer
     logs.configure(home / "logs" / replica, process="server", label=replica)
     log.info("replica %s (process %d) serving %s on %s; %s", replica, os.getpid(), home, uds or f"{host}:{port}",
              "watching the followed folders" if config.watches_folders else "not watching the followed folders")
-    kb = open_knowledge_base(settings, confine_folders=True)
-    accounts = Accounts(home / "accounts.db")
-    if config.watches_folders:  # one replica of several watches the followed folders; the others set this off
-        kb.start()
-    try:
-        app = create_app(kb, accounts, AuditLog(home / "audit.jsonl"), config)
-        where = {"uds": str(uds)} if uds else {"host": host, "port": port}
-        uvicorn.run(app, **where, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",  # type: ignore[arg-type]
-                    timeout_graceful_shutdown=5, **uvicorn_options())
-    finally:
-        kb.close()
-        accounts.close()
+    with open_state(home) as (accounts, audit, kept):
+        log.info("accounts and audit log in %s", kept)
+        kb = open_knowledge_base(settings, confine_folders=True)
+        if config.watches_folders:  # one replica of several watches the followed folders; the others set this off
+            kb.start()
+        try:
+            app = create_app(kb, accounts, audit, config)
+            where = {"uds": str(uds)} if uds else {"host": host, "port": port}
+            uvicorn.run(app, **where, ssl_certfile=certfile, ssl_keyfile=keyfile,  # type: ignore[arg-type]
+                        log_level="info", timeout_graceful_shutdown=5, **uvicorn_options())
+        finally:
+            kb.close()
     return EXIT_OK
 
 

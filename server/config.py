@@ -14,6 +14,8 @@ class ServerConfig:
     audit_questions: bool = True  # False: the audit log says "asked" without the question
     anyone_creates: bool = False  # True: any user may make a collection (and owns it); else administrators
     home: Path = Path(".")
+    replica: str = ""  # this replica's name (``serve --replica``); "" for the administration commands
+    database_url: str = ""  # accounts and audit log in this database (PostgreSQL shared by replicas); "": the home's files
 
     max_upload_mb: int = 512
     max_body_kb: int = 1024  # a call's JSON body (a question, a schema, a list of paths)

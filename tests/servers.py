@@ -65,3 +65,59 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def _postgres_binaries() -> Path | None:
+    """The folder of PostgreSQL's server programs (``initdb``, ``pg_ctl``), if it is installed."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    return versions[-1].parent if versions else None
+
+
+@contextlib.contextmanager
+def postgres_server(password: str = "s3cret-Pa55") -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port, its superuser ``archivist`` signing in by
+    ``password``; the URL of its ``postgres`` database. PostgreSQL refuses to run as root: run as root
+    (as in CI's container), the cluster is made and run by the ``postgres`` account (else ``nobody``)
+    in a folder of its own under the system's temporary folder."""
+    import os
+    import tempfile
+
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL is not installed (apt install postgresql: its initdb and pg_ctl)")
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="archivist-pg-"))
+    if os.geteuid() == 0:
+        account = next((name for name in ("postgres", "nobody") if _uid(name) is not None), None)
+        if account is None or shutil.which("runuser") is None:
+            pytest.skip("running as root with neither a postgres nor a nobody account and runuser to run PostgreSQL")
+        as_user = ["runuser", "-u", account, "--"]
+        os.chown(folder, _uid(account), -1)
+    (folder / "password").write_text(password)
+    os.chmod(folder / "password", 0o644)
+    port = free_port()
+    data = folder / "data"
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "archivist", "--pwfile",
+                    str(folder / "password"), "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                    "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+    options = f"-p {port} -h 127.0.0.1 -k {folder} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
+                    "-w", "-t", "60", "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://archivist:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       check=False, stdout=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _uid(account: str) -> int | None:
+    import pwd
+
+    try:
+        return pwd.getpwnam(account).pw_uid
+    except KeyError:
+        return None

@@ -11,6 +11,7 @@ need=()
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v makensis >/dev/null 2>&1 || need+=(nsis)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)  # replicas sharing one database
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 "$(dirname "$0")/../installers/linux/window-libs.sh" || true  # the X libraries Qt loads; says what is missing

@@ -91,3 +91,20 @@ def test_two_replicas_on_one_home_keep_their_own_logs_and_settings(tmp_path: Pat
     assert any("replica alpha" in line and "watching the followed folders" in line for line in alpha)
     assert any("replica beta" in line and "not watching the followed folders" in line for line in beta)
     assert not (home / "logs" / "archivist.log").exists()
+
+
+def test_the_pages_settings_are_read_with_their_shapes_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ARCHIVIST_OIDC_CLIENT_SECRET", raising=False)
+    (tmp_path / "server.toml").write_text(
+        '[server]\nsecure_cookies = true\npublic_url = "https://kb.example/"\nweb_answer_tokens = 512\n'
+        '[server.oidc]\nissuer = "https://id.example/realms/staff/"\nclient_id = "archivist"\nsession_hours = 4\n')
+    _, config = load_config(tmp_path, "alpha")
+    assert (config.secure_cookies, config.public_url, config.web_answer_tokens) == (True, "https://kb.example", 512)
+    assert (config.oidc_issuer, config.oidc_client_id, config.oidc_session_hours) == ("https://id.example/realms/staff", "archivist", 4.0)
+    assert config.replica == "alpha" and config.oidc_user_claim == "preferred_username"
+    for bad in ('secure_cookies = "false"',  # a string bool() would read as true
+                "web_answer_tokens = true", "web_answer_tokens = 0", 'public_url = ["x"]', "oidc = 3",
+                '[server.oidc]\nissuer = "https://id.example"'):  # no client id, no public address
+        (tmp_path / "server.toml").write_text(f"[server]\n{bad}\n")
+        with pytest.raises(ArchivistError):
+            load_config(tmp_path)

@@ -68,7 +68,7 @@ def test_a_caller_of_the_facade_finds_every_public_method_on_the_client_too():
     """Callers type a knowledge base, local or remote, as ``KnowledgeBase``; the client is made from
     its ``@offered`` methods. Only the composition's own methods may be public beyond those."""
     public = {name for name, _ in inspect.getmembers(KnowledgeBase, inspect.isfunction) if not name.startswith("_")}
-    assert public - CALLS == {"start", "close", "add_listener", "with_conversations"}
+    assert public - CALLS == {"start", "warm", "close", "add_listener", "with_conversations"}
     assert all(callable(getattr(KnowledgeBaseClient, name)) for name in CALLS | {"close", "add_listener"})
 
 

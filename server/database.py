@@ -1,0 +1,232 @@
+"""The SQL database that holds the team server's state: users, tokens, groups, grants, the audit log.
+
+One schema for two engines. By default it is SQLite, the file ``accounts.db`` in the server's home
+folder (one machine; the audit log then stays in ``audit.jsonl`` beside it, see ``server.audit``);
+when ``database_url`` is set (``postgresql://user@host/archivist``), it is that database, which
+several replicas on several machines share: a grant or a revoked token made through
+one replica holds on every other at the next request. The schema's versions are Alembic migrations
+shipped in ``server.migrations``; :meth:`Database.upgrade` runs them (``archivist-server migrate``).
+
+A URL's password is never shown: :attr:`Database.shown` is the URL with it masked, for messages and logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    create_engine,
+    event,
+    exc,
+    insert,
+    text,
+)
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine import ArchivistError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 7_301_150_251  # pg_advisory_xact_lock's key: one `migrate` at a time, whichever replica runs it
+
+metadata = MetaData()
+users = Table("users", metadata,
+              Column("name", Text, primary_key=True),
+              Column("admin", Boolean, nullable=False, server_default="0"),
+              Column("created", Double, nullable=False))
+tokens = Table("tokens", metadata,
+               Column("hash", Text, primary_key=True),  # SHA-256 of the token; the token itself is never kept
+               Column("user", Text, ForeignKey("users.name", ondelete="CASCADE"), nullable=False, index=True),
+               Column("created", Double, nullable=False),
+               Column("expires", Double))
+members = Table("members", metadata,
+                Column("grp", Text, primary_key=True),
+                Column("user", Text, primary_key=True))
+grants = Table("grants", metadata,
+               Column("subject", Text, primary_key=True),  # a user, or @group
+               Column("collection", Text, primary_key=True, index=True),
+               Column("role", Text, nullable=False))
+audit = Table("audit", metadata,  # ordered by id: the database's order, whichever replica wrote a line
+              Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+              Column("at", Double, nullable=False),
+              Column("user", Text, nullable=False),
+              Column("action", Text, nullable=False),
+              Column("collection", Text, nullable=False, server_default=""),
+              Column("detail", Text, nullable=False, server_default=""),
+              Column("outcome", Text, nullable=False, server_default="ok"),
+              Column("address", Text, nullable=False, server_default=""),
+              Index("audit_user", "user", "id"))
+imported = Table("imported", metadata,  # what `migrate` has moved in from a home folder: moved once, never again
+                 Column("source", Text, primary_key=True),
+                 Column("at", Double, nullable=False),
+                 Column("rows", Integer, nullable=False))
+
+
+class DatabaseError(ArchivistError):
+    """The database cannot be reached, or its schema is not the one this server needs."""
+
+
+class Database:
+    """An engine on one database (a pool of connections, safe from many threads) and its schema's version."""
+
+    def __init__(self, url: str | URL) -> None:
+        try:
+            self.url = make_url(url)
+        except exc.ArgumentError:  # its message quotes the URL, password and all
+            raise DatabaseError("database_url is not a database URL (postgresql://USER@HOST/NAME, "
+                                "or sqlite:////path/to/file.db).") from None
+        if self.url.drivername in ("postgresql", "postgres"):  # libpq's spelling: use psycopg 3
+            self.url = self.url.set(drivername="postgresql+psycopg")
+        self.shown = self.url.render_as_string(hide_password=True)
+        if self.url.get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(self.url)
+        elif self.url.get_backend_name() == "postgresql":
+            # At most 15 connections a replica (5 kept, 10 more at a peak), each held for one statement or
+            # transaction: a few replicas stay under PostgreSQL's 100 connections. Pre-ping: a restarted
+            # database costs a reconnection, not a failed request.
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        else:
+            raise DatabaseError(f"{self.shown}: the server keeps its state in PostgreSQL or SQLite only.")
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Database:
+        """The SQLite file at ``path``, made readable by the server's account alone, whatever the umask."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # token hashes and grants
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        return cls(URL.create("sqlite", database=str(path)))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- the schema's version -----------------------------------------------------------
+
+    def revision(self) -> str | None:
+        """The schema's revision in the database; None for one that holds no versioned schema."""
+        with self._connected() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head() -> str:
+        """The newest revision this version of the server knows."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert head is not None, "server/migrations holds no revision"
+        return head
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision``, in one transaction that one process at a time holds
+        (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock), so that replicas starting
+        together upgrade it once."""
+        config = _alembic_config()
+        with self._connected() as conn:
+            conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+
+    def require_current(self) -> None:
+        """``DatabaseError`` unless the schema is this server's: a shared database is upgraded by
+        ``archivist-server migrate``, never behind the administrator's back by a starting replica."""
+        have, need = self.revision(), self.head()
+        if have != need:
+            state = f"at revision {have}" if have else "empty"
+            raise DatabaseError(f"The database {self.shown} is {state}; this server needs revision {need}. "
+                                "Run `archivist-server migrate` (once, from any one machine).")
+
+    def _connected(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except exc.OperationalError as error:  # psycopg's message names the host, never the password
+            raise DatabaseError(f"Cannot reach the database {self.shown}: {_first_line(error.orig)}") from None
+
+    # -- transactions, and statements the two engines spell differently ------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A transaction that will write, committed at the end of the block (rolled back on an error).
+        SQLite's takes the write lock at once, waiting its turn, so a transaction that reads first
+        never finds, on writing, that another one wrote since."""
+        with self.engine.connect() as conn, conn.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin():
+            yield conn
+
+
+    def upsert(self, conn: Connection, table: Table, rows: Iterable[Mapping[str, object]],
+               replace: Iterable[str] = ()) -> int:
+        """Insert ``rows`` into ``table``; a row whose primary key is taken has its ``replace`` columns
+        set (none: it is left as it is). The number of rows inserted or changed."""
+        rows, replace = list(rows), list(replace)
+        if not rows:
+            return 0
+        dialect = sqlite_dialect if self.is_sqlite else postgresql_dialect
+        statement = dialect.insert(table).values(rows)
+        keys = [c.name for c in table.primary_key.columns]
+        if replace:
+            statement = statement.on_conflict_do_update(index_elements=keys,
+                                                        set_={c: statement.excluded[c] for c in replace})
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+        return len(conn.execute(statement.returning(*table.primary_key.columns)).all())  # rowcount: -1 on some
+
+    def append(self, conn: Connection, table: Table, rows: list[Mapping[str, object]]) -> None:
+        """Insert ``rows`` in their order (each gets the next id)."""
+        if rows:
+            conn.execute(insert(table), rows)
+
+
+def _alembic_config() -> Config:
+    """Alembic's settings, in code: the migrations ship inside the package; there is no alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """SQLite with real transactions (pysqlite's own are off; ``BEGIN`` is said when SQLAlchemy
+    begins one), foreign keys on, and write-ahead logging so readers never wait for a writer."""
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connected(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        connection.isolation_level = None  # type: ignore[attr-defined]  # pysqlite's own attribute
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(str(conn.get_execution_options().get("sqlite_begin", "BEGIN")))
+
+    return engine
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "no answer"
