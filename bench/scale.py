@@ -11,6 +11,8 @@ start), with the query's embedding included.
 
     python bench/scale.py --passages 100000 [--folder DIR] [--queries 50] [--keep]
     python bench/scale.py --search DIR      (only the searches, on a collection built before)
+    python bench/scale.py --passages N --keyword-only   (the keyword index alone: written and searched
+                                                         through its own calls, without Chroma)
 
 Timings are of this machine as it was at the time: 2 cores, shared with other work.
 """
@@ -275,6 +277,44 @@ def _rss_gb() -> float:
     return 0.0
 
 
+def keyword_only(n: int, count: int) -> None:
+    """The keyword index alone at ``n`` passages: written file by file as an ingest writes it
+    (``begin``, ``append``, ``finish``), then searched with the benchmark's queries (their terms
+    split as a search splits them, the index opened afresh), and its size on disk."""
+    texts, _, sizes = passages(n)
+    folder = Path(tempfile.mkdtemp(prefix="archivist-keyword-"))
+    try:
+        keyword = KeywordIndex(folder / "keyword")
+        started, first = time.perf_counter(), 0
+        for number, size in enumerate(sizes):
+            key = f"k{number:07d}"
+            keyword.begin(key)
+            keyword.append(key, [(f"{key}:{i}", texts[first + i], {}) for i in range(size)])
+            first += size
+            if number % 25 == 24 or first == n:  # about one group of _GROUP passages, as build() writes
+                for done in range(number - number % 25, number + 1):
+                    keyword.finish(f"k{done:07d}", f"h{done}")
+        built = time.perf_counter() - started
+        keyword.close()
+        opened = time.perf_counter()
+        keyword = KeywordIndex(folder / "keyword")
+        asked = queries(count)
+        keyword.search(asked[0], 50)
+        cold = time.perf_counter() - opened
+        times = []
+        for q in asked:
+            t = time.perf_counter()
+            keyword.search(q, 50)
+            times.append((time.perf_counter() - t) * 1000)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        keyword.close()
+        print(f"keyword index alone, {n:,} passages in {len(sizes):,} files: written {n / built:.0f} passages/s; "
+              f"first search after opening {cold * 1000:.0f} ms; search p50 {statistics.median(times):.1f} ms, "
+              f"p95 {float(np.percentile(times, 95)):.1f} ms; {size / n:.0f} bytes/passage on disk")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passages", type=int, default=10_000)
@@ -282,7 +322,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the folder built")
     parser.add_argument("--search", type=Path, metavar="DIR", help="only search a collection built before (one process)")
+    parser.add_argument("--keyword-only", action="store_true", help="the keyword index alone, without Chroma")
     args = parser.parse_args()
+    if args.keyword_only:
+        keyword_only(args.passages, args.queries)
+        return
     if args.search:
         print(json.dumps(search_run(args.search, args.queries)))
         return

@@ -102,13 +102,17 @@ class TermIndex:
     def search(self, words: Sequence[str], limit: int, docs: Sequence[str] | None = None) -> list[tuple[str, str, float]]:
         """The ``limit`` best chunks for ``words`` by BM25, as ``(doc, chunk_id, score)``, best first;
         only from ``docs`` when given."""
-        terms = [tantivy.Query.term_query(self._schema, "terms", word) for word in words]
+        self._index.reload()  # another process may have committed (a few microseconds when none did)
+        searcher = self._index.searcher()
+        # A term in more than half the chunks tells them apart no more than it sets them apart from
+        # the rest (BM25's own idf is zero or less there; SQLite's FTS5 weighed it so): it is left
+        # out, unless the query has nothing else.
+        telling = [w for w in words if searcher.doc_freq("terms", w) * 2 <= searcher.num_docs] or list(words)
+        terms = [tantivy.Query.term_query(self._schema, "terms", word) for word in telling]
         query = terms[0] if len(terms) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms])
         if docs is not None:  # a filter: it adds nothing to a score
             within = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self._schema, "doc", list(docs)), 0.0)
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, within)])
-        self._index.reload()  # another process may have committed (a few microseconds when none did)
-        searcher = self._index.searcher()
         found = []
         for score, address in searcher.search(query, limit, count=False).hits:
             stored = searcher.doc(address)
