@@ -15,9 +15,10 @@ with a user behind every call and that user's rights checked before the call run
                       /static/..., /web/page (a cited PDF page as PNG) and /web/marks (the passage on it), and
                       /sign-in/oidc and its /callback (the company's identity provider, ``server.oidc``)
 
-A browser signs in once with its user's token, which it keeps in an HttpOnly, SameSite=Strict cookie
-(``server.session``), or signs in by the identity provider and keeps a session sealed with the
-server's key (``home/session.key``); every path above also accepts that cookie, from this site's own page only.
+A browser signs in once, with its user's token or by the identity provider, and keeps a session sealed
+with the server's key (``home/session.key``) in an HttpOnly, SameSite=Strict cookie (``server.session``):
+it ends after ``oidc_session_hours``, at sign-out, or when its token is revoked; every path above also
+accepts that cookie, from this site's own page only.
 
 400: a body or arguments of the wrong shape (each call's arguments are checked against the facade's
 signature before anything else looks at them). 401: no token, a wrong, revoked or expired one, or a
@@ -69,7 +70,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="call")
     app = FastAPI(title="Archivist team server", docs_url=None, redoc_url=None, openapi_url=None)
     add_handlers(app)
-    seal = SessionSeal(config.home / "session.key")
+    seal = SessionSeal(config.home)
     sign_in = SignIn(accounts, config, refusals, seal)
     add_web(app, Pages(kb, accounts, uploads, sign_in, refusals, audit, seal, config))
     _add_routes(app, sign_in,

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import pypdfium2  # type: ignore[import-untyped]
 
 _SCALE = 1.5  # 108 dpi: sharp at 100% and readable at 200% zoom, ~100 KB a text page
+# A page may declare any size (PDF allows 200 inches a side, user units more): a poster or a hostile
+# file is shown smaller rather than rendered into gigabytes while every other page waits for PDFium.
+_LONGEST_SIDE = 3000  # pixels
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe
 
 
@@ -36,7 +39,7 @@ def page_png(path: Path, page: int) -> bytes:
             if not 1 <= page <= len(document):
                 raise BadCall(f"{path.name} has no page {page}")
             shown = document[page - 1]
-            image = shown.render(scale=_SCALE).to_pil()
+            image = shown.render(scale=_scale(*shown.get_size())).to_pil()
             shown.close()
         finally:
             document.close()
@@ -53,11 +56,18 @@ def page_marks(path: Path, page: int, passage: str) -> PageMarks:
             if not 1 <= page <= len(document):
                 raise BadCall(f"{path.name} has no page {page}")
             width, height = document[page - 1].get_size()  # as shown: the crop box, rotation applied
+            if not (width > 0 and height > 0):  # a page of no size: nothing to mark a fraction of
+                raise BadCall(f"{path.name} has a page {page} of no size")
         finally:
             document.close()
         rects = passage_rects(path, page - 1, passage)
     return PageMarks(width, height, [(left / width, top / height, right / width, bottom / height)
                                      for left, top, right, bottom in rects])
+
+
+def _scale(width: float, height: float) -> float:
+    """The scale to render a page of ``width`` by ``height`` points at: ``_SCALE``, or less for a huge one."""
+    return min(_SCALE, _LONGEST_SIDE / max(width, height, 1.0))
 
 
 def _open(path: Path) -> "pypdfium2.PdfDocument":
