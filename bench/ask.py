@@ -37,7 +37,9 @@ from rag.answering.ask import Answered, AskOptions  # noqa: E402
 from rag.documents import Chunk  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.storage.vectors import INDEXED, FileRecord, VectorStore, chunk_row  # noqa: E402
+from rag.storage.collection import chunk_row  # noqa: E402
+from rag.storage.manifest import INDEXED, FileRecord  # noqa: E402
+from rag.storage.vectors import VectorStore  # noqa: E402
 
 QUERIES = [
     "how do I parse command line arguments", "compress a file with gzip", "thread safe queue", "hash a password",

@@ -50,8 +50,10 @@ from rag.answering.retrieval import SearchMode
 from rag.documents import Chunk
 from rag.embedding import Embedder
 from rag.knowledge_base import KnowledgeBase
+from rag.storage.collection import chunk_row
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import INDEXED, PENDING, FileRecord, VectorStore, chunk_row
+from rag.storage.manifest import INDEXED, PENDING, FileRecord
+from rag.storage.vectors import VectorStore
 
 COLLECTION = "Scale"
 _GROUP = 256  # passages per write, about what an ingest's embedding batch holds

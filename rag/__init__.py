@@ -39,7 +39,8 @@ from rag.indexing.following import Followed
 from rag.indexing.ingest import FileOutcome, IngestProgress, IngestReport
 from rag.knowledge_base import CollectionStatus, KnowledgeBase, StepProgress
 from rag.service.client import KnowledgeBaseClient
-from rag.storage.vectors import CollectionInfo, FileRecord
+from rag.storage.manifest import FileRecord
+from rag.storage.vectors import CollectionInfo
 
 __all__ = [
     "AccessDenied",

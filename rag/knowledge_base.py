@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,19 @@ from rag.answering.retrieval import SearchMode, search, to_passage
 from rag.calls import Access, offered
 from rag.documents import Passage, document_key
 from rag.embedding import Embedder
-from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError, ReembedCancelled
+from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError
 from rag.indexing.discovery import within
 from rag.indexing.folder_changes import Changes, apply_changes
 from rag.indexing.following import Followed, FollowedFolders
 from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
+from rag.indexing.reembedding import reembed
+from rag.storage.collection import StoredCollection
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import INDEXED, PENDING, WORDS, CollectionInfo, FileRecord, StoredCollection, VectorStore
+from rag.storage.manifest import FileRecord
+from rag.storage.open_collections import OpenCollections, sync_keyword
+from rag.storage.vectors import CollectionInfo, VectorStore
 
 log = logging.getLogger(__name__)
-
-_NAME_TTL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +97,7 @@ class KnowledgeBase:
         self.checkups_dir = checkups or keyword_dir.parent / "checkups"
         self.speeds = ReadingSpeeds(keyword_dir.parent / "reading-speeds.json")
         self.chunking = dataclasses.replace(chunking, max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2))
-        self._open: dict[str, tuple[StoredCollection, KeywordIndex]] = {}
-        self._names: dict[str, tuple[CollectionInfo, float]] = {}
-        self._lock = threading.Lock()
+        self.opened = OpenCollections(store, keyword_dir)
         self._indexing = threading.Lock()  # one indexing route: drops, followed folders, re-embedding
         self.following = FollowedFolders(following or keyword_dir.parent / "followed.json", self._apply_followed)
         # A server's: a symbolic link in a folder being indexed is followed only within that folder.
@@ -122,8 +121,8 @@ class KnowledgeBase:
     def rename_collection(self, name: str, new_name: str) -> CollectionInfo:
         """Rename a knowledge base."""
         info = self.store.rename(name, new_name)
-        self._open.pop(info.id, None)
-        self._names.clear()
+        self.opened.reopen(info.id)
+        self.opened.forget_name()
         self.following.rename(name, info.name)  # the name as stored (stripped)
         return info
 
@@ -137,15 +136,15 @@ class KnowledgeBase:
         if adapter is not None:
             check_adapter(adapter)
         info = self.store.set_adapter(name, str(adapter.absolute()) if adapter else "")
-        self._open.pop(info.id, None)
-        self._names.clear()
+        self.opened.reopen(info.id)
+        self.opened.forget_name()
         return info
 
     @offered(Access.OWNER, "name", audited=True)
     def delete_collection(self, name: str) -> None:
         """Delete a knowledge base and everything indexed in it (the files themselves stay)."""
         info = self.store.find(name)
-        self._names.clear()
+        self.opened.forget_name()
         self.store.delete(name)
         self.following.forget(name)
         self._forget(info.id)
@@ -153,25 +152,12 @@ class KnowledgeBase:
     def _forget(self, collection_id: str) -> None:
         """What is kept beside the store for a collection: ids follow from names, so a later
         collection of the same name must not find its keyword index, check-up or conversations."""
-        with self._lock:
-            opened = self._open.pop(collection_id, None)
-        if opened:
-            opened[1].close()
-        shutil.rmtree(self.keyword_dir / collection_id, ignore_errors=True)
-        for suffix in ("", "-wal", "-shm"):  # the keyword index's layout before it had a folder
-            (self.keyword_dir / f"{collection_id}.sqlite{suffix}").unlink(missing_ok=True)
+        self.opened.forget(collection_id)
         (self.checkups_dir / f"{collection_id}.json").unlink(missing_ok=True)
         shutil.rmtree(self.conversations.folder / collection_id, ignore_errors=True)
 
     def _find(self, name: str) -> CollectionInfo:
-        """The collection called ``name``; names are remembered for a few seconds, since listing
-        collections costs a round trip and another client may rename one at any time."""
-        known = self._names.get(name)
-        if known is not None and time.monotonic() - known[1] < _NAME_TTL:
-            return known[0]
-        info = self.store.find(name)
-        self._names[name] = (info, time.monotonic())
-        return info
+        return self.opened.find(name)
 
     def _collection(self, name: str, create: bool = False) -> tuple[StoredCollection, KeywordIndex]:
         try:
@@ -182,14 +168,9 @@ class KnowledgeBase:
             try:
                 info = self.create_collection(name)
             except CollectionExists:  # another client created it a moment ago
-                self._names.pop(name, None)
+                self.opened.forget_name(name)
                 info = self._find(name)
-        with self._lock:
-            if info.id not in self._open:
-                self._open[info.id] = (self.store.open(info), KeywordIndex(self.keyword_dir / info.id))
-            collection, keyword = self._open[info.id]
-        collection.info = info
-        return collection, keyword
+        return self.opened.open(info)
 
     @offered(Access.READER)
     def check_embedder(self, collection: str) -> None:
@@ -219,7 +200,7 @@ class KnowledgeBase:
         stored, keyword = self._collection(collection, create=True)
         self._check_embedder(stored)
         with self._indexing:
-            self._sync_keyword(stored, keyword)
+            sync_keyword(stored, keyword)
             report = Ingestor(stored, keyword, self.embedder, self.chunking, confine=self.confine_folders).run(
                 paths, progress, cancel, force)
             keyword.set_generation(stored.generation())
@@ -260,34 +241,13 @@ class KnowledgeBase:
         failed, the hidden one is dropped and nothing is lost.
         """
         with self._indexing:
-            return self._reembed(collection, progress, cancel, batch)
-
-    def _reembed(
-        self, collection: str, progress: Callable[[StepProgress], None] | None, cancel: CancelToken | None, batch: int,
-    ) -> CollectionInfo:
-        stored, _ = self._collection(collection)
-        if stored.pending_keys():
-            raise KnowledgeBaseError(f"{collection!r} has files being indexed; let that finish before re-embedding.")
-        total = stored.count()
-        rebuild = self.store.start_rebuild(stored.info, self.embedder.model_id, self.embedder.dimension)
-        done = 0
-        try:
-            for chunks in stored.all_chunks(batch):
-                if cancel is not None and cancel.cancelled:
-                    raise ReembedCancelled(collection)
-                rebuild.write(chunks, self.embedder.submit([c.text for c in chunks]).result())
-                done += len(chunks)
-                if progress is not None:
-                    progress(StepProgress(done, total))
-            info = rebuild.finish()
-        except BaseException:
-            rebuild.abandon()
-            raise
-        with self._lock:  # the swapped collection is a new Chroma object behind the same id
-            self._open.pop(info.id, None)
-            self._names.pop(collection, None)
-        log.info("re-embedded %s: %d chunks with %s", collection, done, info.embedder)
-        return info
+            stored, _ = self._collection(collection)
+            info = reembed(stored, self.store, self.embedder, batch,
+                           progress and (lambda done, total: progress(StepProgress(done, total))), cancel)
+            # The swapped collection is a new Chroma object behind the same id.
+            self.opened.reopen(info.id)
+            self.opened.forget_name(collection)
+            return info
 
     # -- search -----------------------------------------------------------------------------
 
@@ -305,7 +265,7 @@ class KnowledgeBase:
         stored, keyword = self._collection(collection)
         self._check_embedder(stored)
         generation, unfinished = stored.state()
-        self._sync_keyword(stored, keyword, generation, unfinished)
+        sync_keyword(stored, keyword, generation, unfinished)
         docs = None if paths is None else [document_key(Path(p).absolute()) for p in paths]
         return search(
             query, stored, self.embedder, keyword, limit=limit, docs=docs, exclude=list(unfinished), mode=mode,
@@ -480,10 +440,7 @@ class KnowledgeBase:
             self.model.close()
         if self.cache is not None:
             self.cache.close()
-        with self._lock:
-            opened, self._open = list(self._open.values()), {}
-        for _, keyword in opened:
-            keyword.close()
+        self.opened.close()
         self.store.close()
 
     # -- conversations ----------------------------------------------------------------------
@@ -520,20 +477,3 @@ class KnowledgeBase:
     def export_conversation(self, collection: str, conversation_id: str) -> str:
         """The conversation as Markdown."""
         return self.conversations.export_markdown(self._find(collection).id, conversation_id)
-
-    def _sync_keyword(
-        self, stored: StoredCollection, keyword: KeywordIndex, generation: str | None = None,
-        unfinished: dict[str, str] | None = None,
-    ) -> None:
-        if generation is None or unfinished is None:
-            generation, unfinished = stored.state()
-        if keyword.generation == generation:
-            return
-        files = stored.files()
-        indexed = {k: r.content_hash for k, r in files.items() if r.status == INDEXED}
-        # The manifest read whole (a paged read of unfinished rows can miss one that moved while
-        # others finished): a file still being indexed keeps the words the index holds of it.
-        unfinished = {**unfinished, **{k: r.content_hash for k, r in files.items() if r.status in (PENDING, WORDS)}}
-        keyword.sync(
-            indexed, lambda key: [(c.id, c.text) for c in stored.document_chunks(key)], generation, unfinished
-        )

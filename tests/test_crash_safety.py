@@ -13,6 +13,7 @@ from samples import PROSE
 
 from rag.answering.retrieval import SearchMode
 from rag.knowledge_base import KnowledgeBase
+from rag.storage.open_collections import sync_keyword
 
 WORKER = Path(__file__).with_name("ingest_worker.py")
 
@@ -50,7 +51,7 @@ def _assert_consistent(kb: KnowledgeBase) -> None:
         assert indexes == list(range(record.chunks))
         assert {m["hash"] for m in rows["metadatas"] if m["doc"] == key} == {record.content_hash}
     assert set(per_doc) == set(files)
-    kb._sync_keyword(stored, keyword)
+    sync_keyword(stored, keyword)
     assert keyword.documents() == {k: r.content_hash for k, r in files.items()}
     assert keyword.chunks() == len(rows["ids"])
 

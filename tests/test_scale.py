@@ -25,8 +25,10 @@ from rag.answering.schemas import resolve
 from rag.documents import Chunk, document_key
 from rag.errors import ReembedCancelled
 from rag.knowledge_base import KnowledgeBase, StepProgress
+from rag.storage.collection import chunk_row
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import INDEXED, FileRecord, VectorStore, chunk_row
+from rag.storage.manifest import INDEXED, FileRecord
+from rag.storage.vectors import VectorStore
 
 FILES = 33_000  # each one passage: 33,000 manifest rows (past the 32,766 one SQL statement holds) and 33,000 chunks
 NAME = "Big"

@@ -23,7 +23,8 @@ from servers import free_port
 
 from rag.documents import Chunk
 from rag.errors import StoreUnavailable
-from rag.storage.vectors import StoredCollection, VectorStore, chunk_row
+from rag.storage.collection import StoredCollection, chunk_row
+from rag.storage.vectors import VectorStore
 
 TIMEOUT, RETRY_EVERY = 0.5, 0.2
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from rag.documents import Box, Passage, text_to_path
 from rag.embedding import Embedder
+from rag.storage.collection import StoredChunk, StoredCollection
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import StoredChunk, StoredCollection
 
 RRF_K = 60
 # In fusion, keyword hits scoring under this share of the best keyword hit's BM25 are left

@@ -16,8 +16,8 @@ import numpy as np
 from engine.cancel import CancelToken
 from rag.documents import LoadResult
 from rag.embedding import Embedder
+from rag.storage.collection import StoredCollection
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import StoredCollection
 
 
 @dataclass(slots=True)

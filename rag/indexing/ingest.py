@@ -31,8 +31,9 @@ from rag.indexing import loaders
 from rag.indexing.chunking import chunk_sections
 from rag.indexing.discovery import content_hash, discover
 from rag.indexing.embedding_pass import EmbeddingPass, FileJob, Rows
+from rag.storage.collection import StoredCollection, chunk_row
 from rag.storage.keyword_index import KeywordIndex
-from rag.storage.vectors import FAILED, INDEXED, PENDING, WORDS, FileRecord, StoredCollection, chunk_row
+from rag.storage.manifest import FAILED, INDEXED, PENDING, WORDS, FileRecord
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ VERSION = 1
 # The modules whose dataclasses, enums and errors cross a boundary.
 _MODULES = (
     "engine.interface", "engine.errors", "engine.catalog",
-    "rag.errors", "rag.answering.ask", "rag.storage.vectors", "rag.indexing.ingest", "rag.documents", "rag.answering.sources", "rag.answering.citations", "rag.answering.claims",
+    "rag.errors", "rag.answering.ask", "rag.storage.vectors", "rag.storage.collection", "rag.storage.manifest",
+    "rag.indexing.ingest", "rag.documents", "rag.answering.sources", "rag.answering.citations", "rag.answering.claims",
     "rag.answering.conversations", "rag.answering.checkup", "rag.answering.field_sources", "rag.answering.answer_cache", "rag.answering.schemas",
     "rag.answering.retrieval", "rag.indexing.following", "rag.knowledge_base", "engine.download",
 )

@@ -106,8 +106,8 @@ class TermIndex:
         searcher = self._index.searcher()
         # A term in more than half the chunks tells them apart no more than it sets them apart from
         # the rest (BM25's own idf is zero or less there; SQLite's FTS5 weighed it so): it is left
-        # out, unless the query has nothing else.
-        telling = [w for w in words if searcher.doc_freq("terms", w) * 2 <= searcher.num_docs] or list(words)
+        # out, unless no term that matches anything is left.
+        telling = [w for w in words if 0 < searcher.doc_freq("terms", w) * 2 <= searcher.num_docs] or list(words)
         terms = [tantivy.Query.term_query(self._schema, "terms", word) for word in telling]
         query = terms[0] if len(terms) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms])
         if docs is not None:  # a filter: it adds nothing to a score

@@ -1,21 +1,18 @@
-"""Knowledge bases in Chroma: one collection of chunks and one manifest of files each.
+"""The store: one Chroma, embedded in a folder or a server shared by a team, and its knowledge bases.
 
-The manifest lives beside the chunks, in the same Chroma (embedded or a server), so that
-every client of a shared store sees the same files, statuses and generation. It is the
-record of what is done: a file counts as indexed only once its manifest row says so, and
-that row is written after its last chunk.
+Each knowledge base is a pair of Chroma collections, its chunks and its manifest of files
+(``rag.storage.collection``); a re-embed builds new chunks beside the old and swaps them in whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,31 +20,20 @@ import numpy as np
 
 from rag import offline
 from rag.breaker import Breaker
-from rag.documents import Chunk, text_to_path
 from rag.errors import CollectionExists, CollectionNotFound
 from rag.storage.chroma_errors import server_breaker, translate_errors
+from rag.storage.collection import _WRITE_BATCH, StoredChunk, StoredCollection
 
 if TYPE_CHECKING:
     import httpx
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
-    from chromadb.api.types import GetResult, Include
 
 log = logging.getLogger(__name__)
 
 _KIND = "archivist"
 _NEXT, _OLD = "-next", "-old"  # a re-embed's new chunks while they are built; the old ones while swapped
-# Chroma's bindings hold Python's lock while they write, and each upsert has a fixed cost of
-# about 25 ms: 256 rows a call (about 0.13 s) write three times more passages a second than
-# 16 did, and still hold the lock briefly (the window lives in another process).
-_WRITE_BATCH = 256
-# Rows per read: chromadb's local get() binds one SQL variable per row it returns, and
-# SQLite takes at most 32,766, so no read may ask for a whole collection at once.
-_READ_PAGE = 5000
-# Documents a search names in Chroma's filter at once (one SQL variable each, 32,766 at most).
-_FILTERED_DOCUMENTS = 1000
-# Chunks of files being indexed that may be in the store: the embedding batches being written.
-_UNFINISHED_CHUNKS = 4 * _WRITE_BATCH
+
 # Seconds a Chroma server may take to accept a connection, and to send a response's next bytes
 # (chromadb's own session waits for ever). The slowest requests the store sends, timed against
 # `chroma run` on a loaded two-core machine: a 256-row upsert 0.7 s (1.8 s at worst), a
@@ -56,11 +42,6 @@ _UNFINISHED_CHUNKS = 4 * _WRITE_BATCH
 # seconds once, and the breaker spares every later call.
 _CONNECT_TIMEOUT = 2.0
 _READ_TIMEOUT = 10.0
-_GENERATION_ID = "__generation__"
-_GENERATION_STATUS = "generation"
-PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
-# Read, and searchable by keyword where it was read, while its vectors are being made.
-WORDS = "words"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,78 +54,6 @@ class CollectionInfo:
     dimension: int
     created: float
     adapter: str = ""  # a LoRA adapter (GGUF) the model applies when answering from this collection
-
-
-@dataclass(slots=True)
-class FileRecord:
-    """One file's row in a collection's manifest."""
-
-    key: str
-    path: Path
-    status: str
-    content_hash: str = ""
-    reason: str = ""
-    pages: int = 0
-    chunks: int = 0
-    size: int = 0
-    indexed_at: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    path_text: str = ""
-    recognized: int = 0  # pages whose text was recognized from their image
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "path": self.path_text,
-            "status": self.status,
-            "hash": self.content_hash,
-            "reason": self.reason,
-            "pages": self.pages,
-            "chunks": self.chunks,
-            "size": self.size,
-            "indexed_at": self.indexed_at,
-            "warnings": json.dumps(self.warnings, ensure_ascii=False),
-            "recognized": self.recognized,
-        }
-
-    @classmethod
-    def from_metadata(cls, key: str, meta: dict[str, Any]) -> FileRecord:
-        return cls(
-            key=key,
-            path=text_to_path(meta["path"]),
-            path_text=meta["path"],
-            status=meta["status"],
-            content_hash=meta.get("hash", ""),
-            reason=meta.get("reason", ""),
-            pages=int(meta.get("pages", 0)),
-            chunks=int(meta.get("chunks", 0)),
-            size=int(meta.get("size", 0)),
-            indexed_at=float(meta.get("indexed_at", 0.0)),
-            warnings=json.loads(meta.get("warnings") or "[]"),
-            recognized=int(meta.get("recognized", 0)),
-        )
-
-
-def chunk_row(key: str, path_text: str, content_hash: str, chunk: Chunk) -> tuple[str, str, dict[str, Any]]:
-    """A chunk of document ``key`` as the store keeps it: its id, its text and its metadata."""
-    meta: dict[str, Any] = {"doc": key, "path": path_text, "hash": content_hash, "start": chunk.start, "end": chunk.end,
-                            "index": chunk.index}
-    if chunk.page is not None:
-        meta["page"] = chunk.page
-    if chunk.heading:
-        meta["heading"] = chunk.heading
-    if chunk.box is not None:
-        meta["box"] = ",".join(f"{v:.4f}" for v in chunk.box)
-    return f"{key}:{chunk.index}", chunk.text, meta
-
-
-@dataclass(frozen=True, slots=True)
-class StoredChunk:
-    """A chunk as read back from the store."""
-
-    id: str
-    text: str
-    metadata: dict[str, Any]
-    distance: float | None = None
 
 
 class VectorStore:
@@ -364,192 +273,6 @@ class Rebuild:
             self._client.delete_collection(self._chunks.name)
 
 
-class StoredCollection:
-    """One knowledge base: its chunks (with vectors) and its manifest of files."""
-
-    def __init__(self, info: CollectionInfo, chunks: Collection, files: Collection, max_batch: int,
-                 breaker: Breaker | None = None) -> None:
-        self.info = info
-        self._chunks = chunks
-        self._files = files
-        self._max_batch = max_batch
-        self._breaker = breaker
-
-    # -- manifest -------------------------------------------------------------------------
-
-    def files(self) -> dict[str, FileRecord]:
-        """Every file in the manifest, by document key."""
-        return {
-            key: FileRecord.from_metadata(key, meta)
-            for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker)
-            for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
-            if key != _GENERATION_ID and meta
-        }
-
-    def file(self, key: str) -> FileRecord | None:
-        """One file's manifest row, if any."""
-        with translate_errors("reading the manifest", self._breaker):
-            rows = self._files.get(ids=[key], include=["metadatas"])
-        if not rows["ids"]:
-            return None
-        return FileRecord.from_metadata(key, rows["metadatas"][0])
-
-    def pending_keys(self) -> list[str]:
-        """Keys of files whose indexing started and has not finished (left out of vector searches)."""
-        return list(self.state()[1])
-
-    def state(self) -> tuple[str, dict[str, str]]:
-        """The generation, and the content hashes of the files whose indexing started and has
-        not finished (pending or words only), in one read (searches need both)."""
-        generation = "0"
-        unfinished: dict[str, str] = {}
-        where = {"status": {"$in": [PENDING, WORDS, _GENERATION_STATUS]}}
-        for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker, where):
-            for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False):
-                if key == _GENERATION_ID:
-                    generation = str(meta["value"])
-                else:
-                    unfinished[key] = str(meta.get("hash", ""))
-        return generation, unfinished
-
-    def put_file(self, record: FileRecord) -> None:
-        """Write one manifest row (insert or replace)."""
-        self.put_files([record])
-
-    def put_files(self, records: Sequence[FileRecord]) -> None:
-        """Write manifest rows (insert or replace), as many in one call as Chroma takes."""
-        with translate_errors("writing the manifest", self._breaker):
-            for lo in range(0, len(records), self._max_batch):
-                part = records[lo : lo + self._max_batch]
-                self._files.upsert(ids=[r.key for r in part], embeddings=[[0.0]] * len(part),
-                                   metadatas=[r.metadata() for r in part])
-
-    def drop_file(self, key: str) -> None:
-        """Forget one file in the manifest."""
-        with translate_errors("writing the manifest", self._breaker):
-            self._files.delete(ids=[key])
-
-    def generation(self) -> str:
-        """A token that changes whenever a file is indexed or removed, by any client."""
-        with translate_errors("reading the manifest", self._breaker):
-            rows = self._files.get(ids=[_GENERATION_ID], include=["metadatas"])
-        return str(rows["metadatas"][0]["value"]) if rows["ids"] else "0"
-
-    def bump_generation(self) -> None:
-        """Mark the collection changed."""
-        with translate_errors("writing the manifest", self._breaker):
-            self._files.upsert(
-                ids=[_GENERATION_ID], embeddings=[[0.0]], metadatas=[{"status": _GENERATION_STATUS, "value": uuid.uuid4().hex}]
-            )
-
-    # -- chunks ---------------------------------------------------------------------------
-
-    def count(self) -> int:
-        """How many chunks the collection holds."""
-        with translate_errors("counting chunks", self._breaker):
-            return int(self._chunks.count())
-
-    def delete_chunks(self, key: str, count: int | None = None) -> None:
-        """Remove every chunk of one document.
-
-        When the manifest knows how many chunks there are, they go by id (fast, and short
-        holds of Python's lock); otherwise by a metadata query (after a crash, say).
-        """
-        with translate_errors("deleting chunks", self._breaker):
-            if count is None:
-                self._chunks.delete(where={"doc": key})
-                return
-            ids = [f"{key}:{i}" for i in range(count)]
-            for lo in range(0, len(ids), _WRITE_BATCH * 4):
-                self._chunks.delete(ids=ids[lo : lo + _WRITE_BATCH * 4])
-
-    def add_chunks(
-        self, ids: Sequence[str], documents: Sequence[str], metadatas: Sequence[dict[str, Any]], vectors: np.ndarray
-    ) -> None:
-        """Write chunks (made by ``chunk_row``) with their vectors; ids are deterministic, so a retry overwrites.
-        Chunks of many files go best in one call: each upsert has a fixed cost."""
-        step = min(self._max_batch, _WRITE_BATCH)
-        with translate_errors("writing chunks", self._breaker):
-            for lo in range(0, len(ids), step):
-                hi = lo + step
-                self._chunks.upsert(
-                    ids=list(ids[lo:hi]), embeddings=vectors[lo:hi], documents=list(documents[lo:hi]),
-                    metadatas=list(metadatas[lo:hi]),
-                )
-
-    def query(self, vector: np.ndarray, n: int, keys: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[StoredChunk]:
-        """The ``n`` chunks nearest to ``vector``, optionally only from documents ``keys`` and
-        never from documents ``exclude`` (files being indexed). Chroma binds one SQL variable per
-        document a filter names: many ``keys`` are asked for a share at a time and merged; many
-        ``exclude`` are filtered here, from nearest chunks enough to hold those files' few
-        chunks in the store (only the batches being written)."""
-        if keys is not None and len(keys) > _FILTERED_DOCUMENTS:
-            shares = [self.query(vector, n, keys[lo:lo + _FILTERED_DOCUMENTS], exclude)
-                      for lo in range(0, len(keys), _FILTERED_DOCUMENTS)]
-            return sorted((c for share in shares for c in share), key=lambda c: c.distance)[:n]
-        skip = set(exclude) if len(exclude) > _FILTERED_DOCUMENTS else set()
-        where = _where(keys, () if skip else exclude)
-        with translate_errors("searching", self._breaker):
-            result = self._chunks.query(query_embeddings=[vector], n_results=n + (_UNFINISHED_CHUNKS if skip else 0),
-                                        where=where, include=["documents", "metadatas", "distances"])
-        chunks = [
-            StoredChunk(id=i, text=d or "", metadata=m or {}, distance=float(dist))
-            for i, d, m, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
-            )
-        ]
-        return [c for c in chunks if c.metadata.get("doc") not in skip][:n]
-
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-        """Chunks by id, in the order asked (missing ids left out)."""
-        found: dict[str, StoredChunk] = {}
-        for lo in range(0, len(ids), _READ_PAGE):
-            with translate_errors("reading chunks", self._breaker):
-                rows = self._chunks.get(ids=list(ids[lo : lo + _READ_PAGE]), include=["documents", "metadatas"])
-            found.update((c.id, c) for c in _stored(rows))
-        return [found[i] for i in ids if i in found]
-
-    def all_chunks(self, batch: int = 256) -> Iterator[list[StoredChunk]]:
-        """Every chunk, a batch at a time (text and metadata, no vectors)."""
-        for rows in _pages(self._chunks, ["documents", "metadatas"], "reading chunks", self._breaker,
-                           page=min(batch, _READ_PAGE)):
-            yield _stored(rows)
-
-    def vectors_by_text(self, key: str) -> dict[str, np.ndarray]:
-        """Chunk text -> its vector, for one document (so that an edited file's unchanged
-        chunks need not be embedded again)."""
-        return {
-            text: np.asarray(vector, dtype=np.float32)
-            for rows in _pages(self._chunks, ["documents", "embeddings"], "reading chunks", self._breaker, {"doc": key})
-            for text, vector in zip(rows["documents"] or [], _embeddings(rows), strict=True)
-            if text
-        }
-
-    def document_chunks(self, key: str) -> list[StoredChunk]:
-        """Every chunk of one document, in order."""
-        chunks = [c for rows in _pages(self._chunks, ["documents", "metadatas"], "reading chunks", self._breaker, {"doc": key})
-                  for c in _stored(rows)]
-        return sorted(chunks, key=lambda c: int(c.metadata.get("index", 0)))
-
-
-def _pages(
-    collection: Collection, include: Include, doing: str, breaker: Breaker | None, where: Mapping[str, Any] | None = None,
-    page: int = _READ_PAGE,
-) -> Iterator[GetResult]:
-    """The rows of ``collection`` (those matching ``where``), ``page`` at a time: the one way
-    this module reads more than a known handful of rows (see ``_READ_PAGE``). Rows written or
-    deleted by another client meanwhile may be missed or seen twice, as in any paged read."""
-    offset = 0
-    while True:
-        with translate_errors(doing, breaker):
-            rows = collection.get(where=dict(where) if where else None, limit=page, offset=offset, include=include)
-        if rows["ids"]:
-            yield rows
-        if len(rows["ids"]) < page:
-            return
-        offset += len(rows["ids"])
-
-
 def _http_session(client: ClientAPI) -> httpx.Client:
     """The HTTP session of a Chroma server's client: private to chromadb, so reached here alone, and loudly
     missed if a new chromadb keeps it elsewhere."""
@@ -559,24 +282,3 @@ def _http_session(client: ClientAPI) -> httpx.Client:
     if not isinstance(session, httpx.Client):
         raise TypeError(f"chromadb's HttpClient keeps no httpx session where this store looks for it ({session!r})")
     return session
-
-
-def _stored(rows: GetResult) -> list[StoredChunk]:
-    return [StoredChunk(id=i, text=d or "", metadata=dict(m or {}))
-            for i, d, m in zip(rows["ids"], rows["documents"] or [], rows["metadatas"] or [], strict=True)]
-
-
-def _embeddings(rows: GetResult) -> Sequence[np.ndarray]:
-    embeddings = rows["embeddings"]
-    return [] if embeddings is None else list(embeddings)
-
-
-def _where(keys: Sequence[str] | None, exclude: Sequence[str]) -> dict[str, Any] | None:
-    clauses: list[dict[str, Any]] = []
-    if keys is not None:
-        clauses.append({"doc": {"$in": list(keys)}})
-    if exclude:
-        clauses.append({"doc": {"$nin": list(exclude)}})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
