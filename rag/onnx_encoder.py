@@ -148,9 +148,11 @@ def _pooling(model_dir: Path) -> str:
     raise ExportUnusable(f"pooling {config} is not supported")
 
 
-def export(model_dir: Path, folder: Path) -> Path:
+def export(model_dir: Path, folder: Path, half_weights: bool = False) -> Path:
     """Write ``model_dir``'s whole forward pass as an ONNX graph into ``folder`` (atomically),
-    checked to give the model's own vectors; needs torch, sentence-transformers and onnx."""
+    checked to give the model's own vectors; needs torch, sentence-transformers and onnx.
+    ``half_weights`` stores the weights as float16 (half the file, for a package; see
+    ``store_weights_half``), checked the same way."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -183,6 +185,8 @@ def export(model_dir: Path, folder: Path) -> Path:
                 dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "sentence_embedding": {0: "batch"}},
             )
         os.chmod(temporary, 0o644)
+        if half_weights:
+            store_weights_half(Path(temporary))
         encoder = OnnxEncoder(Path(temporary), model_dir, model.max_seq_length)
         agreement = float((encoder.encode(_PROBES) * model.encode(list(_PROBES), normalize_embeddings=True)).sum(1).min())
         if agreement < AGREEMENT:
@@ -194,3 +198,43 @@ def export(model_dir: Path, folder: Path) -> Path:
         Path(temporary).unlink(missing_ok=True)
     log.info("exported %s to %s", model_dir, target)
     return target
+
+
+def store_weights_half(graph: Path, least: int = 1024) -> None:
+    """Rewrite an ONNX file with its float32 weights (initializers and constants of at least
+    ``least`` values) stored as float16, each cast back to float32 where the graph reads it: the
+    file halves, onnxruntime folds the casts once at load, and the model still computes in
+    float32 (only the weights are rounded; ``export`` checks the vectors still agree). Needs onnx."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def halved(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto | None:
+        if tensor.data_type != TensorProto.FLOAT or int(np.prod(tensor.dims)) < least:
+            return None
+        return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), name)
+
+    def cast(source: str, target: str) -> onnx.NodeProto:
+        return helper.make_node("Cast", [source], [target], name=f"{target}.cast", to=TensorProto.FLOAT)
+
+    model = onnx.load(str(graph))
+    body = model.graph
+    nodes = []
+    for weights in list(body.initializer):
+        half = halved(weights, f"{weights.name}.float16")
+        if half is not None:
+            body.initializer.remove(weights)
+            body.initializer.append(half)
+            nodes.append(cast(half.name, weights.name))  # first: before every reader of it
+    for node in body.node:
+        value = next((a for a in node.attribute if a.name == "value"), None) if node.op_type == "Constant" else None
+        half = halved(value.t, value.t.name) if value is not None else None
+        nodes.append(node)
+        if half is not None:
+            value.t.CopyFrom(half)
+            target = node.output[0]
+            node.output[0] = f"{target}.float16"
+            nodes.append(cast(node.output[0], target))  # right after it: the order stays topological
+    del body.node[:]
+    body.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(graph))

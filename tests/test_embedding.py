@@ -151,3 +151,46 @@ def test_searching_loads_neither_torch_nor_sentence_transformers(tmp_path: Path,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "heavy: []" in done.stdout
+
+
+def test_an_export_with_float16_weights_is_half_the_size_and_gives_the_same_vectors(tmp_path: Path,
+                                                                                     embedder: Embedder):
+    """The packaged app's export (installers/export_embedder.py): weights stored as float16."""
+    from rag.onnx_encoder import export
+
+    half = export(embedder.model_dir, tmp_path / "half", half_weights=True)
+    assert half.stat().st_size < 0.55 * embedder._load().graph.stat().st_size
+    encoder = OnnxEncoder(half, embedder.model_dir, embedder.max_tokens)
+    assert (encoder.encode(TEXTS) * _with_torch(embedder.model_dir)).sum(1).min() >= AGREEMENT
+
+
+def test_weights_stored_as_float16_still_compute_in_float32(tmp_path: Path):
+    """Initializers (torch's exports) and Constant nodes (RapidOCR's Paddle models) alike."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from rag.onnx_encoder import store_weights_half
+
+    rng = np.random.default_rng(7)
+    weights = rng.normal(size=(64, 64)).astype(np.float32)
+    shift = rng.normal(size=(32, 64)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["shift"], value=numpy_helper.from_array(shift, "shift")),
+         helper.make_node("MatMul", ["x", "weights"], ["product"]),
+         helper.make_node("Add", ["product", "shift"], ["y"])],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [32, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [32, 64])],
+        initializer=[numpy_helper.from_array(weights, "weights")])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    size = path.stat().st_size
+    x = rng.normal(size=(32, 64)).astype(np.float32)
+
+    store_weights_half(path)
+    assert path.stat().st_size < 0.6 * size
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0]
+    assert y.dtype == np.float32
+    expected = x @ weights.astype(np.float16).astype(np.float32) + shift.astype(np.float16).astype(np.float32)
+    assert np.allclose(y, expected, atol=1e-4)

@@ -3,6 +3,7 @@ installer script compiling, the CI workflow's shape, the Linux package's metadat
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -114,3 +115,21 @@ def test_the_window_libraries_are_what_the_deb_depends_on():
     depends = (ROOT / "installers" / "linux" / "control").read_text().split("Depends:")[1].split("\n")[0]
     assert libraries and all(lib in depends for lib in libraries)
     assert "installers/linux/window-libs.sh" in (ROOT / "Makefile").read_text().split("\nrun:")[1].split("\n\n")[0]
+
+
+def test_the_bundle_leaves_out_only_what_the_app_never_imports_on_loading():
+    """archivist.spec's excludes keep the .deb under 300 MB (issue 26): the frameworks that only make
+    the embedding export, and packages reached only through optional plugins. None may be imported
+    unconditionally when one of our modules loads, or the frozen app would fail at start."""
+    spec = ast.parse((INSTALLERS / "archivist.spec").read_text())
+    excludes = next(ast.literal_eval(node.value) for node in spec.body
+                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "excludes")
+    assert {"torch", "sentence_transformers", "hypothesis", "mypy", "uvloop", "aiohttp", "PIL._avif"} <= set(excludes)
+    excluded = tuple(excludes)
+    for package in ("archivist", "desktop", "rag", "engine", "resources"):
+        for source in (ROOT / package).rglob("*.py"):
+            for node in ast.parse(source.read_text()).body:  # module level, not in a function or a try
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                for name in names:
+                    assert not any(name == e or name.startswith(e + ".") for e in excluded), f"{source}: {name}"

@@ -8,8 +8,9 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 VERSION=$($PY -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
 QT_QPA_PLATFORM=offscreen $PY installers/icons.py
-rm -rf build/dist build/work build/onnx
+rm -rf build/dist build/work build/onnx build/ocr
 $PY installers/export_embedder.py build/onnx  # the bundle runs it on onnxruntime, without torch
+$PY installers/compact_ocr_models.py build/ocr  # RapidOCR's models with float16 weights, checked
 $PY -m PyInstaller --noconfirm --log-level WARN --distpath build/dist --workpath build/work installers/archivist.spec
 APP=build/dist/Archivist.app
 if [ -n "${ARCHIVIST_SIGN_IDENTITY:-}" ]; then
