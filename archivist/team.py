@@ -8,13 +8,14 @@ knowledge-base process of its own; it never talks to the store or the inference 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from archivist.credentials import load_token
 from archivist.held_channel import HeldChannel
 from archivist.kb_process import KnowledgeBaseProcess
 from archivist.settings import Settings
-from rag.service.client import Notice
+from rag.service.client import Notice, ServerEvent
 
 if TYPE_CHECKING:
     from rag.service.http_channel import HttpChannel  # noqa: F401 - named in the base class; httpx loads only when used
@@ -38,7 +39,11 @@ class TeamConnection(HeldChannel["HttpChannel"]):
             self._channel = HttpChannel(self.url, load_token(self.url))
 
     def add_listener(self, listener: Notice) -> None:
-        """The server sends no notices: the window asks for the model's state when it polls."""
+        """The server sends no notices on a call's channel: what changes comes through ``listen``."""
+
+    def listen(self, heard: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        """Hear the server's events (``/v1/events``) until the returned function is called."""
+        return self._open().listen(heard)
 
     def whoami(self) -> dict[str, object]:
         return self._open().whoami()

@@ -5,6 +5,11 @@ The backend starts the knowledge-base process, reaches it through a ``KnowledgeB
 and runs every call as a background job, so the window never waits. What changes there
 arrives as signals: the model's state, a change anyone made to the library (this window,
 ``archivist-cli``, a followed folder, a teammate), the process stopping and starting again.
+
+A team's server pushes what changes (``/v1/events``, through ``KnowledgeBaseClient.listen``): the
+window asks for the library's revision when an event says so, and looks by itself only once a
+minute, in case the stream cannot open. Where nothing is pushed (this computer's own knowledge-base
+process), it looks every 2 seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from archivist import KnowledgeBaseProcess, Settings, TeamConnection, connect
 from desktop.workers import Job, Workers
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _POLL_MS = 2000  # how often the window looks for changes other clients made
+_PUSHED_POLL_MS = 60_000  # where the knowledge base says what changes: in case its event stream is down
 
 
 class Backend(QObject):
@@ -35,6 +41,7 @@ class Backend(QObject):
     changed = Signal()  # something shown changed: refresh the library and the conversations
     polled = Signal()  # a poll went by: a moment to refresh what changes by itself (idle unloads, cache counts)
     _notice = Signal(object)  # from the pipe's thread to the window's
+    _server_event = Signal(str, str)  # (kind, collection) from the event stream's thread to the window's
 
     def __init__(self, settings: Settings, workers: Workers | None = None,
                  process: KnowledgeBaseProcess | TeamConnection | None = None) -> None:
@@ -44,11 +51,14 @@ class Backend(QObject):
         self.workers = workers or Workers()
         self.closed = False
         self._notice.connect(self._on_notice)
+        self._server_event.connect(self._on_server_event)
+        self._stop_events: Callable[[], None] | None = None
         self._use(process or connect(settings))
         self.kb: KnowledgeBaseClient | None = None
         self.collection = settings.collection
         self._revision = ""
         self._polling = False
+        self._look_again = False  # an event came while a look was under way: look once more after it
         self._poll = QTimer(self)
         self._poll.setInterval(_POLL_MS)
         self._poll.timeout.connect(self._look_for_changes)
@@ -85,7 +95,8 @@ class Backend(QObject):
         self.kb = client
         self.collection = collection
         self._revision = ""
-        self._poll.start()
+        self._stop_events = client.listen(self._hear_server)
+        self._poll.start(_POLL_MS if self._stop_events is None else _PUSHED_POLL_MS)
         self.ready.emit()
         self.call("io", "model status", lambda kb, _job: kb.model_status()).done.connect(
             lambda status: status is not None and self.model_status.emit(status))
@@ -94,6 +105,7 @@ class Backend(QObject):
         """Apply new settings: end the knowledge-base process (off the window's thread: it may take
         seconds to close its store and model) and start one with them."""
         self._poll.stop()
+        self._stop_listening()
         self.kb = None
         self.settings = settings
         self.collection = settings.collection
@@ -123,6 +135,7 @@ class Backend(QObject):
             return
         self.closed = True
         self._poll.stop()
+        self._stop_listening()
         self.kb = None
         self.workers.silence()
         self.process.close()
@@ -136,6 +149,7 @@ class Backend(QObject):
         elif isinstance(notice, ServiceStopped) and self.kb is not None:
             # (Had it died while opening, the open job would say so: no restarting in a loop.)
             self._poll.stop()
+            self._stop_listening()
             self.kb = None
             self.stopped.emit(notice)
             self.process.close()
@@ -154,8 +168,35 @@ class Backend(QObject):
 
         return self.workers.start(pool, name, work)
 
+    # -- what changed ------------------------------------------------------------------------
+
+    def _stop_listening(self) -> None:
+        stop, self._stop_events = self._stop_events, None
+        if stop is not None:
+            stop()  # its thread ends by itself in a moment; the window does not wait for it
+
+    def _hear_server(self, kind: str, collection: str) -> None:
+        if not self.closed:
+            self._server_event.emit(kind, collection)
+
+    @Slot(str, str)
+    def _on_server_event(self, kind: str, _collection: str) -> None:
+        if self.closed or self.kb is None:
+            return
+        if kind == "model":
+            self.call("io", "model status", lambda kb, _job: kb.model_status()).done.connect(self._show_model)
+        else:  # documents, conversations, or a stream (re)opened after missing what happened meanwhile
+            self._look_for_changes()
+
+    def _show_model(self, status: ModelStatus | None) -> None:
+        if status is not None:
+            self.model_status.emit(status)
+
     def _look_for_changes(self) -> None:
-        if self._polling or self.kb is None:
+        if self.kb is None:
+            return
+        if self._polling:
+            self._look_again = True
             return
         self.polled.emit()
         self._polling = True
@@ -167,6 +208,16 @@ class Backend(QObject):
             if revision != self._revision:
                 self._revision = revision
                 self.changed.emit()
+            self._again()
+
+        def failed(_error: object) -> None:
+            self._polling = False
+            self._again()
 
         job.done.connect(compare)
-        job.failed.connect(lambda _error: setattr(self, "_polling", False))
+        job.failed.connect(failed)
+
+    def _again(self) -> None:
+        if self._look_again and not self.closed:
+            self._look_again = False
+            self._look_for_changes()

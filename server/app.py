@@ -11,6 +11,8 @@ with a user behind every call and that user's rights checked before the call run
     GET  /v1/grants?collection=C   [[subject, role], ...]         an owner's view of who may do what
     POST /v1/grant    {"name": "bob" | "@hr", "collection": C, "role": "reader" | null}   null: revoke
     GET  /v1/health   {"ok": true}                                for a load balancer; no token
+    GET  /v1/events   text/event-stream of what changed (documents, conversations, the model), for the
+                      signed-in user and only about collections they may read (``server.events``)
     GET  /            the page (``server.web``): sign-in, the reader; its own paths are /sign-in, /sign-out,
                       /static/..., /web/page (a cited PDF page as PNG) and /web/marks (the passage on it), and
                       /sign-in/oidc and its /callback (the company's identity provider, ``server.oidc``)
@@ -47,6 +49,7 @@ from server.accounts import Accounts, User
 from server.audit import AuditLog
 from server.calls import Calls
 from server.config import ServerConfig
+from server.events import add_events
 from server.policy import Policy
 from server.receiving import Receiver
 from server.refusals import Refusals, add_handlers
@@ -60,8 +63,10 @@ from server.web import Pages, add_web
 __all__ = ["ServerConfig", "create_app", "uvicorn_options"]
 
 
-def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: ServerConfig) -> FastAPI:
-    """The web app over one knowledge base; every request is served on behalf of a user."""
+def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: ServerConfig,
+               redis_url: str = "") -> FastAPI:
+    """The web app over one knowledge base; every request is served on behalf of a user. ``redis_url``:
+    the Redis the replicas share, which carries each one's events to the others' clients."""
     uploads = Uploads(config.home)
     policy = Policy(kb, accounts, uploads, config.folders, config.anyone_creates, config.home / "conversations")
     refusals = Refusals(audit)
@@ -72,6 +77,8 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
     add_handlers(app)
     seal = SessionSeal(config.home)
     sign_in = SignIn(accounts, config, refusals, seal)
+    app.state.events = add_events(app, sign_in, kb, accounts, redis_url, config.events_heartbeat,
+                                  config.events_watch_every)
     add_web(app, Pages(kb, accounts, uploads, sign_in, refusals, audit, seal, config))
     _add_routes(app, sign_in,
                 Calls(kb, policy, uploads, audit, refusals, slots, workers, config),

@@ -334,7 +334,7 @@ def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, cer
         if config.watches_folders:  # one replica of several watches the followed folders; the others set this off
             kb.start()
         try:
-            app = create_app(kb, accounts, audit, config)
+            app = create_app(kb, accounts, audit, config, settings.cache_redis_url)
             where = {"uds": str(uds)} if uds else {"host": host, "port": port}
             uvicorn.run(app, **where, ssl_certfile=certfile, ssl_keyfile=keyfile,  # type: ignore[arg-type]
                         log_level="info", timeout_graceful_shutdown=5, **uvicorn_options())

@@ -22,6 +22,8 @@ class ServerConfig:
     max_calls_per_user: int = 8  # calls of one user running at once
     secure_cookies: bool = False  # True behind a proxy that ends TLS: the session cookie is then always Secure
     web_answer_tokens: int | None = None  # the page's answers stop after this many tokens (None: the model's own limit)
+    events_heartbeat: float = 15.0  # seconds between the event stream's keep-alive comments (proxies close idle streams)
+    events_watch_every: float = 2.0  # seconds between looks for changes other processes made, while anyone listens
     watches_folders: bool = True  # False on all but one of several replicas sharing one store
 
     # OpenID Connect against the company's identity provider (``[server.oidc]``); off while issuer is "".

@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine import CancelToken, ModelStatus
 from rag.calls import IN_PROCESS, Offered
@@ -19,6 +20,25 @@ from rag.knowledge_base import KnowledgeBase
 from rag.service.dispatch import OFFERED
 
 Notice = Callable[[object], None]
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """Something changed on a team server: ``kind`` "documents" (of ``collection``, or the list of
+    collections), "conversations" (the user's own, in ``collection``) or "model"; or "connected", said
+    each time the stream (re)opens, since what changed while it was closed went unheard."""
+
+    kind: str
+    collection: str = ""
+
+
+@runtime_checkable
+class Pushing(Protocol):
+    """A channel whose other end says what changes as it happens (a team server's ``/v1/events``)."""
+
+    def listen(self, heard: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        """Call ``heard`` (on a thread of the channel's) with each event until the returned function is called."""
+        ...
 
 
 class Channel(Protocol):
@@ -50,6 +70,14 @@ class KnowledgeBaseClient(_Calls):
 
     def add_listener(self, listener: Callable[[ModelStatus], None]) -> None:
         self.channel.add_listener(lambda notice: listener(notice) if isinstance(notice, ModelStatus) else None)
+
+    def listen(self, heard: Callable[[str, str], None]) -> Callable[[], None] | None:
+        """Call ``heard(kind, collection)`` (on another thread) as things change on the other end, until
+        the returned function is called; None when the channel cannot say (a process of one's own: its
+        changes are found by asking ``revision``)."""
+        if not isinstance(self.channel, Pushing):
+            return None
+        return self.channel.listen(lambda event: heard(event.kind, event.collection))
 
     def close(self) -> None:
         self.channel.close()
