@@ -12,8 +12,10 @@ model so that it fits this machine; on a GPU server vLLM takes its place).
    popular ones often, in their own words (paraphrases, other casing and punctuation). Share
    of model calls the team's one cache saves, asked through the server; and, for comparison,
    the share if each person had a cache of their own (the same cache code and embedder).
+4. The web page (bench/page.py): its weight on first load, the time to the first answer token
+   through the page against the CLI's client, and 20 browser users asking at once.
 
-    python bench/team.py [--seconds 60] [--users 20]
+    python bench/team.py [--seconds 60] [--users 20] [--parts 1234] [--page]
 """
 
 from __future__ import annotations
@@ -37,24 +39,26 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.append(str(HERE))
 
-from rag import offline  # noqa: E402
+from rag import offline
 
 offline.enforce()
 
-from corpus import paragraphs  # noqa: E402
+import page
+from corpus import paragraphs
 
-from engine import ArchivistError, RemoteEngine, backends  # noqa: E402
-from engine.catalog import starter_model_path  # noqa: E402
-from rag.answering.answer_cache import SIMILAR_THRESHOLD, AnswerCache, normalise  # noqa: E402
-from rag.answering.ask import AskOptions, collect_answer  # noqa: E402
-from rag.embedding import Embedder  # noqa: E402
-from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.service.client import KnowledgeBaseClient  # noqa: E402
-from rag.service.http_channel import HttpChannel  # noqa: E402
-from rag.storage.vectors import VectorStore  # noqa: E402
-from server.accounts import Accounts, Role  # noqa: E402
+from engine import ArchivistError, RemoteEngine, backends
+from engine.catalog import starter_model_path
+from rag.answering.answer_cache import SIMILAR_THRESHOLD, AnswerCache, normalise
+from rag.answering.ask import AskOptions, collect_answer
+from rag.embedding import Embedder
+from rag.knowledge_base import KnowledgeBase
+from rag.service.client import KnowledgeBaseClient
+from rag.service.http_channel import HttpChannel
+from rag.storage.vectors import VectorStore
+from server.accounts import Accounts, Role
 
 COLLECTION = "Team"
+PAGE_ANSWER_TOKENS = 32  # the page's answers stop here (the server's web_answer_tokens), so that part 4 ends soon
 SEARCHES = [
     "How do I parse command line arguments?", "How can I compress a file with gzip?", "Is there a thread safe queue?",
     "How should a password be hashed?", "How do I read a CSV file with a custom delimiter?", "What is a named tuple?",
@@ -206,8 +210,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each load runs")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--log-asks", type=int, default=8, help="questions each person asks in the day's log")
-    parser.add_argument("--parts", default="123", help="which parts to run (default all: 123)")
+    parser.add_argument("--parts", default="1234", help="which parts to run (default all: 1234)")
+    parser.add_argument("--page", action="store_true", help="only the web page's part (--parts 4)")
+    parser.add_argument("--questions", type=int, default=3, help="questions each way in the page's part")
     args = parser.parse_args()
+    if args.page:
+        args.parts = "4"
     model = starter_model_path()
     assert model is not None, "the starter model is missing; run make test"
     texts = paragraphs()[:600]
@@ -233,7 +241,7 @@ def main() -> None:
         home.mkdir()
         (home / "server.toml").write_text(
             f'chroma_host = "127.0.0.1"\nchroma_port = {chroma_port}\nremote_base_url = "{inference}"\n'
-            f'remote_model = "starter"\ncontext_size = 8192\n')
+            f'remote_model = "starter"\ncontext_size = 8192\n[server]\nweb_answer_tokens = {PAGE_ANSWER_TOKENS}\n')
         accounts = Accounts(home / "accounts.db")
         tokens = [accounts.add_user(f"user{i:02}", admin=i == 0) for i in range(args.users)]
         for i in range(1, args.users):
@@ -246,15 +254,16 @@ def main() -> None:
         through = [KnowledgeBaseClient(HttpChannel(url, token)) for token in tokens]
         through[0].ingest([corpus], COLLECTION)
 
-        embedder = Embedder()
-        direct = KnowledgeBase(VectorStore.server("127.0.0.1", chroma_port), embedder, root / "direct-keyword",
-                               model=RemoteEngine(inference, "starter", timeout=900, context=8192))
+        embedder = Embedder() if set("123") & set(args.parts) else None  # the page's part needs neither
+        direct = None if embedder is None else KnowledgeBase(
+            VectorStore.server("127.0.0.1", chroma_port), embedder, root / "direct-keyword",
+            model=RemoteEngine(inference, "starter", timeout=900, context=8192))
         print(f"{len(texts)} paragraphs in {len(list(corpus.iterdir()))} files; {args.users} users; answers from "
               f"{model.name}; {os.cpu_count()} cores; everything on this one machine", flush=True)
 
-        if "1" in args.parts:
+        if "1" in args.parts and direct:
             overhead(direct, through[1])
-        if "2" in args.parts:
+        if "2" in args.parts and direct:
             print(f"2. {args.users} users for {args.seconds:.0f} s, three searches to each question:")
             served = mixed(through, "through archivist-server", args.users, args.seconds)
             alone = mixed([direct] * args.users, "directly (baseline)", args.users, args.seconds)
@@ -262,11 +271,14 @@ def main() -> None:
             answers = len(served["answers"]) / served["wall"], len(alone["answers"]) / alone["wall"]
             print(f"  search p50 added by the server under load: {added:+.1f} ms;  answers/s ratio "
                   f"{answers[0] / max(1e-9, answers[1]):.2f}", flush=True)
-        if "3" in args.parts:
+        if "3" in args.parts and embedder:
             day(through, embedder, args, root)
+        if "4" in args.parts:
+            page.measure(url, tokens, COLLECTION, [usual for usual, _ in LOG_QUESTIONS], args.questions, percentiles)
         for client in through:
             client.close()
-        direct.close()
+        if direct:
+            direct.close()
     finally:
         for process in reversed(processes):
             process.terminate()
