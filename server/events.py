@@ -5,25 +5,30 @@ so that a desktop need not poll.
                       documents (or its name, or the list of collections) change, ``{"kind":
                       "conversations", "collection": C}`` when one of the user's own conversations in C
                       does, ``{"kind": "model"}`` when the model's state does; a ``: heartbeat`` comment
-                      every 15 s, so that a proxy keeps the connection open
+                      15 s after the client last heard anything, so that a proxy keeps the connection open
+                      (429 past 16 streams of one user, or 2,000 of everyone's, on one replica)
 
 Each event is checked against its user's rights as it is sent (their token and grants read again at
 each event and heartbeat): a user never hears of a collection they cannot read, nor of anyone else's
-conversations, and a stream ends when its token is revoked. An event says only *what* changed; a client
-asks for the rest through the calls, which check rights as always.
+conversations, and a stream ends when its token is revoked. Nor does an event it may not hear move anything
+it sees: its heartbeats keep their own time. An event says only *what* changed; a client asks for the rest
+through the calls, which check rights as always.
 
-Where events come from: each replica publishes one after every state-changing call it serves (an
-observer around ``/v1/call``), and a watcher notices the store's generation moving for changes made
+Where events come from: each replica publishes one after every state-changing call it serves that ends
+with a result (an observer around ``/v1/call``, naming the collection as the call read it from its
+arguments), and a watcher notices the store's generation moving for changes made
 outside the calls (a followed folder, an administrator's command). With a Redis (``cache_redis_url``,
 which the replicas share already) a replica publishes on a Redis channel too, and each replica forwards
 what the others publish to its own clients; a Redis that cannot be reached costs only that: the replica
-goes on with its own events, says so once in the log, and tries Redis again every few seconds.
+goes on with its own events, says so once in the log, and tries Redis again every few seconds. A message
+on that channel is checked for the shape ``publish`` gives it before anything is made of it.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -37,8 +42,9 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine import ArchivistError
-from rag.errors import NotSignedIn, TooBusy
+from rag.errors import AccessDenied, NotSignedIn, TooBusy
 from rag.knowledge_base import KnowledgeBase
+from rag.service import codec
 from rag.service.dispatch import OFFERED
 from server.accounts import Accounts, User
 from server.refusals import Refusal
@@ -61,8 +67,12 @@ _CHANGES = {
 }
 _LONGEST_BODY = 4 * 2**20  # what the observer keeps of a call's body to read its name (the server refuses more)
 STREAMS_PER_USER = 16  # one user's open streams (a desktop holds one; each browser tab might)
-_FIELDS = ("collection", "user", "origin", "fingerprint")  # a Change's, besides its kind
+STREAMS_IN_ALL = 2000  # every user's streams on this replica: many accounts must not hold all its connections
+_FIELDS = ("kind", "collection", "user", "origin", "fingerprint")  # a Change's, as Redis carries it
+_KINDS = frozenset((DOCUMENTS, CONVERSATIONS, MODEL))
+_LONGEST_MESSAGE = 16 * 1024  # characters of one Redis message: a Change is a few names
 _QUEUED = 1000  # events waiting for one slow client; past that it misses some (its safety poll catches up)
+_RESULT = re.compile(rb'\s*\{\s*"result"\s*:')  # how a call's answer ends when it went well (``codec.dumps``)
 
 
 @dataclass(frozen=True)
@@ -83,44 +93,82 @@ class Change:
         return f"data: {json.dumps(said)}\n\n"
 
 
-class _Hub:
-    """This replica's listeners: one queue per open stream, each on the event loop that reads it."""
+class _Listener:
+    """One open stream's waiting changes, on the event loop that reads them. A change already waiting is
+    not queued again: a flood of one change costs a slow client one event, not a thousand."""
 
-    def __init__(self) -> None:
-        self._queues: dict[asyncio.Queue[Change], tuple[asyncio.AbstractEventLoop, str]] = {}
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Change] = asyncio.Queue(_QUEUED)
+        self._waiting: set[Change] = set()
+
+    def offer(self, change: Change) -> None:
+        """Queue ``change``, unless it waits already; on the listener's loop."""
+        if change in self._waiting:
+            return
+        with contextlib.suppress(asyncio.QueueFull):  # a client this far behind refreshes on its own
+            self._queue.put_nowait(change)
+            self._waiting.add(change)
+
+    async def next(self, timeout: float) -> Change | None:
+        """The next change; None when none came within ``timeout`` seconds."""
+        if self._queue.empty():
+            try:
+                change = await asyncio.wait_for(self._queue.get(), max(0.0, timeout))
+            except TimeoutError:
+                return None
+        else:
+            change = self._queue.get_nowait()
+        self._waiting.discard(change)
+        return change
+
+
+class _Hub:
+    """This replica's listeners: one per open stream, each on the event loop that reads it."""
+
+    def __init__(self, per_user: int = STREAMS_PER_USER, in_all: int = STREAMS_IN_ALL) -> None:
+        self._listeners: set[_Listener] = set()
         self._lock = threading.Lock()
+        self._per_user = per_user
+        self._in_all = in_all
 
     @property
     def listening(self) -> bool:
-        return bool(self._queues)
+        return bool(self._listeners)
 
     def open_for(self, name: str) -> int:
         """How many streams the user called ``name`` has open here."""
         with self._lock:
-            return sum(1 for _, user in self._queues.values() if user == name)
+            return sum(1 for listener in self._listeners if listener.name == name)
 
-    def subscribe(self, name: str) -> asyncio.Queue[Change]:
-        queue: asyncio.Queue[Change] = asyncio.Queue(_QUEUED)
+    def subscribe(self, name: str) -> _Listener:
+        """A listener for a new stream of ``name``'s; ``TooBusy`` when they, or everyone, hold as many as
+        allowed. Counted and added at once: requests opened together cannot all pass the count."""
+        listener = _Listener(name)
         with self._lock:
-            self._queues[queue] = (asyncio.get_running_loop(), name)
-        return queue
+            if sum(1 for other in self._listeners if other.name == name) >= self._per_user:
+                raise TooBusy(f"{name} has {self._per_user} event streams open; close one first")
+            if len(self._listeners) >= self._in_all:
+                raise TooBusy(f"this server has {self._in_all} event streams open; try again later")
+            self._listeners.add(listener)
+        return listener
 
-    def unsubscribe(self, queue: asyncio.Queue[Change]) -> None:
+    def unsubscribe(self, listener: _Listener) -> None:
         with self._lock:
-            self._queues.pop(queue, None)
+            self._listeners.discard(listener)
 
     def deliver(self, change: Change) -> None:
-        """Hand ``change`` to every open stream; from any thread."""
+        """Hand ``change`` to every open stream that might show it; from any thread. What a stream is sent
+        is the event alone, so a change is queued without its origin and fingerprint (and so coalesces)."""
+        change = Change(change.kind, change.collection, change.user)
         with self._lock:
-            queues = list(self._queues.items())
-        for queue, (loop, _) in queues:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            if change.kind == CONVERSATIONS and change.user != listener.name:
+                continue  # another user's conversations: not even a sign-in check for it
             with contextlib.suppress(RuntimeError):  # that loop has closed: its stream is gone
-                loop.call_soon_threadsafe(_offer, queue, change)
-
-
-def _offer(queue: asyncio.Queue[Change], change: Change) -> None:
-    with contextlib.suppress(asyncio.QueueFull):  # a client this far behind refreshes on its own
-        queue.put_nowait(change)
+                listener.loop.call_soon_threadsafe(listener.offer, change)
 
 
 class _RedisBus:
@@ -175,14 +223,11 @@ class _RedisBus:
                 self._fell(exc)
                 self._stop.wait(self._retry_every)
 
-    def _received(self, data: bytes | str) -> None:
-        try:
-            fields = json.loads(data)
-            change = Change(**{name: str(fields.get(name, "")) for name in _FIELDS}, kind=str(fields["kind"]))
-        except (ValueError, KeyError, TypeError):
+    def _received(self, data: object) -> None:
+        change = change_from(data)
+        if change is None:
             log.warning("a message on %s is not an event: %.200r", self.channel, data)
-            return
-        if change.origin != self._origin:  # this replica delivered its own already
+        elif change.origin != self._origin:  # this replica delivered its own already
             self._deliver(change)
 
     def _fell(self, exc: Exception) -> None:
@@ -203,6 +248,26 @@ class _RedisBus:
         if self._thread.is_alive():
             self._thread.join(5)
         self._redis.close()
+
+
+def change_from(data: object) -> Change | None:
+    """The change a Redis message carries; None for anything not shaped as ``publish`` writes one (whoever
+    else may write to the channel): every field a string, a kind there is, the names a kind needs."""
+    if not isinstance(data, bytes | str) or len(data) > _LONGEST_MESSAGE:
+        return None
+    try:
+        fields = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    values = {name: fields.get(name, "") for name in _FIELDS}
+    if not all(isinstance(value, str) for value in values.values()) or values["kind"] not in _KINDS:
+        return None
+    change = Change(**values)
+    if (change.kind != MODEL and not change.collection) or (change.kind == CONVERSATIONS and not change.user):
+        return None
+    return change
 
 
 def _without_password(url: str) -> str:
@@ -306,6 +371,7 @@ class _Observer:
             return
         body = bytearray()
         status, ended = 0, False
+        answer = _Answer()
 
         async def receiving() -> Message:
             message = await receive()
@@ -317,38 +383,69 @@ class _Observer:
             nonlocal status, ended
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                ended = True
+            elif message["type"] == "http.response.body":
+                answer.read(message.get("body", b""))
+                ended = not message.get("more_body", False)
             await send(message)
 
         await self.app(scope, receiving, sending)
-        if status == 200 and ended:
+        # A call refused or failed is answered 200 too, its last line an error: only a result says it changed something.
+        if status == 200 and ended and answer.succeeded:
             for change in await self._changes(Request(scope), bytes(body)):
                 await asyncio.to_thread(self.events.publish, change)
 
     async def _changes(self, request: Request, body: bytes) -> list[Change]:
-        """What the call in ``body`` changed (nothing for a call that changes nothing)."""
+        """What the call in ``body`` changed (nothing for a call that changes nothing): its arguments read
+        as ``server.calls`` read them, so that an event names the collection the call used, never another
+        name the raw body also holds (``{"$map": [...]}`` arguments decode to the map alone)."""
         try:
             sent = json.loads(body)
-            name, args = sent["call"], sent.get("args", {})
+            name = sent["call"]
             kind, spec = _CHANGES[name], OFFERED[name]
-        except (ValueError, KeyError, TypeError):
-            return []
-        named = [args.get(spec.collection)] if spec.collection and isinstance(args, dict) else []
-        if name == "rename_collection" and isinstance(args, dict):
+            args = spec.arguments(codec.decode(sent.get("args", {})))
+        except (ArchivistError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
+            return []  # not a call that ran (the call itself refused it)
+        named = [args.get(spec.collection)] if spec.collection else []
+        if name == "rename_collection":
             named.append(args.get("new_name"))
-        collections = [c for c in named if isinstance(c, str)]
+        # The store keeps a name stripped (a created or renamed collection's); no name it holds has spaces around it.
+        collections = [c.strip() if name in ("create_collection", "rename_collection") else c
+                       for c in named if isinstance(c, str)]
         if kind == MODEL:
             return [Change(MODEL)]
         user = ""
         if kind == CONVERSATIONS:
             try:
                 user = (await self.sign_in.user(request)).name
-            except NotSignedIn:  # revoked since the call began: nobody to tell
+            except (NotSignedIn, AccessDenied):  # revoked since the call began: nobody to tell
                 return []
         if kind == DOCUMENTS:  # what the watchers compare with: they say nothing more of this change
             return [Change(kind, c, fingerprint=await asyncio.to_thread(self.events.fingerprint, c)) for c in collections]
         return [Change(kind, c, user) for c in collections]
+
+
+class _Answer:
+    """Whether a call's NDJSON answer, read a piece at a time, ended with a result rather than an error:
+    the start of its last line is kept, nothing more."""
+
+    _KEPT = 32
+
+    def __init__(self) -> None:
+        self._last = b""  # the start of the last whole line
+        self._line = b""  # the start of the line being read
+
+    def read(self, piece: bytes) -> None:
+        lines = bytes(piece).split(b"\n")
+        lines[0] = self._line + lines[0][:self._KEPT]
+        for line in lines[:-1]:
+            if line.strip():
+                self._last = line[:self._KEPT]
+        self._line = lines[-1][:self._KEPT]
+
+    @property
+    def succeeded(self) -> bool:
+        last = self._line if self._line.strip() else self._last
+        return _RESULT.match(last) is not None
 
 
 def add_events(app: FastAPI, sign_in: SignIn, kb: KnowledgeBase, accounts: Accounts, redis_url: str = "",
@@ -373,33 +470,56 @@ def add_events(app: FastAPI, sign_in: SignIn, kb: KnowledgeBase, accounts: Accou
 
     @app.get(EVENTS)
     async def events_route(request: Request, user: Caller) -> StreamingResponse:
-        if events.hub.open_for(user.name) >= STREAMS_PER_USER:
-            raise Refusal(429, TooBusy(f"{user.name} has {STREAMS_PER_USER} event streams open; close one first"))
-        return StreamingResponse(_stream(request, user, events, sign_in, heartbeat), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        try:
+            listener = events.hub.subscribe(user.name)
+        except TooBusy as exc:
+            raise Refusal(429, exc) from None
+        return _EventResponse(listener, events.hub, _stream(request, listener, events, sign_in, heartbeat))
 
     return events
 
 
-async def _stream(request: Request, first: User, events: Events, sign_in: SignIn,
+class _EventResponse(StreamingResponse):
+    """The stream's response: its listener is let go however the response ends, even one whose client
+    went before its first byte (when the stream's own body never starts)."""
+
+    def __init__(self, listener: _Listener, hub: _Hub, content: AsyncIterator[str]) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self._listener = listener
+        self._hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._hub.unsubscribe(self._listener)
+
+
+async def _stream(request: Request, listener: _Listener, events: Events, sign_in: SignIn,
                   heartbeat: float) -> AsyncIterator[str]:
-    """One client's events, each checked against the rights its user holds at that moment; a comment every
-    ``heartbeat`` seconds without one. Ends when the client goes or its sign-in stops being valid."""
-    queue = events.hub.subscribe(first.name)
+    """One client's events, each checked against the rights its user holds at that moment; a comment
+    ``heartbeat`` seconds after the client last heard anything. Ends when the client goes or its sign-in
+    stops being valid. Nothing the client sees moves with an event it may not hear of: not the heartbeat's
+    time, nor the moment a stream whose sign-in ended stops."""
+    loop = asyncio.get_running_loop()
     try:
         yield ": connected\n\n"
+        said_at = loop.time()
         while True:
-            try:
-                change: Change | None = await asyncio.wait_for(queue.get(), heartbeat)
-            except TimeoutError:
-                change = None
+            change = await listener.next(said_at + heartbeat - loop.time())
             try:
                 user = await sign_in.user(request)  # a revoked token, a user removed from a group: now
             except NotSignedIn:
+                if change is not None:  # ended at the heartbeat's time, not this (perhaps unseen) event's
+                    await asyncio.sleep(max(0.0, said_at + heartbeat - loop.time()))
                 return
             if change is None:
                 yield ": heartbeat\n\n"
             elif await asyncio.to_thread(events.may_see, user, change):
                 yield change.shown()
+            else:
+                continue
+            said_at = loop.time()
     finally:
-        events.hub.unsubscribe(queue)
+        events.hub.unsubscribe(listener)

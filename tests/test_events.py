@@ -8,6 +8,7 @@ import contextlib
 import logging
 import queue
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class Replicas:
     accounts: Accounts
     tokens: dict[str, str]
     docs: Path
+    redis_url: str = ""
     streams: list[EventStream] = field(default_factory=list)
 
     def client(self, who: str, replica: int = 0) -> KnowledgeBaseClient:
@@ -80,7 +82,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Rep
         # Replica 1 hardly watches the store: what reaches its clients at once came through Redis.
         apps = [_app(kb, accounts, home, redis_url, watch_every) for watch_every in (0.3, 60.0)]
         urls = [stack.enter_context(serving(app)) for app, _ in apps]
-        team = Replicas(urls, [events for _, events in apps], kb, accounts, tokens, docs)
+        team = Replicas(urls, [events for _, events in apps], kb, accounts, tokens, docs, redis_url)
         yield team
         for stream in team.streams:  # before the servers stop: they wait for open streams
             stream.close()
@@ -245,3 +247,178 @@ def test_one_user_holds_a_few_streams_at_most(replicas: Replicas):
             assert response.status_code == 200 and next(reading[-1]) == ": connected"
         with http.stream("GET", "/v1/events") as refused:
             assert refused.status_code == 429 and "event streams open" in refused.read().decode()
+
+
+class _Lines:
+    """One raw ``/v1/events`` stream's lines (heartbeats and all), read on a thread, each with when it came."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.heard: queue.Queue[tuple[float, str]] = queue.Queue()
+        self._http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self._opened: queue.Queue[int] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        assert self._opened.get(timeout=10) == 200
+
+    def _read(self) -> None:
+        with contextlib.suppress(httpx.HTTPError), self._http.stream("GET", "/v1/events") as response:
+            self._opened.put(response.status_code)
+            for line in response.iter_lines():
+                if line:
+                    self.heard.put((time.monotonic(), line))
+
+    def taken(self, wait: float) -> list[str]:
+        """Every line heard so far, after waiting ``wait`` seconds for more."""
+        time.sleep(wait)
+        lines = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                lines.append(self.heard.get_nowait()[1])
+        return lines
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _call(replicas: Replicas, who: str, body: object) -> httpx.Response:
+    return httpx.post(replicas.urls[0] + "/v1/call", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {replicas.tokens[who]}"})
+
+
+def test_a_call_is_heard_by_the_collection_it_changed_not_one_its_body_also_names(replicas: Replicas):
+    """``{"$map": ...}`` arguments decode to the map alone: the call renames bob's own collection, while
+    the raw body's ``name`` says "Team". Carol, who reads Team, must not hear of Team."""
+    replicas.kb.create_collection("Bench")
+    replicas.accounts.grant("bob", "Bench", Role.OWNER)
+    carol = replicas.listen("carol")
+    try:
+        forged = {"$map": [["name", "Bench"], ["new_name", "Bench 2"]], "name": "Team", "new_name": "Team"}
+        answer = _call(replicas, "bob", {"id": "1", "call": "rename_collection", "args": forged})
+        assert answer.status_code == 200 and '"result"' in answer.text and "Bench 2" in answer.text
+        assert all(e.collection != "Team" for e in _kinds(carol, wait=1.5))
+        assert replicas.accounts.role(replicas.accounts.user("bob"), "Bench 2") is not None  # the call did rename
+    finally:
+        with contextlib.suppress(Exception):
+            replicas.kb.delete_collection("Bench 2")
+        replicas.accounts.forget_collection("Bench 2")
+        replicas.accounts.forget_collection("Bench")
+
+
+def test_a_call_that_failed_is_not_heard(replicas: Replicas):
+    alice = replicas.listen("alice")
+    args = {"collection": "Team", "conversation_id": "no-such-conversation", "title": "Never"}
+    answer = _call(replicas, "alice", {"id": "2", "call": "rename_conversation", "args": args})
+    assert answer.status_code == 200 and '"error"' in answer.text  # refused by the call, answered 200 as always
+    assert ServerEvent("conversations", "Team") not in _kinds(alice, wait=1.5)
+
+
+def test_the_heartbeat_keeps_its_time_whatever_others_hear(replicas: Replicas):
+    """Bob reads nothing of Team; if each Team event pushed his heartbeat back, its gaps would tell him
+    when Team changed (and how often)."""
+    bob = _Lines(replicas.urls[0], replicas.tokens["bob"])
+    try:
+        assert bob.heard.get(timeout=5)[1] == ": connected"
+        stop = threading.Event()
+
+        def noise() -> None:
+            while not stop.wait(0.1):
+                replicas.events[0].publish(Change(DOCUMENTS, "Team"))
+
+        maker = threading.Thread(target=noise, daemon=True)
+        maker.start()
+        try:
+            lines = bob.taken(wait=8 * HEARTBEAT)
+        finally:
+            stop.set()
+            maker.join()
+        assert lines.count(": heartbeat") >= 5, lines
+        assert not any(line.startswith("data") and "Team" in line for line in lines)
+    finally:
+        bob.close()
+
+
+def test_streams_opened_all_at_once_are_counted_all_the_same(replicas: Replicas):
+    from server.events import STREAMS_PER_USER
+
+    token = replicas.accounts.add_user("erin")
+    tries = 3 * STREAMS_PER_USER
+    start, held = threading.Barrier(tries), threading.Event()
+    statuses: queue.Queue[int] = queue.Queue()
+
+    def open_one() -> None:
+        with httpx.Client(base_url=replicas.urls[0], headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            start.wait()
+            with http.stream("GET", "/v1/events") as response:
+                statuses.put(response.status_code)
+                if response.status_code == 200:
+                    held.wait(30)
+
+    threads = [threading.Thread(target=open_one, daemon=True) for _ in range(tries)]
+    for thread in threads:
+        thread.start()
+    try:
+        got = [statuses.get(timeout=30) for _ in range(tries)]
+        assert got.count(200) == STREAMS_PER_USER and got.count(429) == tries - STREAMS_PER_USER, got
+    finally:
+        held.set()
+        for thread in threads:
+            thread.join(10)
+    deadline = time.monotonic() + 10
+    while replicas.events[0].hub.open_for("erin"):  # each stream let go once its client is gone
+        assert time.monotonic() < deadline, "a closed stream is still counted"
+        time.sleep(0.05)
+
+
+def test_a_message_on_redis_not_shaped_as_an_event_is_dropped_and_the_forwarder_lives_on(replicas: Replicas):
+    import redis
+
+    carol = replicas.listen("carol", replica=1)
+    bus = replicas.events[1]._bus
+    assert bus is not None
+    with redis.Redis.from_url(replicas.redis_url) as raw:  # anyone who may write to the channel
+        for junk in (b"[1]", b"1", b"null", b"\xff", b"[" * 5000, b'{"kind": {"documents": 1}, "collection": "Team"}',
+                     b'{"kind": "documents", "collection": ["Team"]}', b'{"kind": "announcement", "collection": "Team"}',
+                     b'{"kind": "conversations", "collection": "Team"}', b'{"collection": "Team"}',
+                     b'{"kind": "documents", "collection": "' + b"T" * 20000 + b'"}'):
+            raw.publish(bus.channel, junk)
+    replicas.events[0].publish(Change(DOCUMENTS, "Team"))
+    _until(carol, ServerEvent(DOCUMENTS, "Team"), timeout=5.0)  # through Redis, after all that
+    heard = _kinds(carol, wait=0.5)
+    assert all(e.kind in (DOCUMENTS, "connected") and e.collection in ("Team", "") for e in heard), heard
+
+
+def test_a_browser_s_session_streams_from_this_site_alone_and_stops_at_sign_out(replicas: Replicas):
+    from server.session import COOKIE
+
+    url = replicas.urls[0]
+    signed = httpx.post(f"{url}/sign-in", data={"token": replicas.tokens["carol"]})
+    assert signed.status_code == 303
+    with httpx.Client(base_url=url, cookies={COOKIE: signed.cookies[COOKIE]}, timeout=10) as browser:
+        for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                        {"Origin": "http://intranet-wiki.example"}, {"Origin": "null"}):  # another site's EventSource
+            with browser.stream("GET", "/v1/events", headers=headers) as refused:
+                assert refused.status_code == 403, headers
+        own = {"Sec-Fetch-Site": "same-origin", "Origin": url}
+        with browser.stream("GET", "/v1/events", headers=own) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            assert next(lines) == ": connected"
+            assert browser.post("/sign-out", headers=own).status_code in (200, 303)
+            started = time.monotonic()
+            rest = list(lines)  # the session ended: the stream too, at the next heartbeat
+            assert time.monotonic() - started < 5 * HEARTBEAT and "data" not in "".join(rest)
+
+
+def test_a_collection_read_through_a_group_is_not_heard_of_once_its_user_left_the_group(replicas: Replicas):
+    replicas.accounts.grant("@auditors", "Team", Role.READER)
+    replicas.accounts.join("@auditors", "bob")
+    try:
+        bob = replicas.listen("bob")
+        replicas.events[0].publish(Change(DOCUMENTS, "Team"))
+        _until(bob, ServerEvent(DOCUMENTS, "Team"), timeout=5.0)
+        replicas.accounts.leave("@auditors", "bob")  # the stream stays open: its rights are read at each event
+        replicas.events[0].publish(Change(DOCUMENTS, "Team"))
+        assert all(e.collection != "Team" for e in _kinds(bob, wait=1.0))
+    finally:
+        replicas.accounts.leave("@auditors", "bob")
+        replicas.accounts.revoke("@auditors", "Team")
