@@ -26,7 +26,8 @@ from rag.storage.vectors import VectorStore
 from server.accounts import Accounts, Role
 from server.app import ServerConfig, create_app
 from server.audit import AuditLog
-from server.events import DOCUMENTS, Change, Events
+from server.event_bus import DOCUMENTS, Change
+from server.events import Events
 
 HEARTBEAT = 0.5  # seconds: a revoked token's stream ends within one
 
