@@ -1,7 +1,8 @@
 """The team's assistant in Debian's Chromium, driven by Playwright: a user signing in, asking,
 stopping, opening a cited PDF page with the passage marked, being refused a collection and signing
-out; the proxy's and the identity provider's sign-in; an owner's uploads and grants; the views'
-fit at 1280 by 800 and at 200% zoom. The server and its data are ``test_web``'s.
+out; the proxy's and the identity provider's sign-in; an owner's uploads (a folder too) and grants;
+a structured answer's sources per field; the views' fit at 1280 by 800 (nothing overlapping or cut,
+as tests/test_screenshots.py checks the desktop's) and at 200% zoom. The server and its data are ``test_web``'s.
 
 Set ARCHIVIST_WEB_SCREENSHOTS to a folder to keep the screenshots of the main views
 (docs/screenshots/web-*.png were made so).
@@ -56,6 +57,33 @@ def _shoot(page: Page, name: str) -> None:
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / f"web-{name}-1x.png"))
+
+
+# What the fit check looks at: every visible control and block of text (not the ones kept off-screen
+# for screen readers on purpose). Two of them overlap when neither holds the other and their boxes
+# share more than a pixel each way; one is cut when it reaches past the viewport's left or right.
+_LAID_OUT = "h1, h2, h3, label, button, input, select, textarea, p, a, th, td, li, progress, img, summary, pre, .answer"
+_OVERLAPS = """selectors => {
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " + JSON.stringify(
+    (e.textContent || e.value || "").trim().slice(0, 30));
+  const shown = [...document.querySelectorAll(selectors)].filter((e) => !e.closest(".skip, .hidden-label"))
+    .map((e) => [e, e.getBoundingClientRect()]).filter(([e, r]) => r.width > 0 && r.height > 0
+      && getComputedStyle(e).visibility !== "hidden");
+  const width = document.documentElement.clientWidth, found = [];
+  for (const [e, r] of shown) if (r.left < -0.5 || r.right > width + 0.5) found.push("cut: " + name(e));
+  shown.forEach(([a, p], i) => shown.slice(i + 1).forEach(([b, q]) => {
+    if (a.contains(b) || b.contains(a)) return;
+    const across = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+    const down = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+    if (across > 1 && down > 1) found.push("overlap: " + name(a) + " and " + name(b));
+  }));
+  return found;
+}"""
+
+
+def _overlapping_or_cut(page: Page) -> list[str]:
+    """What overlaps or sticks out sideways on ``page`` (empty when the view is laid out well)."""
+    return page.evaluate(_OVERLAPS, _LAID_OUT)
 
 
 def _answered(page: Page) -> None:
@@ -303,7 +331,54 @@ def test_in_chromium_a_structured_answer_is_a_table(web: Web, browser: Browser):
     _answered(page)
     expect(page.locator("#data table")).to_be_visible()
     assert page.locator("#data th", has_text="facts").count() == 1, page.inner_text("#status")
+    # Each field says which sources bear it out, as buttons that open the passage, or "no source".
+    rows = page.locator("#data table.fields > tbody > tr")
+    expect(rows.first).to_be_visible()
+    assert sorted(rows.locator("th").all_inner_texts()) == ["facts", "subject"]  # the schema's fields
+    for where in rows.locator("td.field-sources").all():
+        cites = where.locator("button.cite")
+        if not cites.count():
+            expect(where.locator(".no-source")).to_have_text("no source")
+            continue
+        assert re.fullmatch(r"(\[\d+\])+", "".join(cites.all_inner_texts())), where.inner_text()
+        cites.first.click()
+        expect(page.locator("#viewer")).to_be_visible()
+        page.keyboard.press("Escape")
+    assert _overlapping_or_cut(page) == []
     _shoot(page, "structured-en")
+    context.close()
+
+
+def test_in_chromium_an_editor_uploads_a_folder_with_its_paths(web: Web, browser: Browser, tmp_path: Path):
+    from playwright.sync_api import expect
+
+    trip = tmp_path / "trip"
+    (trip / "sub").mkdir(parents=True)
+    (trip / "plan.txt").write_text("Trip plan. The coach leaves the depot at six.")
+    (trip / "sub" / "ferry.txt").write_text("Ferry notes. The ferry to Brightwater sails from pier nine.")
+    (trip / "sub" / "...").write_text("Only dots.")  # a name the server could not keep
+    (trip / "bell\x07.txt").write_text("A control character in the name.")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(web.url)
+    page.fill("#token", web.owner_token)
+    page.click("#sign-in")
+    page.set_input_files("#folder", str(trip))
+    page.click("#upload")
+    expect(page.locator("#upload-status")).to_have_text("Uploaded and indexed.", timeout=120_000)
+    expect(page.locator("#upload-progress")).to_have_js_property("value", 1)
+    refused = page.locator("#uploads li.refused")
+    expect(refused).to_have_count(2)
+    for item in refused.all_inner_texts():
+        assert ("trip/sub/..." in item or "bell" in item) and "only dots or holds a control character" in item, item
+    for name in ("trip/plan.txt", "trip/sub/ferry.txt"):  # each by its path in the folder, with its state
+        expect(page.locator("#documents tbody tr", has=page.get_by_role("cell", name=name, exact=True))).to_contain_text(
+            "indexed")
+    assert "bell" not in page.inner_text("#documents") and "..." not in page.inner_text("#documents")
+    found = page.evaluate("""async (collection) => (await fetch('/v1/call', {method: 'POST', headers: {'Content-Type':
+        'application/json'}, body: JSON.stringify({id: 'f', call: 'search', args: {query: 'ferry pier Brightwater',
+        collection}})})).text()""", page.input_value("#collection"))
+    assert "/browser/trip/sub/ferry.txt" in found, found
     context.close()
 
 
@@ -317,6 +392,7 @@ def test_the_main_views_in_both_languages_fit_1280_by_800(web: Web, browser: Bro
 
     def shot(view: str) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing sticks out sideways
+        assert _overlapping_or_cut(page) == [], view
         page.screenshot(path=str(shots / f"web-{view}-{lang}-1x.png"))
 
     page.goto(web.url)
@@ -337,6 +413,17 @@ def test_the_main_views_in_both_languages_fit_1280_by_800(web: Web, browser: Bro
     expect(page.locator("#documents tbody tr").first).to_be_visible()
     shot("manage")
     context.close()
+
+
+def test_the_fit_check_finds_controls_that_overlap_and_text_that_is_cut(browser: Browser):
+    page = browser.new_page(viewport={"width": 400, "height": 300})
+    page.set_content('<button style="position:absolute;left:10px;top:10px">one</button>'
+                     '<button style="position:absolute;left:20px;top:12px">two</button>'
+                     '<p style="position:absolute;left:350px;top:100px;white-space:nowrap">far too long to fit</p>'
+                     '<label style="position:absolute;top:200px"><input id="inside"> held</label>')
+    found = _overlapping_or_cut(page)
+    assert found == ['cut: p "far too long to fit"', 'overlap: button "one" and button "two"'], found
+    page.close()
 
 
 def test_the_page_reflows_at_200_percent_zoom(web: Web, browser: Browser):

@@ -1,7 +1,7 @@
 // The reader: asks through POST /v1/call and shows the answer as it streams (the protocol's own
 // NDJSON messages), stops it, lists the sources, opens a cited passage, and keeps the turns of the
 // open conversation. Whatever the model or a file wrote is set as text (render.js).
-import { $, JSON_HEADERS, data, dataTable, errorText, format, label, make, messages, newId, pathOf, showAnswer, start,
+import { $, JSON_HEADERS, data, dataTable, fieldTable, errorText, format, label, make, messages, newId, pathOf, showAnswer, start,
          t } from "./render.js";
 import * as conversations from "./conversations.js";
 
@@ -95,7 +95,8 @@ async function ask(text) {
         showAnswer(answer, result.answer, result.claims);
         if (result.data !== null && result.data !== undefined) {
           answer.replaceChildren();
-          table.replaceChildren(dataTable(result.data));
+          table.replaceChildren(result.field_sources && result.field_sources.length
+            ? fieldTable(result.data, result.field_sources) : dataTable(result.data));
         }
         showSources(result.sources || [], new Set((result.citations || []).map((c) => c.number)));
         if (result.reasoning) { reasoningText.textContent = result.reasoning; reasoning.hidden = false; }

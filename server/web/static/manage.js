@@ -15,7 +15,9 @@ async function showDocuments() {
   for (const file of (status && status.files) || []) {
     const row = make("tr");
     const path = (file.path && file.path.$path) || "";
-    row.append(make("td", path.split(/[\\/]/).pop()), make("td", t["state_" + file.status] || file.status),
+    // A browser's upload by its path in the folder it came from; anything else by its name.
+    const shown = path.startsWith("/browser/") ? path.slice("/browser/".length) : path.split(/[\\/]/).pop();
+    row.append(make("td", shown), make("td", t["state_" + file.status] || file.status),
                make("td", file.reason || ""));
     row.cells[0].title = path;
     rows.append(row);
@@ -23,15 +25,22 @@ async function showDocuments() {
 }
 
 // -- upload ------------------------------------------------------------------------------------
-const uploadForm = $("upload-form"), files = $("files"), uploads = $("uploads"), uploadStatus = $("upload-status");
+// Files and folders: each file is kept as /browser/<its path in the chosen folder>, so a folder's
+// structure survives. A name the server could not keep (only dots, a control character) is refused
+// for that file alone, here in plain words, and by the server again (server.uploads.parts_of).
+const uploadForm = $("upload-form"), files = $("files"), folder = $("folder"), uploads = $("uploads");
+const uploadStatus = $("upload-status"), overall = $("upload-progress");
+const BAD_PART = /[\x00-\x1f\x7f]/;
 
-function send(file, progress) {
+const nameIn = (file) => file.webkitRelativePath || file.name;
+const keepable = (name) => name.split("/").every((part) => part.replace(/[ .]/g, "") !== "" && !BAD_PART.test(part));
+
+function send(path, file, progress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest(); // fetch reports no upload progress
-    const where = new URLSearchParams({ collection: data.collection, path: "/browser/" + file.name });
-    request.open("PUT", "/v1/upload?" + where);
-    request.upload.onprogress = (event) => { if (event.lengthComputable) progress.value = event.loaded / event.total; };
-    request.onload = () => (request.status === 200 ? resolve("/browser/" + file.name)
+    request.open("PUT", "/v1/upload?" + new URLSearchParams({ collection: data.collection, path }));
+    request.upload.onprogress = (event) => { if (event.lengthComputable) progress(event.loaded / event.total); };
+    request.onload = () => (request.status === 200 ? resolve(path)
                                                    : reject(new Error(JSON.parse(request.responseText || "{}").detail || request.statusText)));
     request.onerror = () => reject(new Error(request.statusText || "network"));
     request.send(file);
@@ -40,30 +49,56 @@ function send(file, progress) {
 
 uploadForm.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const chosen = Array.from(files.files);
+  const chosen = [...files.files, ...folder.files];
   if (!chosen.length) return;
   uploadForm.querySelector("button").disabled = true;
   uploads.replaceChildren();
+  const total = chosen.reduce((sum, file) => sum + file.size, 0) || 1;
+  let done = 0;
+  overall.value = 0;
+  overall.hidden = false;
   const sent = [];
   try {
     for (const file of chosen) {
-      const item = make("li"), bar = make("progress");
+      const name = nameIn(file), item = make("li"), bar = make("progress");
       bar.max = 1;
       bar.value = 0;
-      bar.setAttribute("aria-label", file.name);
-      item.append(make("span", file.name + " "), bar);
+      bar.setAttribute("aria-label", name);
+      item.append(make("span", name + " "));
       uploads.append(item);
-      sent.push(await send(file, bar));
-      bar.value = 1;
-    }
-    uploadStatus.textContent = t.indexing;
-    await call("ingest", { paths: sent.map((p) => ({ $path: p })), collection: data.collection }, (progress) => {
-      if (progress.$type === "IngestProgress") {
-        uploadStatus.textContent = format(t.indexed_of, { done: progress.files_done, total: progress.files_total });
+      if (!keepable(name)) {
+        item.append(make("span", t.bad_name));
+        item.className = "refused";
+      } else {
+        item.append(bar);
+        try {
+          sent.push(await send("/browser/" + name, file, (part) => {
+            bar.value = part;
+            overall.value = (done + part * file.size) / total;
+          }));
+          bar.value = 1;
+        } catch (error) { // this file alone: the rest still go
+          bar.remove();
+          item.append(make("span", format(t.failed, { reason: error.message })));
+          item.className = "refused";
+        }
       }
-    });
-    uploadStatus.textContent = t.uploaded;
+      done += file.size;
+      overall.value = done / total;
+    }
+    if (sent.length) {
+      uploadStatus.textContent = t.indexing;
+      await call("ingest", { paths: sent.map((p) => ({ $path: p })), collection: data.collection }, (progress) => {
+        if (progress.$type === "IngestProgress") {
+          uploadStatus.textContent = format(t.indexed_of, { done: progress.files_done, total: progress.files_total });
+        }
+      });
+      uploadStatus.textContent = t.uploaded;
+    } else {
+      uploadStatus.textContent = "";
+    }
     files.value = "";
+    folder.value = "";
   } catch (error) {
     uploadStatus.textContent = format(t.failed, { reason: error.message });
   } finally {

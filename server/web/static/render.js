@@ -153,6 +153,33 @@ export function dataTable(value) {
   return make("span", "", value === null ? "" : value);
 }
 
+// A structured answer field by field: its value, and the numbers of the sources it was drawn from
+// (each a button that opens the passage), "no source" when it names none, and a warning when the
+// value is in none of them (as the desktop's structured view shows it).
+export function fieldTable(value, fieldSources) {
+  const table = make("table", "data fields"), head = make("tr");
+  for (const name of [t.field, t.value, t.sources]) {
+    const th = make("th", "", name);
+    th.scope = "col";
+    head.append(th);
+  }
+  table.append(make("thead"), make("tbody"));
+  table.tHead.append(head);
+  const whole = fieldSources.length === 1 && fieldSources[0].field === "value";
+  for (const found of fieldSources) {
+    const row = make("tr"), name = make("th", "", found.field), where = make("td", "field-sources");
+    name.scope = "row";
+    const numbers = [...new Set((found.citations || []).map((c) => c.number))];
+    for (const n of numbers) where.append(citeButton(n));
+    if (!numbers.length) where.append(make("span", "no-source", t.no_source));
+    if (found.supported === false) where.append(make("span", "unsupported", t.not_in_sources));
+    const field = whole ? value : value && typeof value === "object" ? value[found.field] : null;
+    row.append(name, cell("td", field === undefined ? null : field), where);
+    table.tBodies[0].append(row);
+  }
+  return table;
+}
+
 function cell(tag, value) {
   const node = make(tag);
   if (value && typeof value === "object") node.append(dataTable(value));
