@@ -14,8 +14,12 @@ model so that it fits this machine; on a GPU server vLLM takes its place).
    the share if each person had a cache of their own (the same cache code and embedder).
 4. The web page (bench/page.py): its weight on first load, the time to the first answer token
    through the page against the CLI's client, and 20 browser users asking at once.
+5. Replicas (bench/replicas.py, on servers of its own: PostgreSQL, Redis, Chroma, two
+   ``serve --replica``): searches/s and p95 with two replicas against one (a ratio near 1.0 on one
+   machine's cores), a grant's time to hold on the other replica, and requests lost when one is killed.
+   Not in the default run: ``--replicas`` (or ``--parts 5``).
 
-    python bench/team.py [--seconds 60] [--users 20] [--parts 1234] [--page]
+    python bench/team.py [--seconds 60] [--users 20] [--parts 1234] [--page] [--replicas [--replica-seconds 20]]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from rag import offline
 offline.enforce()
 
 import page
+import replicas
 from corpus import paragraphs
 
 from engine import ArchivistError, RemoteEngine, backends
@@ -210,12 +215,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each load runs")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--log-asks", type=int, default=8, help="questions each person asks in the day's log")
-    parser.add_argument("--parts", default="1234", help="which parts to run (default all: 1234)")
+    parser.add_argument("--parts", default="1234", help="which parts to run (default 1234; 5: the replicas')")
     parser.add_argument("--page", action="store_true", help="only the web page's part (--parts 4)")
     parser.add_argument("--questions", type=int, default=3, help="questions each way in the page's part")
+    parser.add_argument("--replicas", action="store_true", help="only the replicas' part (--parts 5)")
+    parser.add_argument("--replica-seconds", type=float, default=20.0, help="how long each load of part 5 runs")
     args = parser.parse_args()
     if args.page:
         args.parts = "4"
+    if args.replicas:
+        args.parts = "5"
+    if set(args.parts) & set("1234"):
+        one_server(args)
+    if "5" in args.parts:
+        replicas.measure(args.replica_seconds, args.users)
+
+
+def one_server(args: argparse.Namespace) -> None:
+    """Parts 1 to 4, on one server in front of Chroma and the inference server."""
     model = starter_model_path()
     assert model is not None, "the starter model is missing; run make test"
     texts = paragraphs()[:600]

@@ -67,7 +67,7 @@ def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: S
                redis_url: str = "") -> FastAPI:
     """The web app over one knowledge base; every request is served on behalf of a user. ``redis_url``:
     the Redis the replicas share, which carries each one's events to the others' clients."""
-    uploads = Uploads(config.home)
+    uploads = Uploads(config.home, root=config.uploads_folder, replica=config.replica)
     policy = Policy(kb, accounts, uploads, config.folders, config.anyone_creates, config.home / "conversations")
     refusals = Refusals(audit)
     slots = Slots(config.max_calls_per_user)

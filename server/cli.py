@@ -33,11 +33,14 @@ import datetime
 import logging
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import platformdirs
@@ -50,6 +53,7 @@ from server.accounts import Accounts, Role
 from server.audit import AuditLog
 from server.config import ServerConfig
 from server.database import Database
+from server.lease import FOLLOWED_FOLDERS, Lease, LeasedJob
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,12 @@ def load_config(home: Path, replica: str = "") -> tuple[Settings, ServerConfig]:
         if home.resolve().is_relative_to(folder.resolve()) or folder.resolve().is_relative_to(home.resolve()):
             raise ArchivistError(f"{home / 'server.toml'}: the offered folder {folder} and the server's home {home} "
                                  "overlap; offer folders outside the home.")
+    given = _typed(path, table, "uploads_folder", str, "")  # a share every replica mounts at this path; relative: in home
+    uploads = home / Path(given).expanduser() if given else home / "uploads"
+    for folder in folders:  # an offered folder holding the uploads would offer every user's files to its editors
+        if uploads.resolve().is_relative_to(folder.resolve()) or folder.resolve().is_relative_to(uploads.resolve()):
+            raise ArchivistError(f"{path}: the offered folder {folder} and the uploads folder {uploads} overlap; "
+                                 "keep them apart.")
     settings = Settings.from_dict(values)
     if not settings.data_dir:
         settings.data_dir = str(home / "data")
@@ -112,6 +122,8 @@ def load_config(home: Path, replica: str = "") -> tuple[Settings, ServerConfig]:
         max_body_kb=int(table.get("max_body_kb", 1024)),
         max_calls_per_user=int(table.get("max_calls_per_user", 8)),
         watches_folders=bool(table.get("watches_folders", True)),
+        watch_lease_seconds=float(_typed(path, table, "watch_lease_seconds", (int, float), 30.0)),
+        uploads_folder=uploads,
         home=home,
         replica=replica,
         database_url=database_url(home),
@@ -129,6 +141,8 @@ def load_config(home: Path, replica: str = "") -> tuple[Settings, ServerConfig]:
     config.oidc_user_claim = _typed(where, oidc, "user_claim", str, "preferred_username")
     config.oidc_label = _typed(where, oidc, "label", str, "")
     config.oidc_session_hours = float(_typed(where, oidc, "session_hours", (int, float), 8.0))
+    if not 1 <= config.watch_lease_seconds <= 3600:
+        raise ArchivistError(f"{path}: watch_lease_seconds is a number of seconds, from 1 to 3600.")
     if config.web_answer_tokens is not None and config.web_answer_tokens < 1:
         raise ArchivistError(f"{path}: web_answer_tokens is a number of tokens, at least 1.")
     if config.oidc_issuer and not (config.oidc_client_id and config.public_url):
@@ -327,20 +341,37 @@ def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, cer
     settings, config = load_config(home, replica)
     logs.configure(home / "logs" / replica, process="server", label=replica)
     log.info("replica %s (process %d) serving %s on %s; %s", replica, os.getpid(), home, uds or f"{host}:{port}",
-             "watching the followed folders" if config.watches_folders else "not watching the followed folders")
+             "watching the followed folders while it holds their lease" if config.watches_folders
+             else "not watching the followed folders")
     with open_state(home) as (accounts, audit, kept):
         log.info("accounts and audit log in %s", kept)
         kb = open_knowledge_base(settings, confine_folders=True)
-        if config.watches_folders:  # one replica of several watches the followed folders; the others set this off
-            kb.start()
+        # Replicas that may watch take turns by a lease in the database (the shared one, else accounts.db):
+        # one at a time watches the followed folders, and another takes over when it dies.
+        url = config.database_url
+        database = Database(url) if url else Database.sqlite(home / "accounts.db")
+        watching = LeasedJob(Lease(database, FOLLOWED_FOLDERS, replica, config.watch_lease_seconds),
+                             kb.following.start, kb.following.stop, "watching the followed folders")
+        if threading.current_thread() is threading.main_thread():
+            # uvicorn ends on SIGTERM (systemctl stop) and then raises it again, which would end the process here
+            # at once: ending it by SystemExit instead runs what follows, so the lease is given back at once.
+            signal.signal(signal.SIGTERM, _terminated)
         try:
+            if config.watches_folders:
+                watching.begin()
             app = create_app(kb, accounts, audit, config, settings.cache_redis_url)
             where = {"uds": str(uds)} if uds else {"host": host, "port": port}
             uvicorn.run(app, **where, ssl_certfile=certfile, ssl_keyfile=keyfile,  # type: ignore[arg-type]
                         log_level="info", timeout_graceful_shutdown=5, **uvicorn_options())
         finally:
+            watching.end()
+            database.close()
             kb.close()
     return EXIT_OK
+
+
+def _terminated(_signal: int, _frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ class ServerConfig:
     web_answer_tokens: int | None = None  # the page's answers stop after this many tokens (None: the model's own limit)
     events_heartbeat: float = 15.0  # seconds between the event stream's keep-alive comments (proxies close idle streams)
     events_watch_every: float = 2.0  # seconds between looks for changes other processes made, while anyone listens
-    watches_folders: bool = True  # False on all but one of several replicas sharing one store
+    watches_folders: bool = True  # True: compete for the lease on the followed folders; False: never watch them
+    watch_lease_seconds: float = 30.0  # the followed folders' lease: renewed every third of it, taken over when it runs out
+    uploads_folder: Path | None = None  # where uploads are kept (a share every replica mounts); None: home/uploads
 
     # OpenID Connect against the company's identity provider (``[server.oidc]``); off while issuer is "".
     oidc_issuer: str = ""

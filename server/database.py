@@ -1,4 +1,5 @@
-"""The SQL database that holds the team server's state: users, tokens, groups, grants, the audit log.
+"""The SQL database that holds the team server's state: users, tokens, groups, grants, the audit log,
+and the leases by which one replica of several does a job (``server.lease``).
 
 One schema for two engines. By default it is SQLite, the file ``accounts.db`` in the server's home
 folder (one machine; the audit log then stays in ``audit.jsonl`` beside it, see ``server.audit``);
@@ -25,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Double,
     Engine,
@@ -38,6 +40,7 @@ from sqlalchemy import (
     event,
     exc,
     insert,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects import postgresql as postgresql_dialect
@@ -82,6 +85,10 @@ imported = Table("imported", metadata,  # what `migrate` has moved in from a hom
                  Column("source", Text, primary_key=True),
                  Column("at", Double, nullable=False),
                  Column("rows", Integer, nullable=False))
+leases = Table("leases", metadata,  # a job one replica does at a time (server.lease): who holds it, until when
+               Column("name", Text, primary_key=True),
+               Column("holder", Text, nullable=False, server_default=""),
+               Column("expires", Double, nullable=False, server_default="0"))  # the database's clock, Unix seconds
 
 
 class DatabaseError(ArchivistError):
@@ -194,6 +201,13 @@ class Database:
         else:
             statement = statement.on_conflict_do_nothing(index_elements=keys)
         return len(conn.execute(statement.returning(*table.primary_key.columns)).all())  # rowcount: -1 on some
+
+    def now(self) -> ColumnElement[float]:
+        """The database's own clock, in Unix seconds, as an SQL expression: one clock for every replica,
+        whatever the clocks of their machines say (SQLite's is its one machine's)."""
+        if self.is_sqlite:
+            return literal_column("((julianday('now') - 2440587.5) * 86400.0)", Double)
+        return literal_column("CAST(extract(epoch FROM clock_timestamp()) AS double precision)", Double)
 
     def append(self, conn: Connection, table: Table, rows: list[Mapping[str, object]]) -> None:
         """Insert ``rows`` in their order (each gets the next id)."""

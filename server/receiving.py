@@ -1,13 +1,12 @@
 """Receiving a user's files for ingesting: which of them the server lacks or holds older copies of
 (``/v1/uploads``, which also deletes the copies of files gone from the folders the user names),
-and keeping one the user sends (``/v1/upload``). Where the copies are kept is ``server.uploads``'s.
+and keeping one the user sends (``/v1/upload``). Where the copies are kept, and how one is written
+whole, is ``server.uploads``'s.
 """
 
 import asyncio
 import contextlib
 import logging
-import os
-import tempfile
 import threading
 from concurrent.futures import Executor
 from pathlib import Path
@@ -23,11 +22,10 @@ from server.incoming import address_of, json_body, same_site
 from server.policy import Policy
 from server.refusals import Refusal, Refusals
 from server.slots import Slots
-from server.uploads import Uploads
+from server.uploads import PARTIAL, Uploads
 
 log = logging.getLogger(__name__)
 
-_PARTIAL = ".upload-"  # a file being received
 _MAX_FILES = 100_000  # names in one question of which files the server lacks
 
 
@@ -73,23 +71,16 @@ class Receiver:
         await self._may_upload(user, collection, request)
         target = self._uploads.copy_of(user.name, path)
         limit, size = self._config.max_upload_mb * 2**20, 0
-        temporary = ""
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=_PARTIAL)
-            with os.fdopen(handle, "wb") as out:
+            with self._uploads.writing(target) as out:  # whole or not at all, whichever replica reads it
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
                         raise Refusal(413, BadCall(f"{target.name} is over this server's upload limit of "
                                                    f"{self._config.max_upload_mb} MB"))
                     out.write(chunk)
-            os.replace(temporary, target)
         except OSError as exc:  # a full disk, or a name this file system cannot hold
             raise Refusal(507, StoreUnavailable(f"the server cannot keep {target.name}: {exc.strerror}")) from None
-        finally:
-            if temporary and os.path.exists(temporary):
-                os.unlink(temporary)
         return {"kept": True}
 
     async def _may_upload(self, user: User, collection: str, request: Request) -> None:
@@ -107,7 +98,7 @@ class Receiver:
         for folder in folders:
             try:
                 for copy in self._uploads.copy_of(user.name, folder).rglob("*"):
-                    if copy.is_file() and copy not in kept and not copy.name.startswith(_PARTIAL):
+                    if copy.is_file() and copy not in kept and not copy.name.startswith(PARTIAL):
                         copy.unlink(missing_ok=True)  # another request of the user's may be at work here too
             except (AccessDenied, OSError) as exc:
                 log.info("uploads of %s: left %r as it is (%s)", user.name, folder, exc)

@@ -7,17 +7,29 @@ POSIX server and ``<user id>\\C$\\Reports\\q3.pdf`` on a Windows one, ``/home/an
 it; everyone else sees ``/uploads/<user id>/...``, never the server's own folders. Every name is
 checked part by part, so no path a client sends can reach outside its user's folder, on a POSIX
 or a Windows server.
+
+The uploads folder is ``home/uploads``, or ``[server] uploads_folder``: a share (NFS, SMB) that every
+replica mounts at the same path. A copy is written whole or not at all (:meth:`Uploads.writing`):
+into a temporary file of its own in the same folder, flushed to disk, then renamed over the copy's
+name, so a reader on any replica sees the old copy or the new one, never part of one, and two
+replicas writing one copy at once leave one of the two whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
+import socket
+from collections.abc import Iterator
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
 from rag.errors import AccessDenied
 
+PARTIAL = ".upload-"  # how the name of a copy being written starts
 SHOWN_ROOT = PurePosixPath("/uploads")  # how other users see an upload
 _DRIVE = re.compile(r"^([A-Za-z]):$")
 _KEPT_DRIVE = re.compile(r"^([A-Za-z])\$$")  # a drive letter as kept on the server: "C$"
@@ -54,10 +66,13 @@ def parts_of(client_path: str, windows: bool = os.name == "nt") -> list[str]:
 
 
 class Uploads:
-    """The uploads folder of a server's home (``home/uploads``)."""
+    """The uploads folder: ``root``, else the server's home's ``uploads``. ``replica`` names this
+    replica in the names of the files it is writing (the host's name and the process's id when "")."""
 
-    def __init__(self, home: Path, windows: bool = os.name == "nt") -> None:
-        self.root = home / "uploads"
+    def __init__(self, home: Path, windows: bool = os.name == "nt", root: Path | None = None,
+                 replica: str = "") -> None:
+        self.root = root if root is not None else home / "uploads"
+        self._writer = replica or f"{socket.gethostname().split('.')[0]}.{os.getpid()}"
         self._windows = windows
         self._flavour: type[PurePath] = PureWindowsPath if windows else PurePosixPath
 
@@ -104,3 +119,38 @@ class Uploads:
             return copy if copy.exists() else path
         except (AccessDenied, OSError):  # not a name this server could keep: no upload of it
             return path
+
+    @contextlib.contextmanager
+    def writing(self, target: Path) -> Iterator[BinaryIO]:
+        """A file to write ``target``'s new content into. When the block ends without an error it
+        becomes ``target``, whole (flushed to disk, then renamed over it); on an error it is deleted
+        and ``target`` stays as it was. ``OSError`` for a full disk or a name the folder cannot hold."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A name of its own, whichever replica (on whichever machine) writes the same copy at the same time.
+        partial = target.with_name(f"{PARTIAL}{self._writer}-{secrets.token_hex(8)}")
+        # The server's account's alone, whatever the umask; closed below, before the rename, whatever happens.
+        out = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), "wb")
+        try:
+            try:
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
+            finally:
+                out.close()
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (the rename) to disk where the system can; Windows and some shares cannot."""
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
