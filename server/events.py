@@ -166,15 +166,26 @@ class Events:
         self._told: dict[str, str] = {}
         self._told_lock = threading.Lock()
         self._stop = threading.Event()
+        self._serving = 0  # servers serving the app now (a test may serve one app on two sockets)
         self._watcher = threading.Thread(target=self._watch, name="events-watch", daemon=True)
         kb.add_listener(lambda _status: self.hub.deliver(Change(MODEL)))  # this replica's model
 
     def start(self) -> None:
+        """Start the watcher and the Redis forwarder, once however many servers serve the app."""
+        with self._told_lock:
+            self._serving += 1
+            if self._serving > 1:
+                return
         if self._bus is not None:
             self._bus.start()
         self._watcher.start()
 
     def close(self) -> None:
+        """Stop them when the last server serving the app stops."""
+        with self._told_lock:
+            self._serving -= 1
+            if self._serving > 0:
+                return
         self._stop.set()
         if self._bus is not None:
             self._bus.close()
