@@ -14,6 +14,8 @@ A URL's password is never shown: :attr:`Database.shown` is the URL with it maske
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -232,7 +234,17 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.isolation_level = None  # type: ignore[attr-defined]  # pysqlite's own attribute
         cursor = connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Turning a new file to write-ahead logging needs it alone, and SQLite's busy timeout does not
+        # always wait for that: processes opening one new file together each try again for a while.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         cursor.close()
 
     @event.listens_for(engine, "begin")
