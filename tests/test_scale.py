@@ -180,3 +180,24 @@ def test_keyword_search_gives_the_best_rows_of_all_matches_while_skipping_most(t
     assert {c for c, _ in index.search("zebra cat", 5, docs=scope)} == {"c40", "c41", "c42"}
     assert index.search("zebra cat", 5, docs=scope)[0][1] == pytest.approx(index.search("zebra cat", 1)[0][1])
     index.close()
+
+
+def test_a_search_s_resync_lets_another_process_s_writing_be(tmp_path: Path):
+    """Two processes on one data folder (two replicas on one home, the app and the command line):
+    while one writes the keyword index, the other's search-time re-sync waits a second, not 30,
+    and searches the index as it is; it syncs at a later search."""
+    import time
+
+    from rag.storage.keyword_index import KeywordIndex
+
+    writing, searching = KeywordIndex(tmp_path / "kw"), KeywordIndex(tmp_path / "kw")
+    writing.begin("d1")
+    writing.append("d1", [("d1:0", "zebra crossing", {})])  # the writer is held: its terms are not yet shown
+    started = time.monotonic()
+    assert searching.sync({"d2": "h2"}, lambda doc: [("d2:0", "zebra stripes")], "g2") == 0
+    assert time.monotonic() - started < 5 and searching.generation != "g2"  # not in step yet: tried again later
+    writing.finish("d1", "h1")
+    writing.close()  # lets the writer go (an idle one goes by itself a second after its last change)
+    assert searching.sync({"d1": "h1", "d2": "h2"}, lambda doc: [(f"{doc}:0", "zebra stripes")], "g2") == 1
+    assert searching.generation == "g2" and {c for c, _ in searching.search("zebra", 5)} == {"d1:0", "d2:0"}
+    searching.close()

@@ -60,6 +60,7 @@ _STOPWORDS = frozenset((
 
 _SCHEMA_VERSION = "4"
 _SYNC_BATCH = 500  # documents re-synced per commit
+_SYNC_WAIT = 1.0  # seconds a search's re-sync waits for another process's writer before it lets the sync be
 
 
 _STEMMERS = threading.local()  # snowballstemmer's stemmers keep state between calls: one per thread
@@ -278,6 +279,10 @@ class KeywordIndex:
             part = [(doc, content_hash, fetch(doc) if content_hash is not None else ())
                     for doc, content_hash in changes[lo : lo + _SYNC_BATCH]]
             with self._lock:
+                if not self._terms.reserve(_SYNC_WAIT):  # another process is writing (an ingest beside
+                    # this one, on one data folder): search with the index as it is, and sync at a later search
+                    log.info("keyword index %s: another process is writing it; synced later", self.folder.name)
+                    return lo
                 self._hide([doc for doc, _, _ in part])
                 self._terms.delete([doc for doc, _, _ in part])
                 for doc, _, chunks in part:

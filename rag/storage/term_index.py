@@ -30,6 +30,10 @@ _LOCK_WAIT = 30.0  # seconds to wait for another process's writer
 _LONGEST_TERM = 200  # characters; longer "words" (base64, hashes) are no search term
 
 
+class IndexBusy(Exception):
+    """Another process held the index's writer for longer than the caller would wait."""
+
+
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("terms", stored=False, tokenizer_name="terms", index_option="freq")
@@ -43,6 +47,7 @@ class TermIndex:
 
     def __init__(self, folder: Path, lock: threading.RLock) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        self._folder = folder
         self._schema = _schema()
         self._index = tantivy.Index(self._schema, path=str(folder))
         analyzer = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).filter(
@@ -130,20 +135,31 @@ class TermIndex:
 
     # -- the writer -----------------------------------------------------------------------------
 
-    def _take(self) -> tantivy.IndexWriter:
+    def reserve(self, wait: float) -> bool:
+        """Take the writer now, waiting at most ``wait`` seconds for another process to let it go;
+        False if it did not (the changes that were to follow can wait for a later turn)."""
+        try:
+            self._take(wait)
+        except IndexBusy:
+            return False
+        return True
+
+    def _take(self, wait: float = _LOCK_WAIT) -> tantivy.IndexWriter:
         if self._writer is None:
-            self._writer = self._open_writer()
+            self._writer = self._open_writer(wait)
         self._used = time.monotonic()
         return self._writer
 
-    def _open_writer(self) -> tantivy.IndexWriter:
-        deadline = time.monotonic() + _LOCK_WAIT
+    def _open_writer(self, wait: float) -> tantivy.IndexWriter:
+        deadline = time.monotonic() + wait
         while True:
             try:
                 return self._index.writer(_WRITER_HEAP, 1)
             except ValueError as exc:  # LockBusy: another process (or a writer still merging) holds it
-                if "LockBusy" not in str(exc) or time.monotonic() > deadline:
+                if "LockBusy" not in str(exc):
                     raise
+                if time.monotonic() > deadline:
+                    raise IndexBusy(f"the keyword index {self._folder} is being written by another process") from exc
                 time.sleep(0.05)
 
     def _release_later(self) -> None:
