@@ -344,3 +344,52 @@ def test_a_question_about_one_table_cell_finds_its_row(kb: KnowledgeBase, tmp_pa
     kb.ingest([tmp_path / "stock.pdf"], "Docs")
     hit = kb.search("How many of part P-042 are in stock?", "Docs", limit=1)[0]
     assert "Part: P-042, Stock: 294, Bin: B6" in hit.text.splitlines()
+
+
+def test_one_file_s_ingest_finishes_or_forgets_what_a_killed_run_left(kb: KnowledgeBase, tmp_path: Path):
+    """An ingest of files alone reads the manifest's unfinished rows, not all of it (issue 30), and
+    still finishes the files a killed run left pending, or forgets them when they are gone."""
+    from rag.documents import document_key, path_to_text
+    from rag.storage.manifest import PENDING, FileRecord
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"note{i}.txt").write_text(PROSE[i] + "\n")
+    kb.ingest([folder / "note0.txt"], "Docs")
+    stored, _ = kb._collection("Docs")
+    # As a run killed after its first write leaves files: note0 being re-indexed (its old chunks
+    # still stored), note1 never read, note2 since deleted.
+    for name in ("note0.txt", "note1.txt", "note2.txt"):
+        path = folder / name
+        stored.put_file(FileRecord(document_key(path), path, PENDING, "new", path_text=path_to_text(path)))
+    (folder / "note2.txt").unlink()
+    assert {r.status for r in stored.unfinished_files().values()} == {"pending"} and len(stored.unfinished_files()) == 3
+    extra = tmp_path / "extra.txt"
+    extra.write_text(PROSE[4] + "\n")
+    report = kb.ingest([extra], "Docs")
+    assert sorted((o.path.name, o.status) for o in report.outcomes) == [
+        ("extra.txt", "indexed"), ("note0.txt", "indexed"), ("note1.txt", "indexed"), ("note2.txt", "removed")]
+    status = kb.status("Docs")
+    assert {f.path.name: f.status for f in status.files} == {"note0.txt": "indexed", "note1.txt": "indexed", "extra.txt": "indexed"}
+    assert status.chunks == sum(f.chunks for f in status.files)
+    assert stored.unfinished_files() == {}
+
+
+def test_remove_files_and_folders_present_or_gone(kb: KnowledgeBase, corpus: Path, tmp_path: Path):
+    """A file is found by its own manifest row, on disk or not; a folder's files (a folder gone
+    from disk too) among every row; a path the manifest never held removes nothing."""
+    kb.ingest([corpus], "Docs")
+    names = {f.path.name for f in kb.status("Docs").files}
+
+    gone = corpus / "note0.txt"
+    gone.unlink()
+    assert [(o.path, o.status) for o in kb.remove([gone], "Docs")] == [(gone, "removed")]
+    assert [o.path.name for o in kb.remove([corpus / "note1.txt", tmp_path / "never.txt"], "Docs")] == ["note1.txt"]
+    assert kb.remove([corpus / "note2.txt" / "inside"], "Docs") == []
+    assert sorted(o.path.name for o in kb.remove([corpus / "sub"], "Docs")) == ["manual.pdf", "readme.md"]
+    moved = tmp_path / "moved"
+    corpus.rename(moved)
+    left = names - {"note0.txt", "note1.txt", "manual.pdf", "readme.md"}
+    assert sorted(o.path.name for o in kb.remove([corpus], "Docs")) == sorted(left)
+    assert kb.status("Docs").files == [] and kb.status("Docs").chunks == 0

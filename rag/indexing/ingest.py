@@ -145,10 +145,19 @@ class Ingestor:
         return _Run(self, progress, cancel or CancelToken()).run(paths, force)
 
     def remove(self, paths: Iterable[Path]) -> list[FileOutcome]:
-        """Forget files (or every file under a folder) whether or not they still exist on disk."""
+        """Forget files (or every file under a folder) whether or not they still exist on disk.
+
+        A file is found by its own manifest row; a folder's files only among every row, read
+        whole when a folder (or a path neither on disk nor in the manifest) is given."""
         targets = [Path(os.path.abspath(p)) for p in paths]
+        manifest = self.collection.files_by_key([document_key(t) for t in targets])
+        named = {record.path for record in manifest.values()}
+        if any(os.path.isdir(t) or (t not in named and not os.path.exists(t)) for t in targets):
+            # A folder, or a path gone from disk that the manifest holds no file at (a folder
+            # once, perhaps): the files under it are found among every row.
+            manifest = self.collection.files()
         outcomes = []
-        for record in self.collection.files().values():
+        for record in manifest.values():
             if any(record.path == t or record.path.is_relative_to(t) for t in targets):
                 self._forget(record)
                 outcomes.append(FileOutcome(record.path, "removed"))
@@ -256,7 +265,7 @@ class _Run:
     def run(self, paths: Iterable[Path], force: bool) -> IngestReport:
         ingestor, report = self.ingestor, self.report
         files, folders, report.skipped = discover(paths, ingestor.confine)
-        manifest = ingestor.collection.files()
+        manifest = _manifest(ingestor.collection, files, folders)
         listed = set(files)
         for record in manifest.values():
             if record.status in (PENDING, WORDS) and record.path not in listed and record.path.exists():
@@ -353,6 +362,18 @@ class _Run:
         if self.progress is not None:
             self.state.current, self.state.current_fraction = current, fraction
             self.progress(self.state)
+
+
+def _manifest(collection: StoredCollection, files: list[Path], folders: list[Path]) -> dict[str, FileRecord]:
+    """The manifest rows an ingest of ``files`` (found in ``folders``) acts on: the files' own,
+    and every unfinished file's (finished, or forgotten when gone). Files vanished from a folder
+    are found only among every row, read whole when a folder is given (its files are all read
+    anyway); files alone cost the same in a manifest of any size."""
+    if folders:
+        return collection.files()
+    manifest = collection.unfinished_files()
+    manifest.update(collection.files_by_key([document_key(f) for f in files]))
+    return manifest
 
 
 def _size(path: Path) -> int:

@@ -87,6 +87,30 @@ class StoredCollection:
             if key != _GENERATION_ID and meta
         }
 
+    def files_by_key(self, keys: Sequence[str]) -> dict[str, FileRecord]:
+        """The manifest rows of these document keys (those it has), read by id: what an ingest
+        or removal of a few files needs, at the same cost in a manifest of any size."""
+        keys = list(dict.fromkeys(keys))  # Chroma refuses an id asked twice
+        found: dict[str, FileRecord] = {}
+        for lo in range(0, len(keys), _READ_PAGE):
+            with translate_errors("reading the manifest", self._breaker):
+                rows = self._files.get(ids=list(keys[lo : lo + _READ_PAGE]), include=["metadatas"])
+            found.update((key, FileRecord.from_metadata(key, meta))
+                         for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
+                         if key != _GENERATION_ID and meta)
+        return found
+
+    def unfinished_files(self) -> dict[str, FileRecord]:
+        """The manifest rows of files whose indexing started and has not finished (pending or
+        words), read by a filter on their status rather than among every row."""
+        where = {"status": {"$in": [PENDING, WORDS]}}
+        return {
+            key: FileRecord.from_metadata(key, meta)
+            for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker, where)
+            for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
+            if meta
+        }
+
     def file(self, key: str) -> FileRecord | None:
         """One file's manifest row, if any."""
         with translate_errors("reading the manifest", self._breaker):
