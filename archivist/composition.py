@@ -11,8 +11,10 @@ from archivist.settings import Settings
 from engine import LanguageModel, LlamaSettings, ModelNotFound, ProcessEngine, RemoteEngine
 from engine.catalog import LANGUAGE_MODELS, STARTER_NAME, installed_model, starter_model_path
 from rag.answering.answer_cache import AnswerCache
-from rag.answering.conversations import ConversationStore
+from rag.answering.checkup import CheckupFiles, CheckupStore
+from rag.answering.conversations import ConversationFiles, ConversationStore
 from rag.embedding import Embedder
+from rag.indexing.following import FollowFile, FollowList
 from rag.indexing.ingest import ChunkOptions
 from rag.knowledge_base import KnowledgeBase
 from rag.service.client import KnowledgeBaseClient
@@ -98,21 +100,35 @@ def team_server(settings: Settings, url: str = "") -> KnowledgeBaseClient | None
     return KnowledgeBaseClient(HttpChannel(url, load_token(url))) if url else None
 
 
-def open_knowledge_base(settings: Settings, with_model: bool = True, confine_folders: bool = False) -> KnowledgeBase:
+def open_knowledge_base(settings: Settings, with_model: bool = True, confine_folders: bool = False,
+                        kept: KeptState | None = None) -> KnowledgeBase:
     """A knowledge base wired from the settings: store, embedder, chunking, model, cache
-    (``confine_folders``: a server's, whose folders must not lead out through links)."""
+    (``confine_folders``: a server's, whose folders must not lead out through links; ``kept``:
+    where conversations, check-ups and followed folders are kept, else files in the data folder)."""
     store, keyword_dir = open_store(settings)
     embedder = Embedder(Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
                         idle_seconds=settings.idle_minutes * 60)
+    kept = kept or KeptState(ConversationFiles(settings.data_path / "conversations"),
+                             CheckupFiles(settings.data_path / "checkups"), FollowFile(_followed_file(settings)))
     return KnowledgeBase(
         store, embedder, keyword_dir, ChunkOptions(settings.chunk_tokens, settings.chunk_overlap, settings.recognize_text),
         model=open_model(settings) if with_model else None,
         cache=open_cache(settings),
-        conversations=ConversationStore(settings.data_path / "conversations"),
-        checkups=settings.data_path / "checkups",
-        following=_followed_file(settings),
+        conversations=kept.conversations,
+        checkups=kept.checkups,
+        following=kept.following,
         confine_folders=confine_folders,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptState:
+    """Where a knowledge base keeps what is neither documents nor indexes: one machine's files, or a
+    team server's shared database."""
+
+    conversations: ConversationStore
+    checkups: CheckupStore
+    following: FollowList
 
 
 def _followed_file(settings: Settings) -> Path:

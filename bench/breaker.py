@@ -8,6 +8,12 @@ time a question spends in the cache in both, the first paused questions apart fr
 how many calls the breaker let through to Redis and how many it skipped.
 
     python bench/breaker.py [--threads 8] [--questions 20] [--timeout 2]
+    python bench/breaker.py --postgresql [--threads 8] [--questions 20]
+
+``--postgresql``: the same for the team server's shared database, where every request checks its
+token (``Accounts.authenticate``): a throwaway PostgreSQL cluster (Debian's), paused the same way.
+A request cannot go on without its token checked, so with the breaker open it is refused at once
+(503) instead of answered without the cache.
 """
 
 from __future__ import annotations
@@ -103,6 +109,79 @@ def measure(open_cache: Callable[[str], Cache], threads: int, questions: int) ->
         }
 
 
+def measure_postgresql(threads: int, questions: int) -> None:
+    """Seconds per token check with PostgreSQL answering, then paused (its postmaster and backends)."""
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+    from servers import postgres_server
+
+    from server.accounts import Accounts
+    from server.database import Database, DatabaseError
+
+    def check(accounts: Accounts, token: str) -> float:
+        started = time.perf_counter()
+        with contextlib.suppress(DatabaseError):
+            accounts.authenticate(token)
+        return time.perf_counter() - started
+
+    def run(accounts: Accounts, token: str) -> list[list[float]]:
+        timings: list[list[float]] = [[] for _ in range(threads)]
+
+        def one(n: int) -> None:
+            timings[n] = [check(accounts, token) for _ in range(questions)]
+
+        workers = [threading.Thread(target=one, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return timings
+
+    with postgres_server() as url:
+        database = Database(url)  # the server's: a connection held 5 s is cut
+        database.upgrade()
+        accounts = Accounts(database)
+        token = accounts.add_user("ann")
+        healthy = sorted(t for each in run(accounts, token) for t in each)
+        with database.reading() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        postmaster = _parent(backend)
+        paused = [postmaster, *(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                                and _parent(int(p.name)) == postmaster)]
+        assert database.breaker is not None
+        before = database.breaker.attempts
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        started = time.perf_counter()
+        stalled = run(accounts, token)
+        wall = time.perf_counter() - started
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+        firsts = [each[0] for each in stalled]
+        rest = sorted(t for each in stalled for t in each[1:])
+        print(f"{threads} threads x {questions} token checks, PostgreSQL {len(paused)} processes paused")
+        for name, seconds in {
+            "healthy median": statistics.median(healthy), "healthy p95": healthy[int(0.95 * (len(healthy) - 1))],
+            "paused first (mean)": statistics.fmean(firsts), "paused first (worst)": max(firsts),
+            "paused after first (mean)": statistics.fmean(rest), "paused after first (p95)": rest[int(0.95 * (len(rest) - 1))],
+            "paused after first (worst)": rest[-1], "paused run, wall": wall,
+        }.items():
+            print(f"  {name:<28} {seconds * 1000:10.3f} ms")
+        print(f"  breaker opened {database.breaker.opened}x; while paused, {database.breaker.attempts - before} checks "
+              f"went to PostgreSQL and {database.breaker.skipped} were refused at once")
+        deadline = time.monotonic() + 30
+        while database.breaker.is_open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(f"  answering again after resuming: {not database.breaker.is_open}")
+        database.close()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> None:
     from rag.answering.answer_cache import AnswerCache
 
@@ -110,7 +189,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--questions", type=int, default=20, help="questions per thread")
     parser.add_argument("--timeout", type=float, default=2.0, help="Redis socket timeout, seconds (the server's: 2)")
+    parser.add_argument("--postgresql", action="store_true", help="the shared database's breaker instead of Redis's")
     args = parser.parse_args()
+    if args.postgresql:
+        measure_postgresql(args.threads, args.questions)
+        return
     opened: list[AnswerCache] = []
 
     def open_cache(url: str) -> AnswerCache:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from engine import CATALOG, CancelToken, LanguageModel, ModelStatus, check_adapt
 from engine.download import DownloadProgress, download
 from rag.answering.answer_cache import AnswerCache, CacheStats
 from rag.answering.ask import AskContext, AskEvent, AskOptions, answer
-from rag.answering.checkup import CheckQuestion, Checkup, CheckupReport, CheckupState
-from rag.answering.conversations import Conversation, ConversationStore
+from rag.answering.checkup import CheckQuestion, Checkup, CheckupFiles, CheckupReport, CheckupState, CheckupStore
+from rag.answering.conversations import Conversation, ConversationFiles, ConversationStore
 from rag.answering.reading_speed import ReadingSpeeds
 from rag.answering.retrieval import SearchMode, search, to_passage
 from rag.calls import Access, offered
@@ -35,7 +34,7 @@ from rag.embedding import Embedder
 from rag.errors import CollectionExists, CollectionNotFound, EmbedderMismatch, KnowledgeBaseError
 from rag.indexing.discovery import within
 from rag.indexing.folder_changes import Changes, apply_changes
-from rag.indexing.following import Followed, FollowedFolders
+from rag.indexing.following import Followed, FollowedFolders, FollowFile, FollowList
 from rag.indexing.ingest import ChunkOptions, FileOutcome, Ingestor, IngestReport, ProgressCallback
 from rag.indexing.reembedding import reembed
 from rag.storage.collection import StoredCollection
@@ -84,8 +83,8 @@ class KnowledgeBase:
         model: LanguageModel | None = None,
         cache: AnswerCache | None = None,
         conversations: ConversationStore | None = None,
-        checkups: Path | None = None,
-        following: Path | None = None,
+        checkups: CheckupStore | None = None,
+        following: FollowList | None = None,
         confine_folders: bool = False,
     ) -> None:
         self.store = store
@@ -93,13 +92,14 @@ class KnowledgeBase:
         self.keyword_dir = keyword_dir
         self.model = model
         self.cache = cache
-        self.conversations = conversations or ConversationStore(keyword_dir.parent / "conversations")
-        self.checkups_dir = checkups or keyword_dir.parent / "checkups"
+        self.conversations = conversations or ConversationFiles(keyword_dir.parent / "conversations")
+        self.checkups = checkups or CheckupFiles(keyword_dir.parent / "checkups")
         self.speeds = ReadingSpeeds(keyword_dir.parent / "reading-speeds.json")
         self.chunking = dataclasses.replace(chunking, max_tokens=min(chunking.max_tokens, embedder.max_tokens - 2))
         self.opened = OpenCollections(store, keyword_dir)
         self._indexing = threading.Lock()  # one indexing route: drops, followed folders, re-embedding
-        self.following = FollowedFolders(following or keyword_dir.parent / "followed.json", self._apply_followed)
+        self.following = FollowedFolders(following or FollowFile(keyword_dir.parent / "followed.json"),
+                                         self._apply_followed)
         # A server's: a symbolic link in a folder being indexed is followed only within that folder.
         self.confine_folders = confine_folders
 
@@ -153,8 +153,8 @@ class KnowledgeBase:
         """What is kept beside the store for a collection: ids follow from names, so a later
         collection of the same name must not find its keyword index, check-up or conversations."""
         self.opened.forget(collection_id)
-        (self.checkups_dir / f"{collection_id}.json").unlink(missing_ok=True)
-        shutil.rmtree(self.conversations.folder / collection_id, ignore_errors=True)
+        self.checkups.forget(collection_id)
+        self.conversations.forget(collection_id)
 
     def _find(self, name: str) -> CollectionInfo:
         return self.opened.find(name)
@@ -310,24 +310,24 @@ class KnowledgeBase:
     @offered(Access.READER)
     def checkup(self, collection: str) -> CheckupState:
         """The saved test questions of ``collection`` and its last run."""
-        return Checkup(self.checkups_dir, self._find(collection).id).state()
+        return Checkup(self.checkups, self._find(collection).id).state()
 
     @offered(Access.EDITOR, audited=True)
     def add_check(self, collection: str, question: CheckQuestion) -> CheckupState:
-        checkup = Checkup(self.checkups_dir, self._find(collection).id)
+        checkup = Checkup(self.checkups, self._find(collection).id)
         checkup.add(question)
         return checkup.state()
 
     @offered(Access.EDITOR, audited=True)
     def remove_check(self, collection: str, question: str) -> CheckupState:
-        checkup = Checkup(self.checkups_dir, self._find(collection).id)
+        checkup = Checkup(self.checkups, self._find(collection).id)
         checkup.remove(question)
         return checkup.state()
 
     @offered(Access.READER, audited=True)
     def run_checkup(self, collection: str, progress: Callable[[StepProgress], None] | None = None) -> CheckupReport:
         """Search every saved question as asking does; the run, with the one before it."""
-        checkup = Checkup(self.checkups_dir, self._find(collection).id)
+        checkup = Checkup(self.checkups, self._find(collection).id)
         return checkup.run(lambda question: self.search(question, collection, limit=10), self.embedder.model_id,
                            progress and (lambda done, total: progress(StepProgress(done, total))))
 
@@ -416,8 +416,8 @@ class KnowledgeBase:
             files = self.fingerprint(collection)
         except CollectionNotFound:
             return names
-        talks = [p.stat().st_mtime_ns for p in (self.conversations.folder / info.id).glob("*.json")]
-        return f"{names}|{files}|{len(talks)}:{max(talks, default=0)}|{self.following.get(collection).changed_at}"
+        talks = self.conversations.revision(info.id)
+        return f"{names}|{files}|{talks}|{self.following.get(collection).changed_at}"
 
     def start(self) -> None:
         """Start the background work a long-running knowledge base does: following folders."""

@@ -14,6 +14,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +81,8 @@ class Accounts:
         if self._owned:
             self._db.close()
 
-    def _connect(self) -> Connection:
-        return self._db.engine.connect()
+    def _connect(self) -> AbstractContextManager[Connection]:
+        return self._db.reading()
 
     # -- users and tokens -----------------------------------------------------------------
 

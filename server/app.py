@@ -44,6 +44,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
+from rag.answering.conversations import ConversationFiles, ConversationStore
 from rag.knowledge_base import KnowledgeBase
 from server.accounts import Accounts, User
 from server.audit import AuditLog
@@ -64,11 +65,13 @@ __all__ = ["ServerConfig", "create_app", "uvicorn_options"]
 
 
 def create_app(kb: KnowledgeBase, accounts: Accounts, audit: AuditLog, config: ServerConfig,
-               redis_url: str = "") -> FastAPI:
+               redis_url: str = "", conversations: ConversationStore | None = None) -> FastAPI:
     """The web app over one knowledge base; every request is served on behalf of a user. ``redis_url``:
-    the Redis the replicas share, which carries each one's events to the others' clients."""
+    the Redis the replicas share, which carries each one's events to the others' clients.
+    ``conversations``: every user's, each apart (default: ``home/conversations/<user id>/``)."""
     uploads = Uploads(config.home, root=config.uploads_folder, replica=config.replica)
-    policy = Policy(kb, accounts, uploads, config.folders, config.anyone_creates, config.home / "conversations")
+    conversations = conversations or ConversationFiles(config.home / "conversations", by_owner=True)
+    policy = Policy(kb, accounts, uploads, config.folders, config.anyone_creates, conversations)
     refusals = Refusals(audit)
     slots = Slots(config.max_calls_per_user)
     # Calls run on threads that live on: a thread's first embedding sets up torch's own threads (milliseconds).

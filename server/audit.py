@@ -113,6 +113,6 @@ class AuditLog:
             query = query.where(_table.c.user == user)
         if since is not None:
             query = query.where(_table.c.at >= since)
-        with db.engine.connect() as conn:
+        with db.reading() as conn:
             for row in conn.execution_options(yield_per=1000).execute(query):
                 yield Entry(*row)

@@ -18,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from engine import ArchivistError, CancelToken
 from rag.answering.ask import AskOptions
-from rag.answering.conversations import Conversation, ConversationStore
+from rag.answering.conversations import Conversation
 from rag.calls import Offered
 from rag.errors import AccessDenied, BadCall
 from rag.knowledge_base import KnowledgeBase
@@ -119,8 +119,8 @@ class Calls:
         """The knowledge base as ``user`` sees it: their own conversations, everything else shared."""
         with self._views_lock:
             if user.name not in self._views:
-                folder = self._policy.conversations / user_id(user.name)
-                self._views[user.name] = self._kb.with_conversations(ConversationStore(folder))
+                owned = self._policy.conversations.owned_by(user_id(user.name))
+                self._views[user.name] = self._kb.with_conversations(owned)
             return self._views[user.name]
 
     def _start(self, running: _Running) -> asyncio.Queue[Message | None]:

@@ -20,9 +20,10 @@ with the server running or not; a change takes effect on the server's next reque
 server or these commands write is readable by the server's account alone, whatever the umask.
 
 With ``database_url`` in ``[server]`` (or ``ARCHIVIST_DATABASE_URL``, to keep a password out of the file),
-the accounts and the audit log live in that database instead (PostgreSQL, shared by replicas on several
-machines): ``archivist-server migrate`` makes or upgrades its schema, and moves ``accounts.db`` and
-``audit.jsonl`` into it the first time. A URL's password is never printed or logged.
+the accounts, the audit log, each user's conversations, the check-ups and the followed folders live in
+that database instead (PostgreSQL, shared by replicas on several machines): ``archivist-server migrate``
+makes or upgrades its schema, and moves the home folder's files of each into it the first time. A URL's
+password is never printed or logged.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_ERROR = 0, 1
 DEFAULT_PORT = 8700
 T = TypeVar("T")
+_ANSWER_WITHIN = 5.0  # seconds a served request waits for PostgreSQL before it is refused (see Database)
 _REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # The [server] keys, each of which a [replica.NAME] table may set for that replica alone.
 _SERVER_KEYS = frozenset({"folders", "proxies", "proxy_header", "audit_questions", "anyone_creates", "max_upload_mb",
@@ -173,20 +175,23 @@ def database_url(home: Path) -> str:
 
 
 @contextlib.contextmanager
-def open_state(home: Path) -> Iterator[tuple[Accounts, AuditLog, str]]:
+def open_state(home: Path, answer_within: float | None = None) -> Iterator[
+        tuple[Accounts, AuditLog, str, Database | None]]:
     """The accounts and the audit log, in the database of ``database_url`` (at this version's schema,
-    else ``DatabaseError``: run migrate) or in the home folder's files; and where, said for a log line."""
+    else ``DatabaseError``: run migrate) or in the home folder's files; where, said for a log line;
+    and the shared database (None without one). ``answer_within``: see ``Database``; a server's
+    requests are bounded, an administrator's command is not."""
     if not (url := database_url(home)):
         accounts = Accounts(home / "accounts.db")
         try:
-            yield accounts, AuditLog(home / "audit.jsonl"), f"{home / 'accounts.db'} and {home / 'audit.jsonl'}"
+            yield accounts, AuditLog(home / "audit.jsonl"), f"{home / 'accounts.db'} and {home / 'audit.jsonl'}", None
         finally:
             accounts.close()
         return
-    database = Database(url)
+    database = Database(url, answer_within)
     try:
         database.require_current()
-        yield Accounts(database), AuditLog(database), database.shown
+        yield Accounts(database), AuditLog(database), database.shown, database
     finally:
         database.close()
 
@@ -261,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(home, replica_name(args.replica), args.host, args.port, args.uds, args.certfile, args.keyfile)
         if args.command == "migrate":
             return _migrate(home)
-        with open_state(home) as (accounts, audit, _):
+        with open_state(home) as (accounts, audit, _, _):
             if args.command == "audit":
                 for entry in audit.entries(args.user, args.since):
                     print(entry.line())
@@ -280,7 +285,7 @@ def _migrate(home: Path) -> int:
     from server.migrations.home_folder import move_home_folder
 
     url = database_url(home)
-    database = Database(url) if url else Database.sqlite(home / "accounts.db")
+    database = Database(url, answer_within=None) if url else Database.sqlite(home / "accounts.db")
     try:
         before = database.revision()
         database.upgrade()
@@ -289,7 +294,8 @@ def _migrate(home: Path) -> int:
         print(f"{database.shown}: " + (f"upgraded from {was} to revision {after}." if before != after
                                         else f"at revision {after}, the newest."))
         if url:
-            for moved in move_home_folder(home, database):
+            settings, _ = load_config(home, "")
+            for moved in move_home_folder(home, database, settings.data_path):
                 print(moved.sentence())
     finally:
         database.close()
@@ -335,21 +341,24 @@ def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, cer
            keyfile: Path | None) -> int:
     import uvicorn
 
-    from archivist.composition import open_knowledge_base
+    from archivist.composition import KeptState, open_knowledge_base
     from server.app import create_app, uvicorn_options
+    from server.collection_state import CheckupRows, ConversationRows, FollowRows
 
     settings, config = load_config(home, replica)
     logs.configure(home / "logs" / replica, process="server", label=replica)
     log.info("replica %s (process %d) serving %s on %s; %s", replica, os.getpid(), home, uds or f"{host}:{port}",
              "watching the followed folders while it holds their lease" if config.watches_folders
              else "not watching the followed folders")
-    with open_state(home) as (accounts, audit, kept):
-        log.info("accounts and audit log in %s", kept)
-        kb = open_knowledge_base(settings, confine_folders=True)
+    with open_state(home, _ANSWER_WITHIN) as (accounts, audit, kept, shared):
+        log.info("accounts, audit log%s in %s", ", conversations, check-ups and followed folders" if shared else "", kept)
+        # Shared by replicas on several machines: conversations, check-ups and followed folders in the database
+        # too. On one machine they stay in the home folder's files, each user's conversations apart.
+        state = KeptState(ConversationRows(shared), CheckupRows(shared), FollowRows(shared)) if shared else None
+        kb = open_knowledge_base(settings, confine_folders=True, kept=state)
         # Replicas that may watch take turns by a lease in the database (the shared one, else accounts.db):
         # one at a time watches the followed folders, and another takes over when it dies.
-        url = config.database_url
-        database = Database(url) if url else Database.sqlite(home / "accounts.db")
+        database = shared or Database.sqlite(home / "accounts.db")
         watching = LeasedJob(Lease(database, FOLLOWED_FOLDERS, replica, config.watch_lease_seconds),
                              kb.following.start, kb.following.stop, "watching the followed folders")
         if threading.current_thread() is threading.main_thread():
@@ -359,13 +368,15 @@ def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, cer
         try:
             if config.watches_folders:
                 watching.begin()
-            app = create_app(kb, accounts, audit, config, settings.cache_redis_url)
+            app = create_app(kb, accounts, audit, config, settings.cache_redis_url,
+                             conversations=state.conversations if state else None)
             where = {"uds": str(uds)} if uds else {"host": host, "port": port}
             uvicorn.run(app, **where, ssl_certfile=certfile, ssl_keyfile=keyfile,  # type: ignore[arg-type]
                         log_level="info", timeout_graceful_shutdown=5, **uvicorn_options())
         finally:
             watching.end()
-            database.close()
+            if database is not shared:
+                database.close()
             kb.close()
     return EXIT_OK
 

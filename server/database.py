@@ -1,5 +1,7 @@
 """The SQL database that holds the team server's state: users, tokens, groups, grants, the audit log,
-and the leases by which one replica of several does a job (``server.lease``).
+the leases by which one replica of several does a job (``server.lease``), and, when it is shared
+(``database_url``), each user's conversations, each collection's check-up and the followed folders
+(``server.collection_state``).
 
 One schema for two engines. By default it is SQLite, the file ``accounts.db`` in the server's home
 folder (one machine; the audit log then stays in ``audit.jsonl`` beside it, see ``server.audit``);
@@ -9,12 +11,21 @@ one replica holds on every other at the next request. The schema's versions are 
 shipped in ``server.migrations``; :meth:`Database.upgrade` runs them (``archivist-server migrate``).
 
 A URL's password is never shown: :attr:`Database.shown` is the URL with it masked, for messages and logs.
+
+A PostgreSQL that hangs (a paused machine, a stopped process) costs one wait, not one a request: a
+statement it has not answered within ``answer_within`` seconds is cut off (its connection's socket
+shut, so the wait ends, and the connection dropped), a new connection waits as long at most, and the
+first such failure opens a breaker (``rag.breaker``): from then on each request is refused at once
+(``DatabaseError``, which the server answers with 503) while a thread tries the database every 2 s,
+until it answers.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -52,6 +63,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine import ArchivistError
+from rag.breaker import Breaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 7_301_150_251  # pg_advisory_xact_lock's key: one `migrate` at a time, whichever replica runs it
@@ -91,6 +103,25 @@ leases = Table("leases", metadata,  # a job one replica does at a time (server.l
                Column("name", Text, primary_key=True),
                Column("holder", Text, nullable=False, server_default=""),
                Column("expires", Double, nullable=False, server_default="0"))  # the database's clock, Unix seconds
+conversations = Table("conversations", metadata,  # a user's conversation with a collection (by its id)
+                      Column("id", Text, primary_key=True),
+                      Column("owner", Text, nullable=False),  # server.uploads.user_id of its user
+                      Column("collection", Text, nullable=False, index=True),
+                      Column("title", Text, nullable=False, server_default=""),
+                      Column("created", Double, nullable=False),
+                      Column("updated", Double, nullable=False),
+                      Index("conversations_owner", "owner", "collection", "updated"))
+turns = Table("turns", metadata,  # a conversation's turns in order, each as JSON (rag.answering.conversations.Turn)
+              Column("conversation", Text, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+              Column("number", Integer, primary_key=True),
+              Column("body", Text, nullable=False))
+checkups = Table("checkups", metadata,  # a collection's check-up questions and last runs, as JSON
+                 Column("collection", Text, primary_key=True),
+                 Column("body", Text, nullable=False))
+followed = Table("followed", metadata,  # the folders a collection (by name) follows, in the order followed
+                 Column("collection", Text, primary_key=True),
+                 Column("folder", Text, primary_key=True),
+                 Column("since", Double, nullable=False))
 
 
 class DatabaseError(ArchivistError):
@@ -100,7 +131,9 @@ class DatabaseError(ArchivistError):
 class Database:
     """An engine on one database (a pool of connections, safe from many threads) and its schema's version."""
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, answer_within: float | None = 5.0) -> None:
+        """``answer_within``: seconds a PostgreSQL statement may wait for its answer (None: no limit,
+        for ``migrate``'s long transactions)."""
         try:
             self.url = make_url(url)
         except exc.ArgumentError:  # its message quotes the URL, password and all
@@ -109,13 +142,13 @@ class Database:
         if self.url.drivername in ("postgresql", "postgres"):  # libpq's spelling: use psycopg 3
             self.url = self.url.set(drivername="postgresql+psycopg")
         self.shown = self.url.render_as_string(hide_password=True)
+        self.breaker: Breaker | None = None
         if self.url.get_backend_name() == "sqlite":
             self.engine = _sqlite_engine(self.url)
         elif self.url.get_backend_name() == "postgresql":
-            # At most 15 connections a replica (5 kept, 10 more at a peak), each held for one statement or
-            # transaction: a few replicas stay under PostgreSQL's 100 connections. Pre-ping: a restarted
-            # database costs a reconnection, not a failed request.
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            self.engine = _postgresql_engine(self.url, answer_within)
+            self.breaker = Breaker(f"The database {self.shown}", self._ping,
+                                   (exc.OperationalError, exc.TimeoutError, DatabaseError))
         else:
             raise DatabaseError(f"{self.shown}: the server keeps its state in PostgreSQL or SQLite only.")
 
@@ -132,7 +165,24 @@ class Database:
         return self.url.get_backend_name() == "sqlite"
 
     def close(self) -> None:
+        if self.breaker is not None:
+            self.breaker.close()
         self.engine.dispose()
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Refuse at once while the breaker is open; open it when the database does not answer."""
+        if self.breaker is None:
+            yield
+            return
+        every = self.breaker.retry_every
+        with self.breaker.guard(lambda: DatabaseError(
+                f"The database {self.shown} is not answering; it is tried again every {every:g} s.")):
+            yield
 
     # -- the schema's version -----------------------------------------------------------
 
@@ -179,11 +229,18 @@ class Database:
     # -- transactions, and statements the two engines spell differently ------------------------
 
     @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads (each statement its own transaction unless the block begins one)."""
+        with self._guarded(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
     def writing(self) -> Iterator[Connection]:
         """A transaction that will write, committed at the end of the block (rolled back on an error).
         SQLite's takes the write lock at once, waiting its turn, so a transaction that reads first
         never finds, on writing, that another one wrote since."""
-        with self.engine.connect() as conn, conn.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin():
+        with self._guarded(), self.engine.connect() as conn, \
+                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin():
             yield conn
 
 
@@ -222,6 +279,89 @@ def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
+
+
+def _postgresql_engine(url: URL, answer_within: float | None) -> Engine:
+    """PostgreSQL through psycopg 3: at most 15 connections a replica (5 kept, 10 more at a peak), each
+    held for one statement or transaction, so a few replicas stay under PostgreSQL's 100 connections.
+    Each connection is pinged as it is taken from the pool (a restarted database costs a reconnection,
+    not a failed request), and cut off when it is held longer than ``answer_within``: the server's
+    transactions take milliseconds, so one that has waited that long is waiting on a database that
+    does not answer (its ping, statements, commit and the rollback as it goes back to the pool alike)."""
+    if answer_within is None:
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10,
+                           connect_args={"connect_timeout": max(2, round(answer_within / 2))})
+    watchdog = _Watchdog(answer_within)
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+        record.info["watchdog"] = watchdog.arm(dbapi_connection)
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as error:  # psycopg's own: the pool then tries a new connection once
+            watchdog.disarm(record.info.pop("watchdog", None))
+            raise exc.DisconnectionError(str(error)) from error
+
+    def _given_back(_dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry, *_: object) -> None:
+        watchdog.disarm(record.info.pop("watchdog", None))  # before the connection may be closed
+
+    for name in ("checkin", "invalidate", "close", "detach"):
+        event.listen(engine, name, _given_back)
+    return engine
+
+
+class _Watchdog:
+    """Shuts the socket of a connection held past its deadline: psycopg's wait for an answer then
+    ends at once ("server closed the connection unexpectedly") and the pool drops the connection,
+    whatever the server does. A paused server's machine still acknowledges every packet, so no
+    socket timeout ends such a wait. A connection is cut under the lock that ``disarm`` takes, and
+    disarmed before it is closed, so a file descriptor reused since is never touched."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._armed: dict[int, tuple[float, int]] = {}  # key: (deadline, the socket's file descriptor)
+        self._next = 0
+        self._lock = threading.Lock()
+        self._watching = False
+
+    def arm(self, dbapi_connection: DBAPIConnection) -> int | None:
+        fd = getattr(getattr(dbapi_connection, "pgconn", None), "socket", None)  # psycopg 3's libpq socket
+        if not isinstance(fd, int):
+            return None
+        with self._lock:
+            self._next += 1
+            self._armed[self._next] = (time.monotonic() + self.seconds, fd)
+            if not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, name="database watchdog", daemon=True).start()
+            return self._next
+
+    def disarm(self, key: int | None) -> None:
+        if key is not None:
+            with self._lock:
+                self._armed.pop(key, None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(0.25, self.seconds / 4))
+            with self._lock:
+                if not self._armed:
+                    self._watching = False
+                    return
+                now = time.monotonic()
+                for key in [k for k, (deadline, _) in self._armed.items() if deadline <= now]:
+                    _cut(self._armed.pop(key)[1])
+
+
+def _cut(fd: int) -> None:
+    try:
+        with socket.socket(fileno=os.dup(fd)) as cut:
+            cut.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed meanwhile: nothing left to cut
 
 
 def _sqlite_engine(url: URL) -> Engine:

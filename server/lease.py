@@ -83,7 +83,7 @@ class Lease:
 
     def holder_now(self) -> str:
         """The replica that holds the lease now, in the database's eyes; "" when none does."""
-        with self._db.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(leases.c.holder).where(leases.c.name == self.name,
                                                               leases.c.expires >= self._db.now())).first()
         return row.holder if row is not None else ""

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from rag.answering.ask import AskOptions
+from rag.answering.conversations import ConversationStore
 from rag.calls import Access, Offered
 from rag.errors import AccessDenied, CollectionExists, CollectionNotFound
 from rag.indexing.discovery import within
@@ -40,13 +40,13 @@ class Policy:
     """Allows or refuses each call of each user, before it runs, and cuts its result after."""
 
     def __init__(self, kb: KnowledgeBase, accounts: Accounts, uploads: Uploads, folders: list[Path],
-                 anyone_creates: bool, conversations: Path) -> None:
+                 anyone_creates: bool, conversations: ConversationStore) -> None:
         self.kb = kb
         self.accounts = accounts
         self.uploads = uploads
         self.folders = folders
         self.anyone_creates = anyone_creates
-        self.conversations = conversations  # home/conversations/<user id>/<collection id>/
+        self.conversations = conversations  # every user's, each apart: ``owned_by(user_id(name))``
 
     def collection_of(self, spec: Offered, args: dict[str, object]) -> str:
         """The collection a call names ("" for none)."""
@@ -157,8 +157,7 @@ class Policy:
     def _forget_conversations(self, collection_id: str) -> None:
         """Every user's conversations with a collection of this id (ids follow from names)."""
         if collection_id:
-            for folder in self.conversations.glob(f"*/{collection_id}"):
-                shutil.rmtree(folder, ignore_errors=True)
+            self.conversations.forget(collection_id)
 
     @staticmethod
     def _map(args: dict[str, object], name: str, change: Callable[[Path], Path]) -> None:

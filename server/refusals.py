@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from engine import ArchivistError
 from rag.errors import AccessDenied, KnowledgeBaseError, NotSignedIn
+from server.database import DatabaseError
 from rag.service import codec
 from server.accounts import User
 from server.audit import AuditLog, clipped
@@ -37,6 +38,7 @@ def add_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AccessDenied, _answer(403))
     app.add_exception_handler(KnowledgeBaseError, _answer(400))
     app.add_exception_handler(Refusal, _answer(400))
+    app.add_exception_handler(DatabaseError, _answer(503))  # the accounts' database is not answering
 
 
 def _answer(status: int) -> Callable[[Request, Exception], JSONResponse]:

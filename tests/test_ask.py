@@ -279,9 +279,9 @@ def test_extraction_stops_when_the_call_fails_not_only_the_answer(kb: KnowledgeB
 
 def test_turns_saved_before_stand_in_was_kept_still_carry_the_starter_s_note(tmp_path: Path):
     from engine import STARTER_NAME
-    from rag.answering.conversations import ConversationStore
+    from rag.answering.conversations import ConversationFiles
 
-    store = ConversationStore(tmp_path)
+    store = ConversationFiles(tmp_path)
     talk = store.create("c1", "Old")
     path = tmp_path / "c1" / f"{talk.id}.json"
     saved = json.loads(path.read_text())

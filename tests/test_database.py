@@ -289,3 +289,66 @@ def test_two_served_replicas_on_one_postgresql_share_grants_tokens_and_the_audit
     assert actions[:5] == ["add-user", "add-user", "grants", "grant", "new-token"]  # both replicas', in order
     assert "[refused" in lines[2] and "sign-in" in actions[5:] and PASSWORD not in "\n".join(lines)
     assert PASSWORD not in "".join(p.read_text() for p in (home / "logs").rglob("*.log"))
+
+
+def _cluster_processes(database: Database) -> list[int]:
+    """The PostgreSQL server's processes: the postmaster (the parent of a backend) and its children."""
+    with database.reading() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == postmaster]
+    return [postmaster, *children]
+
+
+def _parent(process: Path) -> int | None:
+    try:
+        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_a_postgresql_that_hangs_costs_one_wait_then_requests_are_refused_at_once(cluster: str):
+    import os
+    import signal
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = make_url(cluster).set(drivername="postgresql+psycopg")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    database = Database(url.set(database=name), answer_within=1.0)
+    database.upgrade()
+    accounts = Accounts(database)
+    token = accounts.add_user("ann")
+    assert accounts.authenticate(token).name == "ann"
+    paused = _cluster_processes(database)
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(DatabaseError, match="is not answering; it is tried again every 2 s"):
+            accounts.authenticate(token)  # waits once: the connection is cut after a second
+        assert database.breaker is not None and database.breaker.is_open
+        tried = database.breaker.attempts
+        with ThreadPoolExecutor(4) as pool:
+            refused = list(pool.map(lambda _: _refusal(lambda: accounts.authenticate(token)), range(20)))
+        assert all(isinstance(r, DatabaseError) for r in refused)
+        assert database.breaker.attempts == tried and database.breaker.skipped >= 20  # none went to the database
+        assert PASSWORD not in str(refused[0])
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 15
+    while database.breaker.is_open:  # tried in the background until it answers
+        assert time.monotonic() < deadline, "the breaker did not close once the database answered"
+        time.sleep(0.1)
+    assert accounts.authenticate(token).name == "ann"
+    database.close()
+
+
+def _refusal(action) -> BaseException | None:
+    try:
+        action()
+    except BaseException as error:  # noqa: BLE001 - returned to be looked at
+        return error
+    return None

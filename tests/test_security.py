@@ -29,7 +29,7 @@ from engine import harmony
 from engine.remote import defused
 from rag.answering.answer_cache import AnswerCache
 from rag.answering.checkup import CheckQuestion
-from rag.answering.conversations import ConversationStore
+from rag.answering.conversations import ConversationFiles
 from rag.calls import Access
 from rag.errors import ServiceError
 from rag.knowledge_base import KnowledgeBase
@@ -111,7 +111,7 @@ def fort(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Fort]:
     accounts.grant("oscar", "Secret", Role.OWNER)
     config = ServerConfig(folders=[offered], proxies=frozenset({"127.0.0.2"}), home=home)
     app = create_app(kb, accounts, AuditLog(home / "audit.jsonl"), config)
-    oscar = kb.with_conversations(ConversationStore(home / "conversations" / user_id("oscar")))
+    oscar = kb.with_conversations(ConversationFiles(home / "conversations", by_owner=True).owned_by(user_id("oscar")))
     oscar.new_conversation("Secret", f"Plans {SECRET}")
     kb.add_check("Secret", CheckQuestion(f"When does the merger close? {SECRET}", "secret.txt"))
     with serving(app) as url:

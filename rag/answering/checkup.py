@@ -6,19 +6,21 @@ way asking does and records the rank of the first passage that fits; hit rate at
 questions that missed are compared with the previous run, so that adding documents,
 changing chunking or switching the embedding model shows what it did.
 
-Kept per collection in ``DATA/checkups/<collection id>.json``: the questions and the last
-runs.
+Kept per collection: the questions and the last runs, in ``DATA/checkups/<collection id>.json``
+(``CheckupFiles``) or in a team server's shared database (``server.collection_state``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag.answering.claims import normalise
 
@@ -98,52 +100,91 @@ class CheckupState:
     last: CheckRun | None
 
 
+Kept = dict[str, list[dict[str, Any]]]  # {"questions": [asdict(CheckQuestion)], "runs": [asdict(CheckRun)]}
+
+
+class CheckupStore(ABC):
+    """Where each collection's check-up is kept, as ``Kept``: read whole, changed whole."""
+
+    @abstractmethod
+    def read(self, collection_id: str) -> Kept:
+        """The collection's check-up (``{}`` before its first question); ``OSError`` when it cannot be read."""
+
+    @abstractmethod
+    def update(self, collection_id: str, change: Callable[[Kept], Kept]) -> Kept:
+        """Apply ``change`` to the check-up as it is now and keep what it returns, with no other
+        change in between (whichever process or replica makes it)."""
+
+    @abstractmethod
+    def forget(self, collection_id: str) -> None:
+        """A deleted collection's check-up goes with it."""
+
+
+class CheckupFiles(CheckupStore):
+    """Each collection's check-up in ``folder/<collection id>.json``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+
+    def read(self, collection_id: str) -> Kept:
+        path = self.folder / f"{collection_id}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise OSError(f"the check-up file {path} cannot be read ({exc})") from exc
+
+    def update(self, collection_id: str, change: Callable[[Kept], Kept]) -> Kept:
+        with self._lock:
+            kept = change(self.read(collection_id))
+            path = self.folder / f"{collection_id}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(kept, ensure_ascii=False, indent=1), encoding="utf-8")
+            os.replace(temporary, path)
+            return kept
+
+    def forget(self, collection_id: str) -> None:
+        (self.folder / f"{collection_id}.json").unlink(missing_ok=True)
+
+
 class Checkup:
     """The saved questions and runs of one collection."""
 
-    def __init__(self, folder: Path, collection_id: str) -> None:
-        self.path = folder / f"{collection_id}.json"
-        data = self._read()
-        self.questions = [CheckQuestion(**q) for q in data.get("questions", [])]
-        self.runs = [CheckRun(**r) for r in data.get("runs", [])]
+    def __init__(self, store: CheckupStore, collection_id: str) -> None:
+        self._store = store
+        self._id = collection_id
+        self._load(store.read(collection_id))
+
+    def _load(self, kept: Kept) -> None:
+        self.questions = [CheckQuestion(**q) for q in kept.get("questions", [])]
+        self.runs = [CheckRun(**r) for r in kept.get("runs", [])]
 
     def state(self) -> CheckupState:
         return CheckupState(list(self.questions), self.runs[-1] if self.runs else None)
 
     def add(self, question: CheckQuestion) -> None:
-        self.questions = [q for q in self.questions if q.question != question.question] + [question]
-        self._write()
+        self._change(lambda kept: {**kept, "questions": [
+            *(q for q in kept.get("questions", []) if q.get("question") != question.question), asdict(question)]})
 
     def remove(self, question: str) -> None:
-        self.questions = [q for q in self.questions if q.question != question]
-        self._write()
+        self._change(lambda kept: {**kept, "questions": [
+            q for q in kept.get("questions", []) if q.get("question") != question]})
 
     def run(self, search: Callable[[str], list[Passage]], embedder: str,
             progress: Callable[[int, int], None] | None = None) -> CheckupReport:
         """Search every question (``search`` returns a question's first ten passages, found with
-        the embedding model ``embedder``); record and return the run with the previous one."""
+        the embedding model ``embedder``); record and return the run with the one before it."""
         run = CheckRun(time.time(), embedder)
         for index, question in enumerate(self.questions):
             passages = search(question.question)
             run.ranks[question.question] = next((i for i, p in enumerate(passages, start=1) if question.fits(p)), None)
             if progress is not None:
                 progress(index + 1, len(self.questions))
-        previous = self.runs[-1] if self.runs else None
-        self.runs = [*self.runs, run][-_KEPT_RUNS:]
-        self._write()
-        return CheckupReport(run, previous)
+        self._change(lambda kept: {**kept, "runs": [*kept.get("runs", []), asdict(run)][-_KEPT_RUNS:]})
+        return CheckupReport(run, self.runs[-2] if len(self.runs) > 1 else None)
 
-    def _read(self) -> dict:
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise OSError(f"the check-up file {self.path} cannot be read ({exc})") from exc
-
-    def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"questions": [asdict(q) for q in self.questions], "runs": [asdict(r) for r in self.runs]}
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(temporary, self.path)
+    def _change(self, change: Callable[[Kept], Kept]) -> None:
+        self._load(self._store.update(self._id, change))

@@ -1,11 +1,14 @@
-"""Conversations, kept per collection as one JSON file each: listed, renamed, deleted, exported."""
+"""Conversations: listed, renamed, deleted, exported; kept as one JSON file each (one machine's,
+``ConversationFiles``) or as rows of a team server's shared database (``server.collection_state``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,60 +72,46 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
 
 
-class ConversationStore:
-    """Conversations on disk under ``folder/<collection id>/<conversation id>.json``."""
+class ConversationStore(ABC):
+    """Where conversations are kept. A store holds one person's conversations; a team server's
+    holds each person's apart (``owned_by``), and ``forget`` then clears everyone's."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _path(self, collection: str, conversation_id: str) -> Path:
-        safe = "".join(c for c in conversation_id if c.isalnum() or c == "-")
-        return self.folder / collection / f"{safe}.json"
-
+    @abstractmethod
     def list(self, collection: str) -> list[Conversation]:
         """The collection's conversations, most recently used first."""
-        folder = self.folder / collection
-        found = []
-        for path in folder.glob("*.json") if folder.is_dir() else []:
-            try:
-                found.append(self._read(path))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a damaged file is skipped, not fatal
-        return sorted(found, key=lambda c: -c.updated)
 
+    @abstractmethod
     def create(self, collection: str, title: str = "") -> Conversation:
         """A new, empty conversation."""
-        now = time.time()
-        conversation = Conversation(uuid.uuid4().hex[:12], collection, title, now, now)
-        self._write(conversation)
-        return conversation
 
+    @abstractmethod
     def get(self, collection: str, conversation_id: str) -> Conversation:
         """One conversation, or ``ConversationNotFound``."""
-        path = self._path(collection, conversation_id)
-        try:
-            return self._read(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConversationNotFound(conversation_id) from exc
 
+    @abstractmethod
     def append(self, collection: str, conversation_id: str, turn: Turn) -> Conversation:
         """Add a turn; the first question becomes the title of an untitled conversation."""
-        conversation = self.get(collection, conversation_id)
-        conversation.turns.append(turn)
-        conversation.updated = time.time()
-        if not conversation.title:
-            conversation.title = _title(turn.question)
-        self._write(conversation)
-        return conversation
 
+    @abstractmethod
     def rename(self, collection: str, conversation_id: str, title: str) -> Conversation:
-        conversation = self.get(collection, conversation_id)
-        conversation.title = title.strip() or conversation.title
-        self._write(conversation)
-        return conversation
+        """Give a conversation a new title (a blank one keeps the old)."""
 
+    @abstractmethod
     def delete(self, collection: str, conversation_id: str) -> None:
-        self._path(collection, conversation_id).unlink(missing_ok=True)
+        """Delete one conversation (none there: nothing happens)."""
+
+    @abstractmethod
+    def forget(self, collection: str) -> None:
+        """Delete the collection's conversations, every owner's: a collection of the same name made
+        later (ids follow from names) must not find them."""
+
+    @abstractmethod
+    def revision(self, collection: str) -> str:
+        """A token that changes whenever the collection's conversations do."""
+
+    @abstractmethod
+    def owned_by(self, owner: str) -> ConversationStore:
+        """This store, keeping ``owner``'s conversations (a team server's user)."""
 
     def export_markdown(self, collection: str, conversation_id: str) -> str:
         """The conversation as Markdown: each question, its answer, and its sources."""
@@ -141,10 +130,74 @@ class ConversationStore:
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
+class ConversationFiles(ConversationStore):
+    """Conversations on disk under ``root/<collection id>/<conversation id>.json``; a team server's
+    (``by_owner``) keep each owner's under ``root/<owner>/``."""
+
+    def __init__(self, root: Path, by_owner: bool = False, owner: str = "") -> None:
+        self.root = root
+        self._by_owner = by_owner
+        self.folder = root / owner if by_owner else root
+
+    def owned_by(self, owner: str) -> ConversationFiles:
+        return ConversationFiles(self.root, by_owner=True, owner=owner)
+
+    def _path(self, collection: str, conversation_id: str) -> Path:
+        safe = "".join(c for c in conversation_id if c.isalnum() or c == "-")
+        return self.folder / collection / f"{safe}.json"
+
+    def list(self, collection: str) -> list[Conversation]:
+        folder = self.folder / collection
+        found = []
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            try:
+                found.append(self._read(path))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a damaged file is skipped, not fatal
+        return sorted(found, key=lambda c: -c.updated)
+
+    def create(self, collection: str, title: str = "") -> Conversation:
+        now = time.time()
+        conversation = Conversation(new_id(), collection, title, now, now)
+        self._write(conversation)
+        return conversation
+
+    def get(self, collection: str, conversation_id: str) -> Conversation:
+        path = self._path(collection, conversation_id)
+        try:
+            return self._read(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConversationNotFound(conversation_id) from exc
+
+    def append(self, collection: str, conversation_id: str, turn: Turn) -> Conversation:
+        conversation = self.get(collection, conversation_id)
+        conversation.turns.append(turn)
+        conversation.updated = time.time()
+        if not conversation.title:
+            conversation.title = title_of(turn.question)
+        self._write(conversation)
+        return conversation
+
+    def rename(self, collection: str, conversation_id: str, title: str) -> Conversation:
+        conversation = self.get(collection, conversation_id)
+        conversation.title = title.strip() or conversation.title
+        self._write(conversation)
+        return conversation
+
+    def delete(self, collection: str, conversation_id: str) -> None:
+        self._path(collection, conversation_id).unlink(missing_ok=True)
+
+    def forget(self, collection: str) -> None:
+        for folder in self.root.glob(f"*/{collection}") if self._by_owner else [self.root / collection]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def revision(self, collection: str) -> str:
+        times = [p.stat().st_mtime_ns for p in (self.folder / collection).glob("*.json")]
+        return f"{len(times)}:{max(times, default=0)}"
+
     def _read(self, path: Path) -> Conversation:
         data = json.loads(path.read_text(encoding="utf-8"))
-        # Turns saved before ``stand_in`` was kept name the starter by its label (a migration, not a rule).
-        data["turns"] = [Turn(**{"stand_in": t.get("model") == STARTER_NAME, **t}) for t in data.get("turns", [])]
+        data["turns"] = [turn_from_dict(t) for t in data.get("turns", [])]
         return Conversation(**data)
 
     def _write(self, conversation: Conversation) -> None:
@@ -155,6 +208,18 @@ class ConversationStore:
         os.replace(tmp, path)
 
 
-def _title(question: str) -> str:
+def turn_from_dict(data: dict[str, Any]) -> Turn:
+    """A turn as kept (``dataclasses.asdict``); ``TypeError`` for one of another shape."""
+    # Turns saved before ``stand_in`` was kept name the starter by its label (a migration, not a rule).
+    return Turn(**{"stand_in": data.get("model") == STARTER_NAME, **data})
+
+
+def new_id() -> str:
+    """A new conversation's id: 12 hexadecimal digits."""
+    return uuid.uuid4().hex[:12]
+
+
+def title_of(question: str) -> str:
+    """An untitled conversation's title: its first question, cut at a word near 60 characters."""
     words = " ".join(question.split())
     return words if len(words) <= 60 else words[:57].rsplit(" ", 1)[0] + "…"

@@ -1,10 +1,13 @@
 """Collections that follow folders: what changes on disk is indexed while the knowledge base runs.
 
-The followed folders are kept in a small JSON file beside the knowledge base's data. On
-start each is indexed again (the manifest's hashes make that cheap: only what changed while
+The followed folders are kept in a small JSON file beside the knowledge base's data
+(``FollowFile``), or in a team server's shared database (``server.collection_state``). While
+watching (from ``start`` to ``stop``: on a team server, the one replica that holds the lease),
+each is indexed again first (the manifest's hashes make that cheap: only what changed while
 nothing ran is read); then a ``FolderWatcher`` per collection hands over settled changes,
-which go through the knowledge base's one indexing route. What happened last is kept
-for whoever shows it.
+which go through the knowledge base's one indexing route. The list is read again every few
+seconds, so a folder followed through another replica is watched here too. What happened last
+is kept for whoever shows it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,18 +40,31 @@ class Followed:
     changed_at: float = 0.0
 
 
-class FollowedFolders:
-    """Keeps ``{collection: [folder, ...]}`` in ``path`` and the watchers that serve it.
+class FollowList(ABC):
+    """Which folders each collection follows: ``{collection name: [absolute folder, ...]}``."""
 
-    ``apply(collection, changes, folders)`` indexes: the changes when given, else the whole
-    folders (the catch-up at start). It runs on the watcher's thread.
-    """
+    @abstractmethod
+    def mapping(self) -> dict[str, list[str]]:
+        """Every collection's followed folders (none: absent), each list in the order followed."""
 
-    def __init__(self, path: Path, apply: Apply) -> None:
+    @abstractmethod
+    def add(self, collection: str, folder: str) -> None: ...
+
+    @abstractmethod
+    def discard(self, collection: str, folder: str) -> None: ...
+
+    @abstractmethod
+    def forget(self, collection: str) -> None: ...
+
+    @abstractmethod
+    def rename(self, old: str, new: str) -> None: ...
+
+
+class FollowFile(FollowList):
+    """The list in one JSON file, rewritten whole (a temporary file renamed over it) at each change."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._apply = apply
-        self._watchers: dict[str, FolderWatcher] = {}
-        self._last: dict[str, tuple[dict[str, int], str, float]] = {}
         self._lock = threading.Lock()
 
     def mapping(self) -> dict[str, list[str]]:
@@ -55,70 +72,120 @@ class FollowedFolders:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        return {str(k): [str(f) for f in v] for k, v in data.items() if isinstance(v, list)}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): [str(f) for f in v] for k, v in data.items() if isinstance(v, list) and v}
+
+    def add(self, collection: str, folder: str) -> None:
+        self._edit(lambda m: m | {collection: [*(f for f in m.get(collection, []) if f != folder), folder]})
+
+    def discard(self, collection: str, folder: str) -> None:
+        self._edit(lambda m: m | {collection: [f for f in m.get(collection, []) if f != folder]})
+
+    def forget(self, collection: str) -> None:
+        self._edit(lambda m: {k: v for k, v in m.items() if k != collection})
+
+    def rename(self, old: str, new: str) -> None:
+        self._edit(lambda m: {new if k == old else k: v for k, v in m.items()} if old in m else m)
+
+    def _edit(self, change: Callable[[dict[str, list[str]]], dict[str, list[str]]]) -> None:
+        with self._lock:
+            mapping = {k: v for k, v in change(self.mapping()).items() if v}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(mapping, indent=2, ensure_ascii=False), encoding="utf-8")
+            temporary.replace(self.path)
+
+
+class FollowedFolders:
+    """The followed folders of ``kept`` and, while watching, the watchers that serve them.
+
+    ``apply(collection, changes, folders)`` indexes: the changes when given, else the whole
+    folders (the catch-up when a watch starts). It runs on the watcher's thread. ``reread``:
+    how often, in seconds, the list is read again while watching, for changes made elsewhere.
+    """
+
+    def __init__(self, kept: FollowList, apply: Apply, reread: float = 5.0) -> None:
+        self.kept = kept
+        self._apply = apply
+        self._reread = reread
+        self._watchers: dict[str, tuple[list[Path], FolderWatcher]] = {}
+        self._last: dict[str, tuple[dict[str, int], str, float]] = {}
+        self._lock = threading.RLock()
+        self._watching: threading.Event | None = None  # set when watching stops
+
+    def mapping(self) -> dict[str, list[str]]:
+        return self.kept.mapping()
 
     def get(self, collection: str) -> Followed:
         changes, error, when = self._last.get(collection, ({}, "", 0.0))
         return Followed([Path(f) for f in self.mapping().get(collection, [])], changes, error, when)
 
     def follow(self, collection: str, folder: Path) -> Followed:
-        folder = Path(folder).absolute()
-        self._edit(collection, lambda folders: folders if str(folder) in folders else [*folders, str(folder)])
+        self.kept.add(collection, str(Path(folder).absolute()))
+        self._refresh()
         return self.get(collection)
 
     def unfollow(self, collection: str, folder: Path) -> Followed:
-        folder = Path(folder).absolute()
-        self._edit(collection, lambda folders: [f for f in folders if f != str(folder)])
+        self.kept.discard(collection, str(Path(folder).absolute()))
+        self._refresh()
         return self.get(collection)
 
     def forget(self, collection: str) -> None:
         """A deleted collection follows nothing."""
-        self._edit(collection, lambda _folders: [])
+        self.kept.forget(collection)
+        self._refresh()
 
     def rename(self, old: str, new: str) -> None:
-        mapping = self.mapping()
-        if old in mapping:
-            mapping[new] = mapping.pop(old)
-            self._write(mapping)
-            self._restart(old)
-            self._restart(new)
+        self.kept.rename(old, new)
+        self._refresh()
 
     def start(self) -> None:
-        """Catch up with what changed while nothing ran, then watch (on background threads)."""
-        for collection in self.mapping():
-            self._restart(collection)
+        """Catch up with what changed while nothing watched, then watch (on background threads)."""
+        with self._lock:
+            if self._watching is not None:
+                return
+            self._watching = stopped = threading.Event()
+        self._refresh()
+        threading.Thread(target=self._rereading, args=(stopped,), name="follow-reread", daemon=True).start()
 
     def stop(self) -> None:
         with self._lock:
-            watchers, self._watchers = list(self._watchers.values()), {}
+            if self._watching is not None:
+                self._watching.set()
+            self._watching = None
+            watchers, self._watchers = [w for _, w in self._watchers.values()], {}
         for watcher in watchers:
             watcher.stop()
 
-    def _edit(self, collection: str, change: Callable[[list[str]], list[str]]) -> None:
-        mapping = self.mapping()
-        mapping[collection] = change(mapping.get(collection, []))
-        self._write({k: v for k, v in mapping.items() if v})
-        self._restart(collection)
+    def _rereading(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self._reread):
+            try:
+                self._refresh()
+            except Exception as exc:  # noqa: BLE001 - a list that cannot be read now may be read at the next round
+                log.warning("reading the followed folders: %s", exc)
 
-    def _write(self, mapping: dict[str, list[str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(mapping, indent=2, ensure_ascii=False), encoding="utf-8")
-        temporary.replace(self.path)
+    def _refresh(self) -> None:
+        """While watching, watch what the list holds now: a watcher for each collection whose
+        folders changed (with its catch-up), none for one that follows nothing any more."""
+        with self._lock:
+            if self._watching is None:
+                return
+            wanted = {c: [Path(f) for f in folders if Path(f).is_dir()] for c, folders in self.mapping().items()}
+            for collection in set(self._watchers) | set(wanted):
+                folders = wanted.get(collection, [])
+                if collection in self._watchers and self._watchers[collection][0] == folders:
+                    continue
+                if collection in self._watchers:
+                    self._watchers.pop(collection)[1].stop()
+                if folders:
+                    self._watch(collection, folders)
 
-    def _restart(self, collection: str) -> None:
-        with self._lock:
-            old = self._watchers.pop(collection, None)
-        if old is not None:
-            old.stop()
-        present = [Path(f) for f in self.mapping().get(collection, []) if Path(f).is_dir()]
-        if not present:
-            return
-        watcher = FolderWatcher(present, lambda changes: self._round(collection, changes, present))
-        with self._lock:
-            self._watchers[collection] = watcher
+    def _watch(self, collection: str, folders: list[Path]) -> None:
+        watcher = FolderWatcher(folders, lambda changes: self._round(collection, changes, folders))
+        self._watchers[collection] = (folders, watcher)
         watcher.start()
-        threading.Thread(target=self._round, args=(collection, None, present), name="follow-catch-up", daemon=True).start()
+        threading.Thread(target=self._round, args=(collection, None, folders), name="follow-catch-up", daemon=True).start()
 
     def _round(self, collection: str, changes: Changes | None, folders: Sequence[Path]) -> None:
         try:

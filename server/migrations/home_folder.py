@@ -1,5 +1,6 @@
 """One machine's server state moved into a shared database, once: the home folder's ``accounts.db``
-(users, tokens, groups, grants) and ``audit.jsonl``.
+(users, tokens, groups, grants), ``audit.jsonl``, ``conversations/`` (each user's), and the data
+folder's ``checkups/`` and ``followed.json``.
 
 Each file is moved in one transaction with a row in ``imported`` that names it (by its full path),
 so a second ``archivist-server migrate`` moves nothing, and two run at once move it once. A row the
@@ -14,11 +15,16 @@ from pathlib import Path
 
 from sqlalchemy import Connection, inspect, select
 
+from rag.answering.checkup import CheckupFiles
+from rag.answering.conversations import ConversationFiles
+from rag.indexing.following import FollowFile
 from server.audit import AuditLog
+from server.collection_state import CheckupRows, ConversationRows, FollowRows
 from server.database import Database, audit, grants, imported, members, tokens, users
 
 _ACCOUNTS = (users, tokens, members, grants)  # users first: a token names its user
-_PLURALS = {"group membership": "group memberships", "audit entry": "audit entries"}
+_PLURALS = {"group membership": "group memberships", "audit entry": "audit entries",
+            "followed folder": "followed folders"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +44,55 @@ class Moved:
         return f"Moved from {self.source}: {said or 'nothing (it was empty)'}."
 
 
-def move_home_folder(home: Path, into: Database) -> list[Moved]:
-    """Move ``home``'s ``accounts.db`` and ``audit.jsonl``, those there are and not moved yet, into
-    ``into`` (at the newest schema). The files themselves are left as they were."""
+def move_home_folder(home: Path, into: Database, data: Path | None = None) -> list[Moved]:
+    """Move ``home``'s ``accounts.db``, ``audit.jsonl`` and ``conversations/``, and the check-ups and
+    followed folders of the data folder ``data`` (default ``home/data``), those there are and not
+    moved yet, into ``into`` (at the newest schema). The files themselves are left as they were."""
+    data = data or home / "data"
     moved = []
     if (home / "accounts.db").is_file():
         moved.append(_move_accounts(home / "accounts.db", into))
     if (home / "audit.jsonl").is_file():
         moved.append(_move_audit(home / "audit.jsonl", into))
+    if (home / "conversations").is_dir():
+        moved.append(_move_conversations(home / "conversations", into))
+    if (data / "checkups").is_dir():
+        moved.append(_move_checkups(data / "checkups", into))
+    if (data / "followed.json").is_file():
+        moved.append(_move_followed(data / "followed.json", into))
     return moved
+
+
+def _move_conversations(folder: Path, into: Database) -> Moved:
+    """``folder/<owner>/<collection id>/<id>.json``, each with its turns, kept under the same ids."""
+    mine = ConversationFiles(folder, by_owner=True)
+    found = [(owner.name, conversation) for owner in sorted(folder.iterdir()) if owner.is_dir()
+             for collection in sorted(owner.iterdir()) if collection.is_dir()
+             for conversation in mine.owned_by(owner.name).list(collection.name)]
+    with into.writing() as conn:
+        if (earlier := _claim(conn, into, folder, len(found))) is not None:
+            return Moved(folder, {}, earlier)
+        count = ConversationRows(into).put(conn, found)
+    return Moved(folder, {"conversation": count})
+
+
+def _move_checkups(folder: Path, into: Database) -> Moved:
+    files = CheckupFiles(folder)
+    kept = {path.stem: files.read(path.stem) for path in sorted(folder.glob("*.json"))}
+    with into.writing() as conn:
+        if (earlier := _claim(conn, into, folder, len(kept))) is not None:
+            return Moved(folder, {}, earlier)
+        count = CheckupRows(into).put(conn, kept)
+    return Moved(folder, {"check-up": count})
+
+
+def _move_followed(path: Path, into: Database) -> Moved:
+    mapping = FollowFile(path).mapping()
+    with into.writing() as conn:
+        if (earlier := _claim(conn, into, path, sum(map(len, mapping.values())))) is not None:
+            return Moved(path, {}, earlier)
+        count = FollowRows(into).put(conn, mapping)
+    return Moved(path, {"followed folder": count})
 
 
 def _move_accounts(path: Path, into: Database) -> Moved:
