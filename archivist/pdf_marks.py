@@ -23,6 +23,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.indexing.loaders.pdfium_lock import PDFIUM
+
 if TYPE_CHECKING:
     import pypdfium2
 
@@ -44,21 +46,22 @@ def passage_rects(path: Path, page_index: int, passage: str) -> list[Rect]:
     of the PDF at ``path``; empty when the page does not hold it or the file cannot be read."""
     import pypdfium2
 
-    try:
-        document = pypdfium2.PdfDocument(path)
-    except (pypdfium2.PdfiumError, OSError) as exc:
-        log.info("%s: no marks, the file cannot be read (%s)", path, exc)
-        return []
-    try:
-        if not 0 <= page_index < len(document):
-            return []
-        page = document[page_index]
+    with PDFIUM:  # a server's page marks and ingests run on threads of one process
         try:
-            return page_rects(page, passage)
+            document = pypdfium2.PdfDocument(path)
+        except (pypdfium2.PdfiumError, OSError) as exc:
+            log.info("%s: no marks, the file cannot be read (%s)", path, exc)
+            return []
+        try:
+            if not 0 <= page_index < len(document):
+                return []
+            page = document[page_index]
+            try:
+                return page_rects(page, passage)
+            finally:
+                page.close()
         finally:
-            page.close()
-    finally:
-        document.close()
+            document.close()
 
 
 def page_rects(page: pypdfium2.PdfPage, passage: str) -> list[Rect]:

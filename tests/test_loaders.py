@@ -265,3 +265,50 @@ def test_every_entry_of_the_loader_table_names_a_loader():
 
     assert {name: callable(loaders._loader(name)) for name in set(loaders.LOADERS.values())} == dict.fromkeys(
         set(loaders.LOADERS.values()), True)
+
+
+RACE = """
+import sys, threading
+from pathlib import Path
+from rag.documents import LoadResult
+from rag.indexing import loaders
+from server.web.pdf_pages import page_png
+from archivist.pdf_marks import passage_rects
+
+files = [Path(p) for p in sys.argv[1:]]
+failed = []
+
+def work(n):
+    try:
+        for k in range(40):
+            path = files[(n + k) % len(files)]
+            if n % 3 == 0:  # an ingest's read: text layer, ruled tables, PDFium's lenient read
+                list(loaders.load(path, LoadResult(recognize=False)))
+            elif n % 3 == 1:  # the page a browser shows for a citation
+                page_png(path, 1)
+            else:  # where the cited passage stands on it
+                passage_rects(path, 0, "needs oil")
+    except Exception as error:
+        failed.append(repr(error))
+
+threads = [threading.Thread(target=work, args=(n,)) for n in range(9)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(failed)
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_pdfs_read_and_rendered_on_many_threads_at_once_do_not_crash_the_process(tmp_path: Path):
+    """PDFium is not thread-safe: a team server reading PDFs for ingests while rendering cited pages
+    for browsers crashed (a segmentation fault, two runs in three) until every call held one lock."""
+    import subprocess
+    import sys
+
+    files = [make_pdf(tmp_path / f"doc{i}.pdf", [f"Manual {i}. The pump needs oil every 200 hours."] * 2) for i in range(3)]
+    files.append(make_table_pdf(tmp_path / "table.pdf", [["Part", "Hours"], ["pump", "200"], ["valve", "400"]]))
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", RACE, *map(str, files)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"exit {done.returncode}: {done.stdout[-2000:]}{done.stderr[-2000:]}"

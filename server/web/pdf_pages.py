@@ -3,13 +3,13 @@ and where the cited passage stands on it (``archivist.pdf_marks``), as fractions
 that the page's script can lay the marks over the image at any zoom."""
 
 import io
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archivist.pdf_marks import passage_rects
 from rag.errors import BadCall
+from rag.indexing.loaders.pdfium_lock import PDFIUM
 
 if TYPE_CHECKING:
     import pypdfium2  # type: ignore[import-untyped]
@@ -18,7 +18,6 @@ _SCALE = 1.5  # 108 dpi: sharp at 100% and readable at 200% zoom, ~100 KB a text
 # A page may declare any size (PDF allows 200 inches a side, user units more): a poster or a hostile
 # file is shown smaller rather than rendered into gigabytes while every other page waits for PDFium.
 _LONGEST_SIDE = 3000  # pixels
-_PDFIUM = threading.Lock()  # PDFium is not thread-safe
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class PageMarks:
 def page_png(path: Path, page: int) -> bytes:
     """Page ``page`` (from 1) of the PDF at ``path`` as PNG bytes."""
 
-    with _PDFIUM:
+    with PDFIUM:
         document = _open(path)
         try:
             if not 1 <= page <= len(document):
@@ -50,7 +49,7 @@ def page_png(path: Path, page: int) -> bytes:
 
 def page_marks(path: Path, page: int, passage: str) -> PageMarks:
     """Where ``passage`` stands on page ``page`` (from 1) of the PDF at ``path``."""
-    with _PDFIUM:
+    with PDFIUM:
         document = _open(path)
         try:
             if not 1 <= page <= len(document):

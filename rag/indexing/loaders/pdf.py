@@ -20,6 +20,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, P
 from rag.documents import LoadResult, Section
 from rag.errors import DocumentCorrupt, DocumentEmpty, DocumentEncrypted
 from rag.indexing.loaders import ocr, pdf_tables
+from rag.indexing.loaders.pdfium_lock import PDFIUM
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -54,7 +55,8 @@ def _open_pdfium(path: Path) -> pypdfium2.PdfDocument:
     import pypdfium2
 
     try:
-        return pypdfium2.PdfDocument(path)
+        with PDFIUM:
+            return pypdfium2.PdfDocument(path)
     except pypdfium2.PdfiumError as exc:
         if "password" in str(exc).lower():
             raise DocumentEncrypted(path) from exc
@@ -72,14 +74,18 @@ def _pypdf_pages(reader: PdfReader, path: Path, result: LoadResult) -> Iterator[
 
 
 def _pdfium_pages(document: pypdfium2.PdfDocument) -> Iterator[tuple[int, str | None]]:
-    for index in range(len(document)):
-        page = document[index]
-        text = page.get_textpage()
-        try:
-            yield index + 1, text.get_text_range().replace(pdf_tables.SOFT_HYPHEN, "")
-        finally:
-            text.close()
-            page.close()
+    with PDFIUM:
+        count = len(document)
+    for index in range(count):
+        with PDFIUM:
+            page = document[index]
+            text = page.get_textpage()
+            try:
+                read = text.get_text_range().replace(pdf_tables.SOFT_HYPHEN, "")
+            finally:
+                text.close()
+                page.close()
+        yield index + 1, read
 
 
 def load(path: Path, result: LoadResult) -> Iterator[Section]:
@@ -95,7 +101,8 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
             rendered = _open_pdfium(path)
         except DocumentCorrupt as lenient:
             raise DocumentCorrupt(path, f"{strict.detail}; a lenient read failed too: {lenient.detail}") from strict
-        result.pages = len(rendered)
+        with PDFIUM:
+            result.pages = len(rendered)
         result.warnings.append(f"read leniently, the strict reader failed ({strict.detail})")
         pages = _pdfium_pages(rendered)
     opened = [rendered] if rendered is not None else []
@@ -110,8 +117,9 @@ def load(path: Path, result: LoadResult) -> Iterator[Section]:
         yield from _sections(path, pages, result, pdfium, ruled)
     finally:
         ruled.close()
-        for document in opened:
-            document.close()
+        with PDFIUM:
+            for document in opened:
+                document.close()
 
 
 def _sections(
@@ -158,23 +166,27 @@ def _sections(
 
 def _with_tables(document: pypdfium2.PdfDocument, number: int, ruled: pdf_tables.Reader) -> str | None:
     """Page ``number``'s text with its tables as rows, if PDFium sees rules that could bound cells."""
-    page = document[number - 1]
+    with PDFIUM:
+        page = document[number - 1]
+        rules = pdf_tables.has_rules(page)
     try:
-        return ruled.page_text(number, page) if pdf_tables.has_rules(page) else None
+        return ruled.page_text(number, page) if rules else None  # pdfminer's slow part runs unlocked
     finally:
-        page.close()
+        with PDFIUM:
+            page.close()
 
 
 def _recognize(document: pypdfium2.PdfDocument, number: int, offset: int) -> Section | None:
     """The text recognized on page ``number``'s image, rendered at ``ocr.DPI``."""
-    page = document[number - 1]
-    try:
-        width, height = page.get_size()  # in points
-        scale = ocr.DPI / 72
-        scale = min(scale, math.sqrt(_MAX_PIXELS / max(1.0, width * height)))
-        image = page.render(scale=scale).to_pil()
-    finally:
-        page.close()
+    with PDFIUM:
+        page = document[number - 1]
+        try:
+            width, height = page.get_size()  # in points
+            scale = ocr.DPI / 72
+            scale = min(scale, math.sqrt(_MAX_PIXELS / max(1.0, width * height)))
+            image = page.render(scale=scale).to_pil()
+        finally:
+            page.close()
     return ocr.page_section(ocr.recognize(image), offset, number)
 
 

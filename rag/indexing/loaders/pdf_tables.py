@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pypdfium2.raw as pdfium_c
 
 from rag.indexing.loaders import tables
+from rag.indexing.loaders.pdfium_lock import PDFIUM
 
 if TYPE_CHECKING:
     import pdfplumber
@@ -137,6 +138,11 @@ def _spanning(texts: dict[Bbox, str], x: float, top: float) -> str:
 
 def _around(page: pypdfium2.PdfPage, found: list[tuple[Bbox, str]]) -> str:
     """The page's text in written order, each table's cells replaced by its rows."""
+    with PDFIUM:
+        return _around_locked(page, found)
+
+
+def _around_locked(page: pypdfium2.PdfPage, found: list[tuple[Bbox, str]]) -> str:
     left, _, _, top = page.get_mediabox()
     text = page.get_textpage()
     try:
