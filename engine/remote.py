@@ -9,6 +9,7 @@ the generation done on a shared GPU server. Reasoning arrives as ``reasoning_con
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -54,6 +55,7 @@ class RemoteEngine(StateReporter):
         self._client = OpenAI(base_url=self.base_url, api_key=api_key or "none", timeout=timeout, max_retries=0)
         self._context = context
         self._json_object_fallback = False  # llama-cpp-python's server knows only "json_object"
+        self._last_sent = ""  # the last request's messages, for servers that do not say what their cache held
 
     @property
     def name(self) -> str:
@@ -96,6 +98,9 @@ class RemoteEngine(StateReporter):
         prompt = self.prompt_tokens(request)
         if prompt + request.max_tokens > self.context_size:
             raise ContextTooLong(prompt + request.max_tokens, self.context_size)
+        sent = "\x00".join(f"{m['role']}\x01{m['content']}" for m in _messages(request))
+        shared = len(os.path.commonprefix([self._last_sent, sent])) / max(1, len(sent))
+        self._last_sent = sent
         started = time.perf_counter()
         first_token = 0.0
         answer: list[str] = []
@@ -149,11 +154,18 @@ class RemoteEngine(StateReporter):
         data = schema.finished(request.schema, finish, request.max_tokens, text)
         total = time.perf_counter() - started
         completion = usage.completion_tokens if usage else self.count_tokens(text + "".join(reasoning))
-        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) or 0
+        read = usage.prompt_tokens if usage else prompt
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
+        if not isinstance(cached, int):
+            # Not said (llama-cpp-python's server; vLLM without --enable-prompt-tokens-details): at most
+            # the start this prompt shares with the one before, which a server's cache may hold. Taken
+            # as held, the reading speed learnt from this answer errs slow, never fast: the next prompt
+            # is sized to start in time rather than outgrow it.
+            cached = round(read * shared)
         yield Done(
             text=text,
             reasoning="".join(reasoning),
-            usage=Usage(prompt=usage.prompt_tokens if usage else prompt, cached=cached, completion=completion),
+            usage=Usage(prompt=read, cached=cached, completion=completion),
             timings=Timings(0.0, first_token, total, max(0, completion - 1) / max(1e-9, total - first_token)),
             data=data,
             finish=finish,  # type: ignore[arg-type]

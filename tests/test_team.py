@@ -38,6 +38,7 @@ from engine import (
     collect,
 )
 from rag.answering.ask import Answered, AskFailed, AskOptions, Retrieved
+from rag.answering.reading_speed import ReadingSpeeds
 from rag.errors import StoreUnavailable
 from rag.knowledge_base import KnowledgeBase
 from rag.storage.vectors import VectorStore
@@ -205,6 +206,26 @@ def test_remote_engine_streams_an_answer(inference_server: str):
     assert out.failed is None, out.failed
     assert out.done is not None and out.done.text.strip() and "".join(out.answer) == out.done.text
     assert out.done.usage.completion > 0 and out.done.timings.first_token > 0
+
+
+def test_a_server_that_does_not_say_what_its_cache_held_is_not_taken_for_a_fast_reader(inference_server: str):
+    """llama-cpp-python's server reuses the start a prompt shares with the one before but reports no
+    cached tokens: counted as read, a follow-up's quick first word made the learnt reading speed
+    several times too fast, and the next prompt too long to start in time."""
+    engine = RemoteEngine(inference_server, "starter", KEY)
+    sources = " ".join(PROSE) * 3
+    outs = [collect(engine.stream(GenerationRequest("Answer in one short sentence.", [
+        ChatMessage("user", f"Sources:\n{sources}\n\nQuestion: {question}")], max_tokens=4)))
+        for question in ("What is the first topic?", "What is the last topic?")]
+    first, again = (out.done for out in outs)
+    assert first is not None and again is not None
+    assert first.usage.cached == 0 and again.usage.prompt > 300
+    assert again.usage.cached > 0.9 * again.usage.prompt  # all but the question held, as the server did
+    speeds = ReadingSpeeds()
+    speeds.learn("starter", first.usage, first.timings)
+    learnt = speeds.speed("starter")
+    speeds.learn("starter", again.usage, again.timings)
+    assert speeds.speed("starter") == learnt  # too little read to time: the pace stands
 
 
 def test_document_text_reaches_a_remote_model_as_text(inference_server: str):
