@@ -115,6 +115,7 @@ class KnowledgeBase:
         """A new, empty knowledge base built with this knowledge base's embedder."""
         info = self.store.create(name, self.embedder.model_id, self.embedder.dimension)
         self._forget(info.id)  # left by a collection of the same name deleted by another client or a crash
+        self.following.forget(info.name)  # followed folders are kept by name
         return info
 
     @offered(Access.OWNER, "name", audited=True)
@@ -144,9 +145,9 @@ class KnowledgeBase:
     def delete_collection(self, name: str) -> None:
         """Delete a knowledge base and everything indexed in it (the files themselves stay)."""
         info = self.store.find(name)
+        self.following.forget(name)  # first: a round of changes must not make the collection again
         self.opened.forget_name()
         self.store.delete(name)
-        self.following.forget(name)
         self._forget(info.id)
 
     def _forget(self, collection_id: str) -> None:
@@ -349,6 +350,7 @@ class KnowledgeBase:
         return self.following.unfollow(collection, folder)
 
     def _apply_followed(self, collection: str, changes: Changes | None, folders: Sequence[Path]) -> list[FileOutcome]:
+        self.store.find(collection)  # CollectionNotFound for one deleted meanwhile: a round never makes one
         if changes is None:
             return self.ingest(folders, collection).outcomes
         if self.confine_folders:

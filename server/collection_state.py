@@ -44,17 +44,17 @@ class ConversationRows(ConversationStore):
         return ConversationRows(self._db, owner)
 
     def list(self, collection: str) -> list[Conversation]:
-        with self._db.reading() as conn:
+        with self._db.reading() as conn:  # rows fetched here, read as JSON after the connection is given back
             heads = conn.execute(self._heads(collection).order_by(conversations.c.updated.desc())).mappings().all()
-            said: dict[str, list[Turn]] = {head["id"]: [] for head in heads}
             rows = conn.execute(
                 select(turns.c.conversation, turns.c.body)
                 .join(conversations, conversations.c.id == turns.c.conversation)
                 .where(conversations.c.owner == self._owner, conversations.c.collection == collection)
-                .order_by(turns.c.conversation, turns.c.number))
-            for conversation, body in rows:
-                if (turn := _turn(body)) is not None and conversation in said:
-                    said[conversation].append(turn)
+                .order_by(turns.c.conversation, turns.c.number)).all()
+        said: dict[str, list[Turn]] = {head["id"]: [] for head in heads}
+        for conversation, body in rows:
+            if (turn := _turn(body)) is not None and conversation in said:
+                said[conversation].append(turn)
         return [_conversation(head, said[head["id"]]) for head in heads]
 
     def create(self, collection: str, title: str = "") -> Conversation:
@@ -119,10 +119,16 @@ class ConversationRows(ConversationStore):
         for owner, talk in found:
             head = {"id": talk.id, "owner": owner, "collection": talk.collection, "title": talk.title,
                     "created": talk.created, "updated": talk.updated}
-            if self._db.upsert(conn, conversations, [head]):
-                added += 1
-                self._db.append(conn, turns, [{"conversation": talk.id, "number": number, "body": _body(turn)}
-                                              for number, turn in enumerate(talk.turns, start=1)])
+            if not self._db.upsert(conn, conversations, [head]):
+                held = conn.execute(select(conversations.c.owner, conversations.c.collection)
+                                    .where(conversations.c.id == talk.id)).one()
+                if tuple(held) == (owner, talk.collection):
+                    continue  # this very conversation, moved in before
+                head["id"] = new_id()  # another's of the same id (ids are per folder on one machine): a new one
+                self._db.append(conn, conversations, [head])
+            added += 1
+            self._db.append(conn, turns, [{"conversation": head["id"], "number": number, "body": _body(turn)}
+                                          for number, turn in enumerate(talk.turns, start=1)])
         return added
 
     def _heads(self, collection: str, conversation_id: str | None = None) -> Select[tuple[str, str, str, str, float, float]]:
@@ -213,7 +219,8 @@ class FollowRows(FollowList):
                                                 for c, folders in mapping.items() for n, f in enumerate(folders)])
 
     def rename(self, old: str, new: str) -> None:
-        with self._db.writing() as conn:
+        with self._db.writing() as conn:  # rows left under the new name (no collection has it) go first
+            conn.execute(delete(followed).where(followed.c.collection == new))
             conn.execute(update(followed).where(followed.c.collection == old).values(collection=new))
 
 

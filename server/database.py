@@ -128,6 +128,11 @@ class DatabaseError(ArchivistError):
     """The database cannot be reached, or its schema is not the one this server needs."""
 
 
+class _NotAnswering(Exception):
+    """A connection lost, cut by the watchdog, or never made: what opens the breaker. A refusal the
+    database answered with (a deadlock, a lock not available, a constraint) is not one."""
+
+
 class Database:
     """An engine on one database (a pool of connections, safe from many threads) and its schema's version."""
 
@@ -147,8 +152,7 @@ class Database:
             self.engine = _sqlite_engine(self.url)
         elif self.url.get_backend_name() == "postgresql":
             self.engine = _postgresql_engine(self.url, answer_within)
-            self.breaker = Breaker(f"The database {self.shown}", self._ping,
-                                   (exc.OperationalError, exc.TimeoutError, DatabaseError))
+            self.breaker = Breaker(f"The database {self.shown}", self._ping, (_NotAnswering, exc.TimeoutError))
         else:
             raise DatabaseError(f"{self.shown}: the server keeps its state in PostgreSQL or SQLite only.")
 
@@ -170,8 +174,11 @@ class Database:
         self.engine.dispose()
 
     def _ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except exc.DBAPIError as error:
+            raise _NotAnswering(_first_line(error.orig)) from None
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:
@@ -182,7 +189,12 @@ class Database:
         every = self.breaker.retry_every
         with self.breaker.guard(lambda: DatabaseError(
                 f"The database {self.shown} is not answering; it is tried again every {every:g} s.")):
-            yield
+            try:
+                yield
+            except exc.DBAPIError as error:
+                if _not_answering(error):  # its first line alone: the breaker logs it, and the SQL names rows
+                    raise _NotAnswering(_first_line(error.orig)) from error
+                raise
 
     # -- the schema's version -----------------------------------------------------------
 
@@ -296,8 +308,8 @@ def _postgresql_engine(url: URL, answer_within: float | None) -> Engine:
 
     @event.listens_for(engine, "checkout")
     def _taken(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
-        record.info["watchdog"] = watchdog.arm(dbapi_connection)
         try:
+            record.info["watchdog"] = watchdog.arm(dbapi_connection)
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
@@ -317,8 +329,9 @@ class _Watchdog:
     """Shuts the socket of a connection held past its deadline: psycopg's wait for an answer then
     ends at once ("server closed the connection unexpectedly") and the pool drops the connection,
     whatever the server does. A paused server's machine still acknowledges every packet, so no
-    socket timeout ends such a wait. A connection is cut under the lock that ``disarm`` takes, and
-    disarmed before it is closed, so a file descriptor reused since is never touched."""
+    socket timeout ends such a wait. Each armed connection's socket is held by a descriptor of the
+    watchdog's own (a duplicate, closed when disarmed): libpq closing its descriptor, and the number
+    being reused for another file meanwhile, never points the watchdog at anything else."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -331,6 +344,7 @@ class _Watchdog:
         fd = getattr(getattr(dbapi_connection, "pgconn", None), "socket", None)  # psycopg 3's libpq socket
         if not isinstance(fd, int):
             return None
+        fd = os.dup(fd)
         with self._lock:
             self._next += 1
             self._armed[self._next] = (time.monotonic() + self.seconds, fd)
@@ -342,7 +356,9 @@ class _Watchdog:
     def disarm(self, key: int | None) -> None:
         if key is not None:
             with self._lock:
-                self._armed.pop(key, None)
+                armed = self._armed.pop(key, None)
+            if armed is not None:
+                os.close(armed[1])
 
     def _watch(self) -> None:
         while True:
@@ -352,16 +368,28 @@ class _Watchdog:
                     self._watching = False
                     return
                 now = time.monotonic()
-                for key in [k for k, (deadline, _) in self._armed.items() if deadline <= now]:
-                    _cut(self._armed.pop(key)[1])
+                late = [self._armed.pop(k)[1] for k, (deadline, _) in list(self._armed.items()) if deadline <= now]
+            for fd in late:  # the watchdog's own descriptors, no longer armed: closed here
+                _cut(fd)
 
 
 def _cut(fd: int) -> None:
+    """Shut the socket ``fd`` holds (for every descriptor of it: libpq's wait ends) and close ``fd``."""
     try:
-        with socket.socket(fileno=os.dup(fd)) as cut:
+        with socket.socket(fileno=fd) as cut:
             cut.shutdown(socket.SHUT_RDWR)
     except OSError:
-        pass  # closed meanwhile: nothing left to cut
+        pass  # closed by the server meanwhile: nothing left to cut
+
+
+def _not_answering(error: exc.DBAPIError) -> bool:
+    """Whether ``error`` says the database did not answer (a connection lost, cut or never made, a
+    server shutting down) rather than refused something (a deadlock, a lock not available, a
+    constraint: errors with an SQLSTATE of their own, which leave the database answering)."""
+    if error.connection_invalidated:
+        return True
+    state = getattr(error.orig, "sqlstate", None)
+    return isinstance(error, exc.OperationalError) and (state is None or state.startswith(("08", "57P")))
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -114,6 +114,22 @@ def postgres_server(password: str = "s3cret-Pa55") -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def fresh_database(cluster: str) -> str:
+    """A new, empty database on the cluster at ``cluster`` (a URL from ``postgres_server``): its URL,
+    password and all, for psycopg 3."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    url = make_url(cluster).set(drivername="postgresql+psycopg")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 def _uid(account: str) -> int | None:
     import pwd
 

@@ -134,15 +134,22 @@ def test_migrate_moves_conversations_check_ups_and_followed_folders_in_once(data
     talks = ConversationFiles(home / "conversations", by_owner=True)
     talk = talks.owned_by("0123abcd").create("c1")
     talks.owned_by("0123abcd").append("c1", talk.id, Turn("Where is the pump?", "In the cellar."))
+    twin = home / "conversations" / "4567ef01" / "c1" / f"{talk.id}.json"  # another user's, of the same id
+    twin.parent.mkdir(parents=True)
+    twin.write_text((home / "conversations" / "0123abcd" / "c1" / f"{talk.id}.json").read_text())
+    damaged = home / "conversations" / "0123abcd" / "c1" / "0000damaged.json"
+    damaged.write_text('{"turns": ["not a turn"]}')
     Checkup(CheckupFiles(home / "data" / "checkups"), "c1").add(CheckQuestion("Where is the pump?", "pump.txt"))
+    (home / "data" / "checkups" / "c2.json").write_bytes(b"\xff\xfe not json")
     (home / "docs").mkdir(parents=True)
     FollowFile(home / "data" / "followed.json").add("Plant", str(home / "docs"))
     (home / "server.toml").write_text(f'[server]\ndatabase_url = "{database_url}"\n', encoding="utf-8")
 
     assert main(["--home", str(home), "migrate"]) == 0
     said = capsys.readouterr().out
-    assert f"Moved from {home / 'conversations'}: 1 conversation." in said
-    assert f"Moved from {home / 'data' / 'checkups'}: 1 check-up." in said
+    assert f"Moved from {home / 'conversations'}: 2 conversations. Left out, as they cannot be read: {damaged}." in said
+    assert f"Moved from {home / 'data' / 'checkups'}: 1 check-up. Left out, as they cannot be read: " \
+           f"{home / 'data' / 'checkups' / 'c2.json'}." in said
     assert f"Moved from {home / 'data' / 'followed.json'}: 1 followed folder." in said
     assert main(["--home", str(home), "migrate"]) == 0
     assert "Moved from" not in capsys.readouterr().out  # nothing moves twice
@@ -151,8 +158,51 @@ def test_migrate_moves_conversations_check_ups_and_followed_folders_in_once(data
     try:
         moved = ConversationRows(database).owned_by("0123abcd").get("c1", talk.id)
         assert [(t.question, t.answer) for t in moved.turns] == [("Where is the pump?", "In the cellar.")]
+        [other] = ConversationRows(database).owned_by("4567ef01").list("c1")  # kept, under an id of its own
+        assert other.id != talk.id and [t.answer for t in other.turns] == ["In the cellar."]
         assert Checkup(CheckupRows(database), "c1").state().questions == [CheckQuestion("Where is the pump?", "pump.txt")]
         assert FollowRows(database).mapping() == {"Plant": [str(home / "docs")]}
     finally:
         database.close()
     assert PASSWORD not in said
+
+
+def test_a_damaged_check_up_is_read_for_what_it_holds_and_mended_at_the_next_change(replicas: Replicas):
+    with replicas[0].writing() as conn:
+        conn.exec_driver_sql("INSERT INTO checkups (collection, body) VALUES ('c1', "
+                             "'{\"questions\": [1, {\"question\": \"q\", \"document\": \"a.txt\"}, {\"bad\": 2}], \"runs\": 7}')")
+    checkup = Checkup(CheckupRows(replicas[1]), "c1")
+    assert checkup.state().questions == [CheckQuestion("q", "a.txt")] and checkup.state().last is None
+    checkup.add(CheckQuestion("r", "b.txt"))
+    assert CheckupRows(replicas[0]).read("c1")["questions"] == [
+        {"question": "q", "document": "a.txt", "passage": ""}, {"question": "r", "document": "b.txt", "passage": ""}]
+
+
+def test_a_watch_that_cannot_read_the_list_at_first_reads_it_at_the_next_round(tmp_path: Path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+
+    class Blinking(FollowFile):
+        failures = 0
+
+        def mapping(self) -> dict[str, list[str]]:
+            if self.failures:
+                self.failures -= 1
+                raise OSError("the database is not answering")
+            return super().mapping()
+
+    kept = Blinking(tmp_path / "followed.json")
+    kept.add("Plant", str(folder))
+    kept.failures = 2  # the first two reads of the list fail
+    rounds: list[str] = []
+    watching = FollowedFolders(kept, lambda collection, _changes, _folders: rounds.append(collection) or [],
+                               reread=0.05)
+    watching.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not rounds:
+            assert time.monotonic() < deadline, "the folder was never watched"
+            time.sleep(0.05)
+    finally:
+        watching.stop()
+    assert rounds == ["Plant"]

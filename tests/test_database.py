@@ -8,15 +8,15 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from servers import postgres_server
-from sqlalchemy import create_engine, make_url, text
+from servers import fresh_database, postgres_server
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 from test_replicas import serving
 
 from rag.errors import AccessDenied, KnowledgeBaseError, NotSignedIn
@@ -51,13 +51,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty database: a SQLite file, or a database of its own on the throwaway cluster."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
-    cluster = make_url(request.getfixturevalue("cluster")).set(drivername="postgresql+psycopg")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(cluster, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return cluster.set(database=name).render_as_string(hide_password=False)
+    return fresh_database(request.getfixturevalue("cluster"))
 
 
 @pytest.fixture
@@ -311,13 +305,7 @@ def test_a_postgresql_that_hangs_costs_one_wait_then_requests_are_refused_at_onc
     import os
     import signal
 
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = make_url(cluster).set(drivername="postgresql+psycopg")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    database = Database(url.set(database=name), answer_within=1.0)
+    database = Database(fresh_database(cluster), answer_within=1.0)
     database.upgrade()
     accounts = Accounts(database)
     token = accounts.add_user("ann")
@@ -352,3 +340,22 @@ def _refusal(action) -> BaseException | None:
     except BaseException as error:  # noqa: BLE001 - returned to be looked at
         return error
     return None
+
+
+def test_a_refusal_the_database_answers_with_does_not_open_the_breaker(cluster: str):
+    """A lock not available, a deadlock, a constraint: the database answered; only a connection lost,
+    cut or never made says it does not."""
+    database = Database(fresh_database(cluster))
+    database.upgrade()
+    accounts = Accounts(database)
+    accounts.add_user("ann")
+    with database.writing() as holder:
+        holder.execute(text("SELECT * FROM users WHERE name = 'ann' FOR UPDATE"))
+        with pytest.raises(OperationalError, match="lock"), database.writing() as waiter:
+            waiter.execute(text("SET LOCAL lock_timeout = '100ms'"))
+            waiter.execute(text("SELECT * FROM users WHERE name = 'ann' FOR UPDATE"))
+    with pytest.raises(KnowledgeBaseError, match="already a user named 'ann'"):
+        accounts.add_user("ann")
+    assert database.breaker is not None and not database.breaker.is_open and database.breaker.opened == 0
+    assert accounts.users() == [("ann", False)]
+    database.close()

@@ -393,3 +393,21 @@ def test_remove_files_and_folders_present_or_gone(kb: KnowledgeBase, corpus: Pat
     left = names - {"note0.txt", "note1.txt", "manual.pdf", "readme.md"}
     assert sorted(o.path.name for o in kb.remove([corpus], "Docs")) == sorted(left)
     assert kb.status("Docs").files == [] and kb.status("Docs").chunks == 0
+
+
+def test_a_round_of_followed_changes_never_makes_a_deleted_collection_again(kb: KnowledgeBase, tmp_path: Path):
+    """A watcher's round that comes after the collection was deleted (through another replica, whose
+    change this one reads seconds later) must not make it again, ownerless."""
+    folder = tmp_path / "followed"
+    folder.mkdir()
+    (folder / "a.txt").write_text(PROSE[0] + "\n")
+    kb.create_collection("Gone")
+    kb.following.kept.add("Gone", str(folder))
+    kb.delete_collection("Gone")
+    assert kb.following.mapping() == {}
+    with pytest.raises(CollectionNotFound):
+        kb._apply_followed("Gone", None, [folder])
+    assert "Gone" not in [c.name for c in kb.collections()]
+    kb.following.kept.add("Gone", str(folder))  # left by a crash: a new collection of the name follows nothing
+    kb.create_collection("Gone")
+    assert kb.followed("Gone").folders == []

@@ -12,14 +12,13 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from servers import free_port, postgres_server
-from sqlalchemy import create_engine, make_url, text
+from servers import fresh_database, free_port, postgres_server
+from sqlalchemy import text
 
 from server.database import Database
 from server.lease import FOLLOWED_FOLDERS, Lease, LeasedJob
@@ -39,13 +38,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.db'}"
     else:
-        cluster = make_url(request.getfixturevalue("cluster")).set(drivername="postgresql+psycopg")
-        name = f"lease_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(cluster, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = cluster.set(database=name).render_as_string(hide_password=False)
+        url = fresh_database(request.getfixturevalue("cluster"))
     database = Database(url)
     database.upgrade()
     database.close()

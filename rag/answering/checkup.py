@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag.answering.claims import normalise
 
@@ -159,19 +159,20 @@ class Checkup:
         self._load(store.read(collection_id))
 
     def _load(self, kept: Kept) -> None:
-        self.questions = [CheckQuestion(**q) for q in kept.get("questions", [])]
-        self.runs = [CheckRun(**r) for r in kept.get("runs", [])]
+        self.questions = _each(CheckQuestion, kept.get("questions", []))
+        self.runs = _each(CheckRun, kept.get("runs", []))
 
     def state(self) -> CheckupState:
         return CheckupState(list(self.questions), self.runs[-1] if self.runs else None)
 
     def add(self, question: CheckQuestion) -> None:
         self._change(lambda kept: {**kept, "questions": [
-            *(q for q in kept.get("questions", []) if q.get("question") != question.question), asdict(question)]})
+            *(asdict(q) for q in _each(CheckQuestion, kept.get("questions", [])) if q.question != question.question),
+            asdict(question)]})
 
     def remove(self, question: str) -> None:
         self._change(lambda kept: {**kept, "questions": [
-            q for q in kept.get("questions", []) if q.get("question") != question]})
+            asdict(q) for q in _each(CheckQuestion, kept.get("questions", [])) if q.question != question]})
 
     def run(self, search: Callable[[str], list[Passage]], embedder: str,
             progress: Callable[[int, int], None] | None = None) -> CheckupReport:
@@ -183,8 +184,24 @@ class Checkup:
             run.ranks[question.question] = next((i for i, p in enumerate(passages, start=1) if question.fits(p)), None)
             if progress is not None:
                 progress(index + 1, len(self.questions))
-        self._change(lambda kept: {**kept, "runs": [*kept.get("runs", []), asdict(run)][-_KEPT_RUNS:]})
+        self._change(lambda kept: {**kept, "runs": [
+            *(asdict(r) for r in _each(CheckRun, kept.get("runs", []))), asdict(run)][-_KEPT_RUNS:]})
         return CheckupReport(run, self.runs[-2] if len(self.runs) > 1 else None)
 
     def _change(self, change: Callable[[Kept], Kept]) -> None:
         self._load(self._store.update(self._id, change))
+
+
+T = TypeVar("T", CheckQuestion, CheckRun)
+
+
+def _each(kind: type[T], kept: object) -> list[T]:
+    """The entries of a kept list that are ``kind``'s; one of another shape (a damaged file or row)
+    is left out, and goes at the next change."""
+    found = []
+    for entry in kept if isinstance(kept, list) else []:
+        try:
+            found.append(kind(**entry))
+        except TypeError:
+            continue
+    return found

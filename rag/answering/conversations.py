@@ -152,7 +152,7 @@ class ConversationFiles(ConversationStore):
         for path in folder.glob("*.json") if folder.is_dir() else []:
             try:
                 found.append(self._read(path))
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # a damaged file is skipped, not fatal
         return sorted(found, key=lambda c: -c.updated)
 
@@ -166,7 +166,7 @@ class ConversationFiles(ConversationStore):
         path = self._path(collection, conversation_id)
         try:
             return self._read(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConversationNotFound(conversation_id) from exc
 
     def append(self, collection: str, conversation_id: str, turn: Turn) -> Conversation:
@@ -210,6 +210,8 @@ class ConversationFiles(ConversationStore):
 
 def turn_from_dict(data: dict[str, Any]) -> Turn:
     """A turn as kept (``dataclasses.asdict``); ``TypeError`` for one of another shape."""
+    if not isinstance(data, dict):
+        raise TypeError(f"a turn is kept as an object, not {type(data).__name__}")
     # Turns saved before ``stand_in`` was kept name the starter by its label (a migration, not a rule).
     return Turn(**{"stand_in": data.get("model") == STARTER_NAME, **data})
 

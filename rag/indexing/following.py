@@ -146,7 +146,8 @@ class FollowedFolders:
             if self._watching is not None:
                 return
             self._watching = stopped = threading.Event()
-        self._refresh()
+        # The first round too on the thread that reads again: a list that cannot be read now (a
+        # database not answering) is read at the next round, not never.
         threading.Thread(target=self._rereading, args=(stopped,), name="follow-reread", daemon=True).start()
 
     def stop(self) -> None:
@@ -159,11 +160,12 @@ class FollowedFolders:
             watcher.stop()
 
     def _rereading(self, stopped: threading.Event) -> None:
-        while not stopped.wait(self._reread):
+        while not stopped.is_set():
             try:
                 self._refresh()
             except Exception as exc:  # noqa: BLE001 - a list that cannot be read now may be read at the next round
                 log.warning("reading the followed folders: %s", exc)
+            stopped.wait(self._reread)
 
     def _refresh(self) -> None:
         """While watching, watch what the list holds now: a watcher for each collection whose

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, inspect, select
 
-from rag.answering.checkup import CheckupFiles
-from rag.answering.conversations import ConversationFiles
+from rag.answering.checkup import CheckupFiles, Kept
+from rag.answering.conversations import Conversation, ConversationFiles, ConversationNotFound
 from rag.indexing.following import FollowFile
 from server.audit import AuditLog
 from server.collection_state import CheckupRows, ConversationRows, FollowRows
@@ -30,18 +30,22 @@ _PLURALS = {"group membership": "group memberships", "audit entry": "audit entri
 @dataclass(frozen=True, slots=True)
 class Moved:
     """What became of one file of the home folder: ``counts`` of rows moved now per kind, or the
-    time it was moved before (``earlier``), when nothing was moved now."""
+    time it was moved before (``earlier``), when nothing was moved now; ``damaged``: the files in it
+    that could not be read, left where they are."""
 
     source: Path
     counts: dict[str, int]
     earlier: float | None = None
+    damaged: tuple[Path, ...] = ()
 
     def sentence(self) -> str:
         if self.earlier is not None:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.earlier))
             return f"{self.source} was moved into the database on {when}; not again."
         said = ", ".join(f"{n} {kind if n == 1 else _PLURALS.get(kind, kind + 's')}" for kind, n in self.counts.items())
-        return f"Moved from {self.source}: {said or 'nothing (it was empty)'}."
+        left = (f" Left out, as they cannot be read: {', '.join(str(p) for p in self.damaged)}."
+                if self.damaged else "")
+        return f"Moved from {self.source}: {said or 'nothing (it was empty)'}.{left}"
 
 
 def move_home_folder(home: Path, into: Database, data: Path | None = None) -> list[Moved]:
@@ -66,24 +70,35 @@ def move_home_folder(home: Path, into: Database, data: Path | None = None) -> li
 def _move_conversations(folder: Path, into: Database) -> Moved:
     """``folder/<owner>/<collection id>/<id>.json``, each with its turns, kept under the same ids."""
     mine = ConversationFiles(folder, by_owner=True)
-    found = [(owner.name, conversation) for owner in sorted(folder.iterdir()) if owner.is_dir()
-             for collection in sorted(owner.iterdir()) if collection.is_dir()
-             for conversation in mine.owned_by(owner.name).list(collection.name)]
+    found: list[tuple[str, Conversation]] = []
+    damaged: list[Path] = []
+    for path in sorted(folder.glob("*/*/*.json")):
+        owner, collection = path.parent.parent.name, path.parent.name
+        try:
+            found.append((owner, mine.owned_by(owner).get(collection, path.stem)))
+        except ConversationNotFound:
+            damaged.append(path)
     with into.writing() as conn:
         if (earlier := _claim(conn, into, folder, len(found))) is not None:
             return Moved(folder, {}, earlier)
         count = ConversationRows(into).put(conn, found)
-    return Moved(folder, {"conversation": count})
+    return Moved(folder, {"conversation": count}, damaged=tuple(damaged))
 
 
 def _move_checkups(folder: Path, into: Database) -> Moved:
     files = CheckupFiles(folder)
-    kept = {path.stem: files.read(path.stem) for path in sorted(folder.glob("*.json"))}
+    kept: dict[str, Kept] = {}
+    damaged: list[Path] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            kept[path.stem] = files.read(path.stem)
+        except OSError:
+            damaged.append(path)
     with into.writing() as conn:
         if (earlier := _claim(conn, into, folder, len(kept))) is not None:
             return Moved(folder, {}, earlier)
         count = CheckupRows(into).put(conn, kept)
-    return Moved(folder, {"check-up": count})
+    return Moved(folder, {"check-up": count}, damaged=tuple(damaged))
 
 
 def _move_followed(path: Path, into: Database) -> Moved:
