@@ -2,7 +2,7 @@
 
 Each line says when, who (or ``?`` when no one could be identified), from which address,
 what (``ingest``, ``ask``, ``grant``, ``refused`` ...), on which collection, with what detail,
-and how it ended. Questions are kept unless the administrator turns that off for privacy.
+how it ended, and through which replica of the server (none for an administrator's command). Questions are kept unless the administrator turns that off for privacy.
 
 On one machine the log is a file, ``audit.jsonl`` in the server's home folder; with a database
 (``database_url``) it is that database's ``audit`` table, which every replica appends to and which
@@ -35,6 +35,7 @@ class Entry:
     detail: str = ""
     outcome: str = "ok"  # ok, refused, failed
     address: str = ""
+    replica: str = ""
 
     def line(self) -> str:
         """One line for a terminal: whatever a user sent (a call's name, a title, a question) is shown
@@ -44,7 +45,9 @@ class Entry:
         where = f" on {shown(self.collection)!r}" if self.collection else ""
         said = f": {shown(self.detail)}" if self.detail else ""
         address = f", {shown(self.address)}" if self.address else ""
-        return f"{when}  {shown(self.user):<12} {shown(self.action)}{where}{said}  [{shown(self.outcome)}{address}]"
+        replica = f", via {shown(self.replica)}" if self.replica else ""
+        return (f"{when}  {shown(self.user):<12} {shown(self.action)}{where}{said}  "
+                f"[{shown(self.outcome)}{address}{replica}]")
 
 
 def shown(text: str) -> str:
@@ -61,9 +64,11 @@ def clipped(text: str, limit: int = 100) -> str:
 
 class AuditLog:
     """Appends entries to a file (``path``; one write per line, flushed and synced: a crash loses
-    none) or to the database's ``audit`` table (each entry committed before the call goes on)."""
+    none) or to the database's ``audit`` table (each entry committed before the call goes on), each
+    naming ``replica``, the server's replica that writes them."""
 
-    def __init__(self, where: Path | Database) -> None:
+    def __init__(self, where: Path | Database, replica: str = "") -> None:
+        self.replica = replica
         self.path: Path | None = where if isinstance(where, Path) else None
         self._db = where if isinstance(where, Database) else None
         if self.path is not None:
@@ -72,7 +77,7 @@ class AuditLog:
 
     def record(self, user: str, action: str, collection: str = "", detail: str = "", outcome: str = "ok",
                address: str = "") -> None:
-        entry = Entry(time.time(), user, action, collection, detail, outcome, address)
+        entry = Entry(time.time(), user, action, collection, detail, outcome, address, self.replica)
         if self._db is not None:
             with self._db.writing() as conn:
                 self._db.append(conn, _table, [asdict(entry)])

@@ -175,23 +175,25 @@ def database_url(home: Path) -> str:
 
 
 @contextlib.contextmanager
-def open_state(home: Path, answer_within: float | None = None) -> Iterator[
+def open_state(home: Path, answer_within: float | None = None, replica: str = "") -> Iterator[
         tuple[Accounts, AuditLog, str, Database | None]]:
     """The accounts and the audit log, in the database of ``database_url`` (at this version's schema,
     else ``DatabaseError``: run migrate) or in the home folder's files; where, said for a log line;
     and the shared database (None without one). ``answer_within``: see ``Database``; a server's
-    requests are bounded, an administrator's command is not."""
+    requests are bounded, an administrator's command is not. ``replica``: the serving replica, named
+    in each audit line it writes."""
     if not (url := database_url(home)):
         accounts = Accounts(home / "accounts.db")
         try:
-            yield accounts, AuditLog(home / "audit.jsonl"), f"{home / 'accounts.db'} and {home / 'audit.jsonl'}", None
+            yield (accounts, AuditLog(home / "audit.jsonl", replica), f"{home / 'accounts.db'} and {home / 'audit.jsonl'}",
+                   None)
         finally:
             accounts.close()
         return
     database = Database(url, answer_within)
     try:
         database.require_current()
-        yield Accounts(database), AuditLog(database), database.shown, database
+        yield Accounts(database), AuditLog(database, replica), database.shown, database
     finally:
         database.close()
 
@@ -350,7 +352,7 @@ def _serve(home: Path, replica: str, host: str, port: int, uds: Path | None, cer
     log.info("replica %s (process %d) serving %s on %s; %s", replica, os.getpid(), home, uds or f"{host}:{port}",
              "watching the followed folders while it holds their lease" if config.watches_folders
              else "not watching the followed folders")
-    with open_state(home, _ANSWER_WITHIN) as (accounts, audit, kept, shared):
+    with open_state(home, _ANSWER_WITHIN, replica) as (accounts, audit, kept, shared):
         log.info("accounts, audit log%s in %s", ", conversations, check-ups and followed folders" if shared else "", kept)
         # Shared by replicas on several machines: conversations, check-ups and followed folders in the database
         # too. On one machine they stay in the home folder's files, each user's conversations apart.

@@ -94,6 +94,7 @@ audit = Table("audit", metadata,  # ordered by id: the database's order, whichev
               Column("detail", Text, nullable=False, server_default=""),
               Column("outcome", Text, nullable=False, server_default="ok"),
               Column("address", Text, nullable=False, server_default=""),
+              Column("replica", Text, nullable=False, server_default=""),  # since 0004
               Index("audit_user", "user", "id"))
 imported = Table("imported", metadata,  # what `migrate` has moved in from a home folder: moved once, never again
                  Column("source", Text, primary_key=True),

@@ -282,6 +282,8 @@ def test_two_served_replicas_on_one_postgresql_share_grants_tokens_and_the_audit
     actions = [line.split()[3].rstrip(":") for line in lines]
     assert actions[:5] == ["add-user", "add-user", "grants", "grant", "new-token"]  # both replicas', in order
     assert "[refused" in lines[2] and "sign-in" in actions[5:] and PASSWORD not in "\n".join(lines)
+    assert lines[2].endswith(", via beta]") and lines[3].endswith(", via alpha]")  # which replica did it
+    assert "via" not in lines[4]  # an administrator's command, through none
     assert PASSWORD not in "".join(p.read_text() for p in (home / "logs").rglob("*.log"))
 
 

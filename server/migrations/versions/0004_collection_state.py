@@ -1,5 +1,6 @@
 """What a shared database also holds, so that replicas on several machines share it: each user's
-conversations and their turns, each collection's check-up, and the followed folders."""
+conversations and their turns, each collection's check-up, and the followed folders; and which
+replica wrote each line of the audit log."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -9,6 +10,7 @@ down_revision = "0003"
 
 
 def upgrade() -> None:
+    op.add_column("audit", sa.Column("replica", sa.Text, nullable=False, server_default=""))
     op.create_table("conversations",
                     sa.Column("id", sa.Text, primary_key=True),
                     sa.Column("owner", sa.Text, nullable=False),
@@ -35,3 +37,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("followed", "checkups", "turns", "conversations"):
         op.drop_table(table)
+    op.drop_column("audit", "replica")
