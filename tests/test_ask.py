@@ -197,6 +197,21 @@ def test_damaged_cache_is_rebuilt(asking_kb: KnowledgeBase, docs: Path):
     assert answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256)).result.cached == "exact"
 
 
+def test_an_answer_from_the_cache_is_kept_in_its_conversation_and_followed_up(asking_kb: KnowledgeBase, docs: Path):
+    asking_kb.ingest([docs / "pump.txt"], "Docs")
+    first = answered(run(asking_kb, "How often does the pump need oil?", answer_tokens=256)).result
+    talk = asking_kb.new_conversation("Docs")
+    served = answered(run(asking_kb, "How often does the pump need oil?", conversation=talk.id, answer_tokens=256)).result
+    assert served.cached == "exact"
+    (turn,) = asking_kb.get_conversation("Docs", talk.id).turns  # reopened, the answer is there
+    assert (turn.question, turn.answer, turn.cited()) == ("How often does the pump need oil?", first.answer, first.citations)
+    assert "needs oil every 200 hours" in turn.sent  # a follow-up reads the sources it was answered from
+    follow = answered(run(asking_kb, "And who does it?", conversation=talk.id, answer_tokens=64)).result
+    assert follow.cached is None and len(asking_kb.get_conversation("Docs", talk.id).turns) == 2
+    numbers = {s.chunk_ids: s.number for s in served.sources}
+    assert all(s.number == numbers.get(s.chunk_ids, s.number) for s in follow.sources)
+
+
 def test_follow_up_sees_the_conversation(asking_kb: KnowledgeBase, docs: Path):
     asking_kb.ingest([docs], "Docs")
     conversation = asking_kb.new_conversation("Docs")

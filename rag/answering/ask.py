@@ -40,7 +40,7 @@ from rag.answering.claims import Claim, Quote, Similarity, check, claim_from_dic
 from rag.answering.conversations import ConversationStore, Turn
 from rag.answering.field_sources import FieldSource, split
 from rag.answering.prompting import Turn as PromptTurn
-from rag.answering.prompting import build_request, cited_grammar
+from rag.answering.prompting import build_request, cited_grammar, user_message
 from rag.answering.reading_speed import ReadingSpeeds
 from rag.answering.schemas import NamedSchema
 from rag.answering.sources import Source, merge, pack, whole_document_sources
@@ -207,6 +207,9 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             result = _from_payload(hit.payload, question, hit.kind, time.perf_counter() - started, model)
             yield Retrieved(result.sources, result.mode, result.quote)
             yield AnswerDelta(result.answer)
+            if options.conversation:  # kept as if answered now: a follow-up reads it with its sources
+                ctx.conversations.append(ctx.collection_id, options.conversation, _turn(
+                    question, result, model, user_message(question, result.sources), result.answer, result.sources))
             yield Answered(result)
             return
     cache_seconds = time.perf_counter() - started
@@ -250,14 +253,19 @@ def _answer(question: str, ctx: AskContext, options: AskOptions, cancel: CancelT
             if cacheable and event.finish == "stop":
                 ctx.cache.put(question, scope, _to_payload(result), question_vector())  # type: ignore[union-attr]
             if options.conversation:
-                ctx.conversations.append(
-                    ctx.collection_id, options.conversation,
-                    Turn(question, result.answer, [_citation_dict(c) for c in result.citations], result.data, mode,
-                         sent=request.messages[-1].content, reply=event.text,
-                         sources=[_source_dict(s) for s in sources], claims=[asdict(c) for c in result.claims],
-                         quote=asdict(quoted) if quoted else None, model=model.name, stand_in=model.stand_in),
-                )
+                ctx.conversations.append(ctx.collection_id, options.conversation, _turn(
+                    question, result, model, request.messages[-1].content, event.text, sources))
             yield Answered(result)
+
+
+def _turn(question: str, result: AnswerResult, model: LanguageModel, sent: str, reply: str,
+          sources: Sequence[Source]) -> Turn:
+    """The turn a conversation keeps of an answer: ``sent`` and ``reply`` as the model read and wrote
+    them, ``sources`` those first sent in it (a follow-up repeats them, and numbers new ones after)."""
+    return Turn(question, result.answer, [_citation_dict(c) for c in result.citations], result.data, result.mode,
+                sent=sent, reply=reply, sources=[_source_dict(s) for s in sources],
+                claims=[asdict(c) for c in result.claims], quote=asdict(result.quote) if result.quote else None,
+                model=model.name, stand_in=model.stand_in)
 
 
 def _room(question: str, model: LanguageModel, options: AskOptions, earlier: list[_EarlierTurn],
