@@ -204,7 +204,9 @@ class KnowledgeBase:
             sync_keyword(stored, keyword)
             report = Ingestor(stored, keyword, self.embedder, self.chunking, confine=self.confine_folders).run(
                 paths, progress, cancel, force)
-            keyword.set_generation(stored.generation())
+            # In step with the store, this ingest's rows and any another client wrote meanwhile: the rows
+            # written since the sync above (this ingest's own are passed over, their hashes the same).
+            sync_keyword(stored, keyword)
         return report
 
     @offered(Access.EDITOR, client_paths=("paths",), audited=True)
@@ -213,7 +215,7 @@ class KnowledgeBase:
         stored, keyword = self._collection(collection)
         with self._indexing:
             outcomes = Ingestor(stored, keyword, self.embedder, self.chunking).remove(paths)
-            keyword.set_generation(stored.generation())
+            sync_keyword(stored, keyword)  # in step: this removal's tombstones, and what others wrote meanwhile
         return outcomes
 
     @offered(Access.READER)

@@ -8,6 +8,7 @@ own calls (no embedding: vectors near real ones, made from a few real embeddings
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,9 @@ def big(tmp_path_factory: pytest.TempPathFactory, embedder, starter_engine) -> I
     store = VectorStore.embedded(root / "chroma")
     info = store.create(NAME, embedder.model_id, embedder.dimension)
     stored = store.open(info)
+    # Written an hour ago: a re-sync reads the rows written since its last, less a margin of minutes for
+    # the machines' clocks, so rows written just now would all be read once more.
+    stored.clock = lambda: time.time() - 3600
     base = embedder.embed(PROSE)
     noise = np.random.default_rng(0).normal(0, 0.02, (FILES, base.shape[1])).astype(np.float32)
     vectors = base[np.arange(FILES) % len(PROSE)] + noise

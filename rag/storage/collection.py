@@ -8,8 +8,9 @@ that row is written after its last chunk.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from rag.breaker import Breaker
 from rag.documents import Chunk
 from rag.storage.chroma_errors import translate_errors
-from rag.storage.manifest import PENDING, WORDS, FileRecord
+from rag.storage.manifest import CHANGED, PENDING, REMOVED, WORDS, FileRecord
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -40,6 +41,11 @@ _UNFINISHED_CHUNKS = 4 * _WRITE_BATCH
 # The manifest's one row that is not a file: the collection's generation.
 _GENERATION_ID = "__generation__"
 _GENERATION_STATUS = "generation"
+# How long a removed file's tombstone stays in the manifest (seconds): a keyword index that last
+# synced longer ago than this may have missed a removal, and reads the whole manifest again.
+TOMBSTONE_LIFE = 7 * 24 * 3600.0
+# Tombstones past their life are swept by the client removing files, at most this often (seconds).
+_SWEEP_EVERY = 3600.0
 
 
 def chunk_row(key: str, path_text: str, content_hash: str, chunk: Chunk) -> tuple[str, str, dict[str, Any]]:
@@ -56,6 +62,17 @@ def chunk_row(key: str, path_text: str, content_hash: str, chunk: Chunk) -> tupl
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestChanges:
+    """The manifest rows written since a time: each file's status and content hash by key (a
+    removed file's status is ``REMOVED``), and whether the generation's own row was among them.
+    It is not when a version that stamps no rows moved the generation last: then rows may have
+    changed that no read by stamp finds."""
+
+    files: dict[str, tuple[str, str]]
+    generation_stamped: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoredChunk:
     """A chunk as read back from the store."""
 
@@ -66,15 +83,20 @@ class StoredChunk:
 
 
 class StoredCollection:
-    """One knowledge base: its chunks (with vectors) and its manifest of files."""
+    """One knowledge base: its chunks (with vectors) and its manifest of files.
+
+    ``clock`` stamps the manifest rows written (``rag.storage.manifest.CHANGED``); tests pass
+    their own, so that they need not sleep."""
 
     def __init__(self, info: CollectionInfo, chunks: Collection, files: Collection, max_batch: int,
-                 breaker: Breaker | None = None) -> None:
+                 breaker: Breaker | None = None, clock: Callable[[], float] = time.time) -> None:
         self.info = info
         self._chunks = chunks
         self._files = files
         self._max_batch = max_batch
         self._breaker = breaker
+        self.clock = clock
+        self._swept_at: float | None = None
 
     # -- manifest -------------------------------------------------------------------------
 
@@ -84,7 +106,7 @@ class StoredCollection:
             key: FileRecord.from_metadata(key, meta)
             for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker)
             for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
-            if key != _GENERATION_ID and meta
+            if _is_file(key, meta)
         }
 
     def files_by_key(self, keys: Sequence[str]) -> dict[str, FileRecord]:
@@ -97,7 +119,7 @@ class StoredCollection:
                 rows = self._files.get(ids=list(keys[lo : lo + _READ_PAGE]), include=["metadatas"])
             found.update((key, FileRecord.from_metadata(key, meta))
                          for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False)
-                         if key != _GENERATION_ID and meta)
+                         if _is_file(key, meta))
         return found
 
     def unfinished_files(self) -> dict[str, FileRecord]:
@@ -115,7 +137,7 @@ class StoredCollection:
         """One file's manifest row, if any."""
         with translate_errors("reading the manifest", self._breaker):
             rows = self._files.get(ids=[key], include=["metadatas"])
-        if not rows["ids"]:
+        if not rows["ids"] or not _is_file(key, rows["metadatas"][0]):
             return None
         return FileRecord.from_metadata(key, rows["metadatas"][0])
 
@@ -137,22 +159,47 @@ class StoredCollection:
                     unfinished[key] = str(meta.get("hash", ""))
         return generation, unfinished
 
+    def changed_since(self, since: float) -> ManifestChanges:
+        """The rows written at or after ``since`` (by their writers' clocks), read by a filter on
+        their stamps rather than among every row. Rows written by a version that stamped none
+        are never among them."""
+        files: dict[str, tuple[str, str]] = {}
+        generation_stamped = False
+        where = {CHANGED: {"$gte": float(since)}}
+        for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker, where):
+            for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False):
+                if key == _GENERATION_ID:
+                    generation_stamped = True
+                elif meta:
+                    files[key] = (str(meta.get("status", "")), str(meta.get("hash", "")))
+        return ManifestChanges(files, generation_stamped)
+
     def put_file(self, record: FileRecord) -> None:
         """Write one manifest row (insert or replace)."""
         self.put_files([record])
 
     def put_files(self, records: Sequence[FileRecord]) -> None:
-        """Write manifest rows (insert or replace), as many in one call as Chroma takes."""
+        """Write manifest rows (insert or replace), as many in one call as Chroma takes, each
+        stamped with the time of its call (just before it: a reader's margin covers the call)."""
         with translate_errors("writing the manifest", self._breaker):
             for lo in range(0, len(records), self._max_batch):
                 part = records[lo : lo + self._max_batch]
+                changed = float(self.clock())
                 self._files.upsert(ids=[r.key for r in part], embeddings=[[0.0]] * len(part),
-                                   metadatas=[r.metadata() for r in part])
+                                   metadatas=[{**r.metadata(), CHANGED: changed} for r in part])
 
     def drop_file(self, key: str) -> None:
-        """Forget one file in the manifest."""
+        """Forget one file in the manifest: its row becomes a stamped tombstone, which every read
+        of files passes over, so that a keyword index reading the rows changed since it last
+        synced learns of the removal (a deleted row is in no such read). Tombstones older than
+        ``TOMBSTONE_LIFE`` are swept here, at most once in ``_SWEEP_EVERY``."""
+        now = float(self.clock())
         with translate_errors("writing the manifest", self._breaker):
-            self._files.delete(ids=[key])
+            self._files.upsert(ids=[key], embeddings=[[0.0]], metadatas=[{"status": REMOVED, "path": "", CHANGED: now}])
+            if self._swept_at is None or not 0 <= now - self._swept_at < _SWEEP_EVERY:
+                expired: dict[str, Any] = {"$and": [{"status": REMOVED}, {CHANGED: {"$lt": now - TOMBSTONE_LIFE}}]}
+                self._files.delete(where=expired)
+                self._swept_at = now
 
     def generation(self) -> str:
         """A token that changes whenever a file is indexed or removed, by any client."""
@@ -164,7 +211,8 @@ class StoredCollection:
         """Mark the collection changed."""
         with translate_errors("writing the manifest", self._breaker):
             self._files.upsert(
-                ids=[_GENERATION_ID], embeddings=[[0.0]], metadatas=[{"status": _GENERATION_STATUS, "value": uuid.uuid4().hex}]
+                ids=[_GENERATION_ID], embeddings=[[0.0]],
+                metadatas=[{"status": _GENERATION_STATUS, "value": uuid.uuid4().hex, CHANGED: float(self.clock())}],
             )
 
     # -- chunks ---------------------------------------------------------------------------
@@ -273,6 +321,11 @@ def _pages(
         if len(rows["ids"]) < page:
             return
         offset += len(rows["ids"])
+
+
+def _is_file(key: str, meta: Mapping[str, Any] | None) -> bool:
+    """Whether a manifest row is a file's (not the generation's, nor a removed file's tombstone)."""
+    return key != _GENERATION_ID and meta is not None and bool(meta) and meta.get("status") != REMOVED
 
 
 def _stored(rows: GetResult) -> list[StoredChunk]:

@@ -9,11 +9,12 @@ Korean characters as overlapping bigrams, since those scripts put no spaces betw
 Two files hold it, in the collection's own folder. The terms are in a Tantivy index
 (``term_index``), which ranks. An SQLite file says which documents are searchable and at
 which content hash, holds a document's text while its vectors are made, and remembers the
-store generation the index follows. A document is searchable only while the SQLite file
-names it, and it is named only after its terms are committed: a change first takes the
-document off the list, then changes its terms and commits them, then names it again. So a
-search never sees half a document; terms left by a process that died midway are never
-shown, and are swept at the next ingest.
+store generation the index follows, with the time (by the store's clock) up to which it read
+the store's manifest: the next re-sync reads only the manifest rows written since then. A
+document is searchable only while the SQLite file names it, and it is named only after its
+terms are committed: a change first takes the document off the list, then changes its terms
+and commits them, then names it again. So a search never sees half a document; terms left
+by a process that died midway are never shown, and are swept at the next ingest.
 
 A document being indexed is searchable here first: its chunks are written with their text
 as soon as it is read (``begin``, ``append``, ``words``), while their vectors are still being
@@ -139,10 +140,22 @@ class KeywordIndex:
             row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         return row[0] if row else ""
 
-    def set_generation(self, generation: str) -> None:
-        """Record the store generation the index now matches."""
+    @property
+    def synced_at(self) -> float | None:
+        """The time (the store's clock, taken before it read the manifest) of the last re-sync from
+        the store's manifest: every row written before it is reflected here. None before the first."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='synced_at'").fetchone()
+        return float(row[0]) if row else None
+
+    def set_generation(self, generation: str, synced_at: float | None = None) -> None:
+        """Record the store generation the index now matches, and with ``synced_at`` the time of
+        the manifest read that brought it there. Without it the time stays as it was: an ingest
+        here that records the generation after its own writes has not read the others' meanwhile."""
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
+            if synced_at is not None:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('synced_at', ?)", (repr(float(synced_at)),))
 
     def documents(self) -> dict[str, str]:
         """Document key -> content hash, for every document in the index whose vectors are done."""
@@ -260,21 +273,53 @@ class KeywordIndex:
         fetch: Callable[[str], Sequence[tuple[str, str]]],
         generation: str,
         unfinished: dict[str, str] | None = None,
+        synced_at: float | None = None,
     ) -> int:
-        """Bring the index in step with the store's ``indexed`` documents (key -> hash).
+        """Bring the index in step with the store's ``indexed`` documents (key -> hash): every one.
 
         ``fetch(key)`` returns a document's ``(chunk_id, text)`` pairs from the store.
         ``unfinished`` names the documents being indexed (key -> hash): those this index holds
-        the words of stay searchable. Returns how many documents changed.
+        the words of stay searchable. ``synced_at`` is the time of the manifest read that gave
+        ``indexed`` (see ``synced_at``). Returns how many documents changed.
         """
-        unfinished = unfinished or {}
         have = self.documents()
-        # (document, its hash, or None to forget it): those read by an ingest that stopped (or
-        # since finished elsewhere), those gone from the store, those new or changed there.
-        changes: list[tuple[str, str | None]] = [
-            (doc, None) for doc, content_hash in self.words_only().items() if unfinished.get(doc) != content_hash]
+        changes = self._stopped(unfinished or {})
         changes += [(doc, None) for doc in have.keys() - indexed.keys()]
         changes += [(doc, content_hash) for doc, content_hash in indexed.items() if have.get(doc) != content_hash]
+        return self._apply(changes, fetch, generation, synced_at)
+
+    def sync_changed(
+        self,
+        changed: dict[str, str | None],
+        fetch: Callable[[str], Sequence[tuple[str, str]]],
+        generation: str,
+        unfinished: dict[str, str],
+        synced_at: float,
+    ) -> int:
+        """Bring the index in step with the store, given only the manifest rows written since
+        the last sync (``changed``: key -> hash where the store holds the document indexed, None
+        where it does not: being indexed, failed or removed); what ``sync`` of every indexed
+        document would do, where the rest are as this index last saw them. ``unfinished`` must
+        name every document this index holds the words of that is still being indexed."""
+        have = self.documents()
+        changes = self._stopped(unfinished)
+        changes += [(doc, None) for doc, content_hash in changed.items() if content_hash is None and doc in have]
+        changes += [(doc, content_hash) for doc, content_hash in changed.items()
+                    if content_hash is not None and have.get(doc) != content_hash]
+        return self._apply(changes, fetch, generation, synced_at)
+
+    def _stopped(self, unfinished: dict[str, str]) -> list[tuple[str, str | None]]:
+        """Documents read by an ingest that stopped (or since finished elsewhere): to forget."""
+        return [(doc, None) for doc, content_hash in self.words_only().items() if unfinished.get(doc) != content_hash]
+
+    def _apply(
+        self, changes: list[tuple[str, str | None]], fetch: Callable[[str], Sequence[tuple[str, str]]],
+        generation: str, synced_at: float | None,
+    ) -> int:
+        """Re-index each document (its key, and its hash, or None to forget it), then record the
+        generation; returns how many changed (fewer, and nothing recorded, where another process
+        is writing the index)."""
+        changes = list(dict(changes).items())  # a document named twice: the last word stands
         for lo in range(0, len(changes), _SYNC_BATCH):  # a commit each costs more than the rows in it
             part = [(doc, content_hash, fetch(doc) if content_hash is not None else ())
                     for doc, content_hash in changes[lo : lo + _SYNC_BATCH]]
@@ -290,7 +335,7 @@ class KeywordIndex:
                 self._terms.commit()
                 self._show([(doc, content_hash) for doc, content_hash, _ in part if content_hash is not None], False)
         changed = len(changes)
-        self.set_generation(generation)
+        self.set_generation(generation, synced_at)
         if changed:
             log.info("keyword index %s: %d documents re-synced", self.folder.name, changed)
         return changed

@@ -3,6 +3,11 @@
 The manifest is the record of what is done: a file counts as indexed only once its row says
 ``INDEXED``, and that row is written after its last chunk (``rag.storage.collection`` keeps the
 rows, ``rag.indexing.ingest`` the order of writes).
+
+Every row is stamped, when written, with its writer's clock time (``CHANGED``), so that a
+process whose keyword index follows the store reads only the rows written since it last
+synced (``rag.storage.open_collections.sync_keyword``). A removed file's row stays a while as
+a tombstone (``REMOVED``), stamped too, so that such a read learns of removals as well.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from rag.documents import text_to_path
 PENDING, INDEXED, FAILED = "pending", "indexed", "failed"
 # Read, and searchable by keyword where it was read, while its vectors are being made.
 WORDS = "words"
+# A removed file's row: no file, only the news that it went (see ``StoredCollection.drop_file``).
+REMOVED = "removed"
+# The metadata field holding the time a row was written (seconds since the epoch, the writer's clock).
+CHANGED = "changed"
 
 
 @dataclass(slots=True)

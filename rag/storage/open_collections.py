@@ -9,14 +9,18 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from rag.storage.collection import StoredCollection
+from rag.storage.collection import TOMBSTONE_LIFE, StoredCollection
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.manifest import INDEXED, PENDING, WORDS
 from rag.storage.vectors import CollectionInfo, VectorStore
 
 _NAME_TTL = 5.0
+# Seconds a re-sync reads before the time of the last: rows stamped by a clock behind this
+# machine's, and rows stamped just before the last re-sync but written just after its read.
+_MARGIN = 120.0
 
 
 class OpenCollections:
@@ -84,16 +88,54 @@ def sync_keyword(
     unfinished: dict[str, str] | None = None,
 ) -> None:
     """Bring ``keyword`` in step with ``stored``'s manifest, when another client (or a crash) left it
-    behind; ``generation`` and ``unfinished`` are ``stored.state()`` where the caller has just read it."""
+    behind; ``generation`` and ``unfinished`` are ``stored.state()`` where the caller has just read it.
+
+    Only the manifest rows written since the index last synced are read (their stamps, less
+    ``_MARGIN``; removed files leave stamped tombstones): a few rows after another client's ingest,
+    whatever the manifest's size. The whole manifest is read where that cannot be exact: at the
+    index's first sync (or its first since an upgrade: rows written before carry no stamp), when
+    its last was too long ago for every tombstone since to remain, and when the generation was
+    last moved by a version that stamps nothing."""
     if generation is None or unfinished is None:
         generation, unfinished = stored.state()
     if keyword.generation == generation:
         return
+    now = float(stored.clock())  # before the read: a row written after it is in the next one's
+    since = keyword.synced_at
+    changes = None
+    # (A time ahead of now: the clock was set back, and rows written since may carry earlier stamps.)
+    if since is not None and now - TOMBSTONE_LIFE + 2 * _MARGIN < since <= now:
+        changes = stored.changed_since(since - _MARGIN)
+    if changes is None or not changes.generation_stamped:
+        _sync_whole(stored, keyword, generation, unfinished, now)
+        return
+    # Re-reading a row already seen is harmless: a document is fetched only when its hash differs.
+    changed = {key: content_hash if status == INDEXED else None
+               for key, (status, content_hash) in changes.files.items()}
+    unfinished = {**unfinished, **{key: content_hash for key, (status, content_hash) in changes.files.items()
+                                   if status in (PENDING, WORDS)}}
+    # The documents this index holds the words of are looked up by key, so that whether they are
+    # still being indexed does not depend on a paged read of unfinished rows (one may move while
+    # others finish): a handful at most, those an ingest here left.
+    held = keyword.words_only()
+    if held:
+        unfinished.update({key: record.content_hash for key, record in stored.files_by_key(list(held)).items()
+                           if record.status in (PENDING, WORDS)})
+    keyword.sync_changed(changed, _fetcher(stored), generation, unfinished, now)
+
+
+def _sync_whole(
+    stored: StoredCollection, keyword: KeywordIndex, generation: str, unfinished: dict[str, str], now: float,
+) -> None:
+    """Re-sync ``keyword`` from every row of the manifest."""
     files = stored.files()
     indexed = {k: r.content_hash for k, r in files.items() if r.status == INDEXED}
     # The manifest read whole (a paged read of unfinished rows can miss one that moved while
     # others finished): a file still being indexed keeps the words the index holds of it.
     unfinished = {**unfinished, **{k: r.content_hash for k, r in files.items() if r.status in (PENDING, WORDS)}}
-    keyword.sync(
-        indexed, lambda key: [(c.id, c.text) for c in stored.document_chunks(key)], generation, unfinished
-    )
+    keyword.sync(indexed, _fetcher(stored), generation, unfinished, now)
+
+
+def _fetcher(stored: StoredCollection) -> Callable[[str], list[tuple[str, str]]]:
+    """A document's ``(chunk id, text)`` pairs, read from the store."""
+    return lambda key: [(c.id, c.text) for c in stored.document_chunks(key)]
