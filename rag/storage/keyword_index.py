@@ -165,7 +165,7 @@ class KeywordIndex:
     def words_only(self) -> dict[str, str]:
         """Document key -> content hash, for the documents searchable here before their vectors are done."""
         with self._lock:
-            return dict(self._db.execute("SELECT doc, hash FROM docs WHERE words_only").fetchall())
+            return dict(self._db.execute("SELECT doc, hash FROM docs WHERE words_only = 1").fetchall())  # its index
 
     def chunks(self) -> int:
         """How many chunks' terms the index holds, searchable or not."""
