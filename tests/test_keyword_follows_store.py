@@ -8,6 +8,7 @@ keyword index holds what a sync from scratch gives, and B read a few manifest ro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,8 +191,64 @@ def test_a_whole_read_where_the_changed_rows_cannot_say_everything(pair: Pair):
     assert document_key(third) not in pair.b_keyword.documents()
     assert sum(pair.read) > FILES - 3
 
+    # An older version removes a file and moves the generation, then this version moves it again before
+    # B looks: the generation's row is stamped again, but what the older version did is in no stamp.
+    fifth = pair.folder / "note05.txt"
+    pair.a_stored._files.delete(ids=[document_key(fifth)])
+    pair.a_stored._files.upsert(ids=["__generation__"], embeddings=[[0.0]],
+                                metadatas=[{"status": "generation", "value": "unstamped again"}])
+    pair.clock.advance()
+    valve = pair.folder / "valve.txt"
+    valve.write_text("The relief valve of the boiler opens at twelve bar.\n")
+    assert pair.a.ingest([valve], NAME).count(INDEXED) == 1
+    assert pair.b_follows("relief valve") == [document_key(valve)]
+    assert document_key(fifth) not in pair.b_keyword.documents()
+    assert sum(pair.read) > FILES - 4  # every row
+
     pump = pair.folder / "pump.txt"
     pump.write_text("The bilge pump of the ferry Aurelia needs oil every ninety running hours.\n")
     assert pair.a.ingest([pump], NAME).count(INDEXED) == 1
+    pair.clock.advance()  # past the margin after the whole read
     assert pair.b_follows("bilge pump oil") == [document_key(pump)]
+    pump.write_text("The bilge pump of the ferry Aurelia needs grease every ninety running hours.\n")
+    assert pair.a.ingest([pump], NAME).count(INDEXED) == 1
+    assert pair.b_follows("bilge pump grease") == [document_key(pump)]
     assert sum(pair.read) <= FEW, pair.read  # a few rows again
+
+
+def test_writers_whose_clocks_are_wrong_stamp_by_the_server_s(embedder, tmp_path: Path):
+    """Three processes on one Chroma server: A's machine clock is ten minutes slow. Stamped by its own
+    clock, A's rows fell before B's margin and B never found A's file; stamped by the server's time
+    (its heartbeat), they are read like everyone's."""
+    from test_team import ChromaServer
+
+    server = ChromaServer(tmp_path / "server")
+    server.start()
+    opened: list[KnowledgeBase] = []
+    try:
+        def process(name: str, slow: float = 0.0) -> KnowledgeBase:
+            store = VectorStore.server("localhost", server.port)
+            store.local_clock = lambda: time.time() - slow
+            opened.append(KnowledgeBase(store, embedder, tmp_path / f"keyword-{name}"))
+            return opened[-1]
+
+        a, b, c = process("a", slow=600.0), process("b"), process("c")
+        c.create_collection(NAME)
+        first = tmp_path / "first.txt"
+        first.write_text("The lighthouse keeper logged every ship that passed.\n")
+        assert c.ingest([first], NAME).count(INDEXED) == 1
+        assert b.search("lighthouse keeper", NAME, mode=SearchMode(vector=False))  # B's first sync: every row
+        slow, on_time = tmp_path / "slow.txt", tmp_path / "on-time.txt"
+        slow.write_text("The zeppelin burned kerosene over the harbour.\n")
+        on_time.write_text("A quokka smiled at the ferry's passengers.\n")
+        assert a.ingest([slow], NAME).count(INDEXED) == 1
+        assert c.ingest([on_time], NAME).count(INDEXED) == 1
+        a_stored, _ = a._collection(NAME)
+        assert abs(a_stored.clock() - time.time()) < 5  # the server's time, not A's machine's
+        for words, path in (("zeppelin kerosene", slow), ("quokka ferry", on_time)):
+            found = b.search(words, NAME, mode=SearchMode(vector=False))
+            assert found and found[0].path == path, words
+    finally:
+        for kb in opened:
+            kb.close()
+        server.stop()

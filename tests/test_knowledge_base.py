@@ -411,3 +411,18 @@ def test_a_round_of_followed_changes_never_makes_a_deleted_collection_again(kb: 
     kb.following.kept.add("Gone", str(folder))  # left by a crash: a new collection of the name follows nothing
     kb.create_collection("Gone")
     assert kb.followed("Gone").folders == []
+
+
+def test_removing_a_path_that_was_a_folder_and_is_a_file_now_removes_the_folder_s_files(kb: KnowledgeBase,
+                                                                                        tmp_path: Path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (reports / name).write_text(PROSE[0] + "\n")
+    kb.ingest([reports], "Docs")
+    for name in ("a.txt", "b.txt"):
+        (reports / name).unlink()
+    reports.rmdir()
+    reports.write_text("Now a file of the same name.\n")
+    assert sorted(o.path.name for o in kb.remove([reports], "Docs")) == ["a.txt", "b.txt"]
+    assert kb.status("Docs").files == []

@@ -148,13 +148,13 @@ class Ingestor:
         """Forget files (or every file under a folder) whether or not they still exist on disk.
 
         A file is found by its own manifest row; a folder's files only among every row, read
-        whole when a folder (or a path neither on disk nor in the manifest) is given."""
+        whole when a folder (or a path the manifest holds no file at) is given."""
         targets = [Path(os.path.abspath(p)) for p in paths]
         manifest = self.collection.files_by_key([document_key(t) for t in targets])
         named = {record.path for record in manifest.values()}
-        if any(os.path.isdir(t) or (t not in named and not os.path.exists(t)) for t in targets):
-            # A folder, or a path gone from disk that the manifest holds no file at (a folder
-            # once, perhaps): the files under it are found among every row.
+        if any(os.path.isdir(t) or t not in named for t in targets):
+            # A folder, or a path the manifest holds no file at (a folder once, perhaps, gone from
+            # disk or a file now): the files under it are found among every row.
             manifest = self.collection.files()
         outcomes = []
         for record in manifest.values():

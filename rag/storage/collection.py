@@ -41,6 +41,9 @@ _UNFINISHED_CHUNKS = 4 * _WRITE_BATCH
 # The manifest's one row that is not a file: the collection's generation.
 _GENERATION_ID = "__generation__"
 _GENERATION_STATUS = "generation"
+# On the generation's row: a read of the rows stamped since a time before this one misses changes;
+# and the value this version wrote last, which differs from the value once an older version moved it.
+_WHOLE_BEFORE, _STAMPED = "whole_before", "stamped"
 # How long a removed file's tombstone stays in the manifest (seconds): a keyword index that last
 # synced longer ago than this may have missed a removal, and reads the whole manifest again.
 TOMBSTONE_LIFE = 7 * 24 * 3600.0
@@ -64,12 +67,13 @@ def chunk_row(key: str, path_text: str, content_hash: str, chunk: Chunk) -> tupl
 @dataclass(frozen=True, slots=True)
 class ManifestChanges:
     """The manifest rows written since a time: each file's status and content hash by key (a
-    removed file's status is ``REMOVED``), and whether the generation's own row was among them.
-    It is not when a version that stamps no rows moved the generation last: then rows may have
-    changed that no read by stamp finds."""
+    removed file's status is ``REMOVED``), and whether they say everything that changed since:
+    not when a version that stamps no rows moved the generation since (last, or before a newer
+    version moved it again: ``whole_before``, see ``bump_generation``), nor when the read took
+    more than one page (a row stamped meanwhile may shift a page's rows past its reader)."""
 
     files: dict[str, tuple[str, str]]
-    generation_stamped: bool
+    complete: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,19 +164,20 @@ class StoredCollection:
         return generation, unfinished
 
     def changed_since(self, since: float) -> ManifestChanges:
-        """The rows written at or after ``since`` (by their writers' clocks), read by a filter on
+        """The rows written at or after ``since`` (by the store's clock), read by a filter on
         their stamps rather than among every row. Rows written by a version that stamped none
         are never among them."""
         files: dict[str, tuple[str, str]] = {}
-        generation_stamped = False
+        complete, pages = False, 0
         where = {CHANGED: {"$gte": float(since)}}
         for rows in _pages(self._files, ["metadatas"], "reading the manifest", self._breaker, where):
+            pages += 1
             for key, meta in zip(rows["ids"], rows["metadatas"] or [], strict=False):
                 if key == _GENERATION_ID:
-                    generation_stamped = True
+                    complete = _moved_by_this_version(meta) and float(meta.get(_WHOLE_BEFORE, 0.0)) < since
                 elif meta:
                     files[key] = (str(meta.get("status", "")), str(meta.get("hash", "")))
-        return ManifestChanges(files, generation_stamped)
+        return ManifestChanges(files, complete and pages <= 1)
 
     def put_file(self, record: FileRecord) -> None:
         """Write one manifest row (insert or replace)."""
@@ -208,11 +213,23 @@ class StoredCollection:
         return str(rows["metadatas"][0]["value"]) if rows["ids"] else "0"
 
     def bump_generation(self) -> None:
-        """Mark the collection changed."""
+        """Mark the collection changed. The generation's row says, besides its value and stamp,
+        which value this version wrote (``_STAMPED``: a version that stamps nothing changes the
+        value alone, Chroma keeping the other fields), and the time before which no read by
+        stamps can be trusted (``_WHOLE_BEFORE``): set when this version moves a generation that
+        such a version moved last, whose changes no read by stamps finds; carried forward after."""
+        now = float(self.clock())
+        value = uuid.uuid4().hex
         with translate_errors("writing the manifest", self._breaker):
+            rows = self._files.get(ids=[_GENERATION_ID], include=["metadatas"])
+            before = rows["metadatas"][0] if rows["ids"] and rows["metadatas"] else None
+            whole_before = float(before.get(_WHOLE_BEFORE, 0.0)) if before else 0.0
+            if before is not None and not _moved_by_this_version(before):
+                whole_before = now
             self._files.upsert(
                 ids=[_GENERATION_ID], embeddings=[[0.0]],
-                metadatas=[{"status": _GENERATION_STATUS, "value": uuid.uuid4().hex, CHANGED: float(self.clock())}],
+                metadatas=[{"status": _GENERATION_STATUS, "value": value, _STAMPED: value, CHANGED: now,
+                            _WHOLE_BEFORE: whole_before}],
             )
 
     # -- chunks ---------------------------------------------------------------------------
@@ -321,6 +338,11 @@ def _pages(
         if len(rows["ids"]) < page:
             return
         offset += len(rows["ids"])
+
+
+def _moved_by_this_version(generation: Mapping[str, Any]) -> bool:
+    """Whether the generation's row was last written by a version that stamps its rows."""
+    return CHANGED in generation and generation.get("value") == generation.get(_STAMPED)
 
 
 def _is_file(key: str, meta: Mapping[str, Any] | None) -> bool:

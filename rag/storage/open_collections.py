@@ -94,8 +94,10 @@ def sync_keyword(
     ``_MARGIN``; removed files leave stamped tombstones): a few rows after another client's ingest,
     whatever the manifest's size. The whole manifest is read where that cannot be exact: at the
     index's first sync (or its first since an upgrade: rows written before carry no stamp), when
-    its last was too long ago for every tombstone since to remain, and when the generation was
-    last moved by a version that stamps nothing."""
+    its last was too long ago for every tombstone since to remain, when a version that stamps
+    nothing moved the generation since, and when the rows changed fill more than a page. Stamps
+    are the store's time (``VectorStore.clock``), so writers on machines whose clocks disagree
+    stamp alike."""
     if generation is None or unfinished is None:
         generation, unfinished = stored.state()
     if keyword.generation == generation:
@@ -106,7 +108,7 @@ def sync_keyword(
     # (A time ahead of now: the clock was set back, and rows written since may carry earlier stamps.)
     if since is not None and now - TOMBSTONE_LIFE + 2 * _MARGIN < since <= now:
         changes = stored.changed_since(since - _MARGIN)
-    if changes is None or not changes.generation_stamped:
+    if changes is None or not changes.complete:
         _sync_whole(stored, keyword, generation, unfinished, now)
         return
     # Re-reading a row already seen is harmless: a document is fetched only when its hash differs.

@@ -42,6 +42,7 @@ _NEXT, _OLD = "-next", "-old"  # a re-embed's new chunks while they are built; t
 # seconds once, and the breaker spares every later call.
 _CONNECT_TIMEOUT = 2.0
 _READ_TIMEOUT = 10.0
+_CLOCK_CHECK = 600.0  # seconds between readings of a server's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,11 @@ class VectorStore:
     """The collections of one Chroma: embedded in a folder, or a server shared by a team.
 
     A server's every call goes through ``breaker``: once the server did not answer, calls raise
-    ``StoreUnavailable`` at once until its heartbeat answers again (an embedded store has none)."""
+    ``StoreUnavailable`` at once until its heartbeat answers again (an embedded store has none).
+
+    ``clock`` is the store's time, by which manifest rows are stamped (``rag.storage.manifest``):
+    a server's, from its heartbeat, so that the stamps of writers on several machines agree
+    whatever their own clocks say; an embedded store's writers share one machine's clock."""
 
     def __init__(self, client: ClientAPI, location: str, owns_connections: bool = False,
                  breaker: Breaker | None = None) -> None:
@@ -68,6 +73,9 @@ class VectorStore:
         self.location = location
         self._owns_connections = owns_connections
         self.breaker = breaker
+        self.local_clock = time.time  # this machine's (tests set one that is wrong)
+        self._offset = 0.0  # the server's clock less this machine's
+        self._offset_at: float | None = None  # when it was last measured (monotonic); None: never
         with translate_errors("asking Chroma its batch size", breaker):
             self.max_batch = max(1, min(client.get_max_batch_size(), 4096))
 
@@ -219,7 +227,21 @@ class VectorStore:
         with translate_errors(f"opening collection {info.name!r}", self.breaker):
             chunks = self._client.get_collection(info.id, embedding_function=None)
             files = self._client.get_or_create_collection(info.id + "-files", embedding_function=None)
-        return StoredCollection(info, chunks, files, self.max_batch, self.breaker)
+        return StoredCollection(info, chunks, files, self.max_batch, self.breaker, clock=self.clock)
+
+    def clock(self) -> float:
+        """The store's time, in seconds since 1970: this machine's clock, corrected by how far the
+        server's heartbeat says it is off (measured again every ten minutes; an embedded store's is
+        this machine's own)."""
+        if self._owns_connections and (self._offset_at is None or time.monotonic() - self._offset_at > _CLOCK_CHECK):
+            try:
+                before = self.local_clock()
+                beat = self._client.heartbeat() / 1e9  # the server's time, nanoseconds
+                after = self.local_clock()
+                self._offset, self._offset_at = beat - (before + after) / 2, time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - the offset known stands; the write that follows says what failed
+                log.info("the Chroma server's clock not read (%s)", exc)
+        return self.local_clock() + self._offset
 
     @staticmethod
     def _info(collection: Collection) -> CollectionInfo | None:
