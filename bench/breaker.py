@@ -67,20 +67,18 @@ def redis_server(folder: Path) -> Iterator[tuple[str, int]]:
         process.wait(10)
 
 
-def ask_all(cache: Cache, threads: int, questions: int, tag: str) -> list[list[float]]:
-    """Each thread's questions' seconds in the cache (look-up, then storing the answer), in order."""
-    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+def in_threads(threads: int, calls: int, call: Callable[[int, int], object]) -> list[list[float]]:
+    """``call(thread, i)`` made ``calls`` times on each of ``threads`` threads at once: each thread's
+    calls' seconds, in order."""
     times: list[list[float]] = [[] for _ in range(threads)]
 
-    def asker(number: int) -> None:
-        for i in range(questions):
-            question = f"{tag} question {number}-{i}?"
+    def run(number: int) -> None:
+        for i in range(calls):
             started = time.perf_counter()
-            cache.get(question, "scope", lambda: vector)
-            cache.put(question, "scope", {"answer": "x" * 2000}, vector)
+            call(number, i)
             times[number].append(time.perf_counter() - started)
 
-    workers = [threading.Thread(target=asker, args=(n,)) for n in range(threads)]
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -88,83 +86,77 @@ def ask_all(cache: Cache, threads: int, questions: int, tag: str) -> list[list[f
     return times
 
 
+def ask_all(cache: Cache, threads: int, questions: int, tag: str) -> list[list[float]]:
+    """Each thread's questions' seconds in the cache (look-up, then storing the answer), in order."""
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+
+    def ask(number: int, i: int) -> None:
+        question = f"{tag} question {number}-{i}?"
+        cache.get(question, "scope", lambda: vector)
+        cache.put(question, "scope", {"answer": "x" * 2000}, vector)
+
+    return in_threads(threads, questions, ask)
+
+
+def figures(healthy: list[list[float]], paused: list[list[float]], wall: float) -> dict[str, float]:
+    """Seconds per call answering (median, 95th percentile), then paused: first of each thread, the
+    rest's mean, 95th percentile and worst; and the whole paused run."""
+    answering = sorted(t for each in healthy for t in each)
+    firsts = [each[0] for each in paused]
+    rest = sorted(t for each in paused for t in each[1:])
+    return {
+        "healthy median": statistics.median(answering), "healthy p95": answering[int(0.95 * (len(answering) - 1))],
+        "paused first (mean)": statistics.fmean(firsts), "paused first (worst)": max(firsts),
+        "paused after first (mean)": statistics.fmean(rest), "paused after first (p95)": rest[int(0.95 * (len(rest) - 1))],
+        "paused after first (worst)": rest[-1], "paused run, wall": wall,
+    }
+
+
 def measure(open_cache: Callable[[str], Cache], threads: int, questions: int) -> dict[str, float]:
-    """Seconds per question in the cache with Redis answering, then paused: median, first of each
-    thread, the rest's mean, 95th percentile and worst; and the whole paused run."""
+    """``figures`` of the questions' time in the cache with Redis answering, then paused."""
     with tempfile.TemporaryDirectory() as folder, redis_server(Path(folder)) as (url, pid):
         cache = open_cache(url)
-        healthy = [t for each in ask_all(cache, threads, questions, "healthy") for t in each]
+        healthy = ask_all(cache, threads, questions, "healthy")
         os.kill(pid, signal.SIGSTOP)
         started = time.perf_counter()
         paused = ask_all(cache, threads, questions, "paused")
         wall = time.perf_counter() - started
         os.kill(pid, signal.SIGCONT)
-        firsts = [each[0] for each in paused]
-        rest = sorted(t for each in paused for t in each[1:])
-        return {
-            "healthy median": statistics.median(healthy), "paused first (mean)": statistics.fmean(firsts),
-            "paused first (worst)": max(firsts), "paused after first (mean)": statistics.fmean(rest),
-            "paused after first (p95)": rest[int(0.95 * (len(rest) - 1))], "paused after first (worst)": rest[-1],
-            "paused run, wall": wall,
-        }
+        return figures(healthy, paused, wall)
 
 
 def measure_postgresql(threads: int, questions: int) -> None:
-    """Seconds per token check with PostgreSQL answering, then paused (its postmaster and backends)."""
+    """``figures`` of a token check with PostgreSQL answering, then paused (its postmaster and backends)."""
     sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
-    from servers import postgres_server
+    from servers import postgres_processes, postgres_server
 
     from server.accounts import Accounts
     from server.database import Database, DatabaseError
-
-    def check(accounts: Accounts, token: str) -> float:
-        started = time.perf_counter()
-        with contextlib.suppress(DatabaseError):
-            accounts.authenticate(token)
-        return time.perf_counter() - started
-
-    def run(accounts: Accounts, token: str) -> list[list[float]]:
-        timings: list[list[float]] = [[] for _ in range(threads)]
-
-        def one(n: int) -> None:
-            timings[n] = [check(accounts, token) for _ in range(questions)]
-
-        workers = [threading.Thread(target=one, args=(n,)) for n in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        return timings
 
     with postgres_server() as url:
         database = Database(url)  # the server's: a connection held 5 s is cut
         database.upgrade()
         accounts = Accounts(database)
         token = accounts.add_user("ann")
-        healthy = sorted(t for each in run(accounts, token) for t in each)
+
+        def check(_number: int, _i: int) -> None:
+            with contextlib.suppress(DatabaseError):
+                accounts.authenticate(token)
+
+        healthy = in_threads(threads, questions, check)
         with database.reading() as conn:
-            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        postmaster = _parent(backend)
-        paused = [postmaster, *(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                                and _parent(int(p.name)) == postmaster)]
+            paused = postgres_processes(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         assert database.breaker is not None
         before = database.breaker.attempts
         for pid in paused:
             os.kill(pid, signal.SIGSTOP)
         started = time.perf_counter()
-        stalled = run(accounts, token)
+        stalled = in_threads(threads, questions, check)
         wall = time.perf_counter() - started
         for pid in paused:
             os.kill(pid, signal.SIGCONT)
-        firsts = [each[0] for each in stalled]
-        rest = sorted(t for each in stalled for t in each[1:])
         print(f"{threads} threads x {questions} token checks, PostgreSQL {len(paused)} processes paused")
-        for name, seconds in {
-            "healthy median": statistics.median(healthy), "healthy p95": healthy[int(0.95 * (len(healthy) - 1))],
-            "paused first (mean)": statistics.fmean(firsts), "paused first (worst)": max(firsts),
-            "paused after first (mean)": statistics.fmean(rest), "paused after first (p95)": rest[int(0.95 * (len(rest) - 1))],
-            "paused after first (worst)": rest[-1], "paused run, wall": wall,
-        }.items():
+        for name, seconds in figures(healthy, stalled, wall).items():
             print(f"  {name:<28} {seconds * 1000:10.3f} ms")
         print(f"  breaker opened {database.breaker.opened}x; while paused, {database.breaker.attempts - before} checks "
               f"went to PostgreSQL and {database.breaker.skipped} were refused at once")
@@ -173,13 +165,6 @@ def measure_postgresql(threads: int, questions: int) -> None:
             time.sleep(0.05)
         print(f"  answering again after resuming: {not database.breaker.is_open}")
         database.close()
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def main() -> None:

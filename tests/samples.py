@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+    from chromadb.api.types import GetResult
+    from pytest import MonkeyPatch
 
 
 def make_pdf(path: Path, pages: Sequence[str], user_password: str | None = None, owner_password: str | None = None) -> Path:
@@ -138,3 +144,17 @@ PROSE = [
     "Volcanic eruptions can cool the planet for a year or two when sulphur dioxide reaches the "
     "stratosphere and forms droplets that reflect sunlight back into space.",
 ]
+
+
+def rows_read(monkeypatch: MonkeyPatch, collection: Collection) -> list[int]:
+    """The row count of each ``get`` made of ``collection`` from now on (until the test ends)."""
+    read: list[int] = []
+    real_get = collection.get
+
+    def counting_get(*args: Any, **kwargs: Any) -> GetResult:  # Chroma's own arguments, passed on
+        rows = real_get(*args, **kwargs)
+        read.append(len(rows["ids"]))
+        return rows
+
+    monkeypatch.setattr(collection, "get", counting_get)
+    return read

@@ -130,6 +130,23 @@ def fresh_database(cluster: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def postgres_processes(backend: int) -> list[int]:
+    """The PostgreSQL server's processes, from one backend's process id (``SELECT pg_backend_pid()``):
+    its parent, the postmaster, then the postmaster's children. Pausing them all (SIGSTOP) hangs the
+    server as a stopped machine would."""
+    postmaster = _parent(backend)
+    assert postmaster is not None, f"process {backend} has no parent"
+    return [postmaster, *(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                          and _parent(int(p.name)) == postmaster)]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _uid(account: str) -> int | None:
     import pwd
 

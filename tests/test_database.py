@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import fresh_database, postgres_server
+from servers import fresh_database, postgres_processes, postgres_server
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
 from test_replicas import serving
@@ -287,22 +287,6 @@ def test_two_served_replicas_on_one_postgresql_share_grants_tokens_and_the_audit
     assert PASSWORD not in "".join(p.read_text() for p in (home / "logs").rglob("*.log"))
 
 
-def _cluster_processes(database: Database) -> list[int]:
-    """The PostgreSQL server's processes: the postmaster (the parent of a backend) and its children."""
-    with database.reading() as conn:
-        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == postmaster]
-    return [postmaster, *children]
-
-
-def _parent(process: Path) -> int | None:
-    try:
-        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def test_a_postgresql_that_hangs_costs_one_wait_then_requests_are_refused_at_once(cluster: str):
     import os
     import signal
@@ -312,7 +296,8 @@ def test_a_postgresql_that_hangs_costs_one_wait_then_requests_are_refused_at_onc
     accounts = Accounts(database)
     token = accounts.add_user("ann")
     assert accounts.authenticate(token).name == "ann"
-    paused = _cluster_processes(database)
+    with database.reading() as conn:
+        paused = postgres_processes(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
     for pid in paused:
         os.kill(pid, signal.SIGSTOP)
     try:

@@ -12,10 +12,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pytest
-from samples import PROSE
+from samples import PROSE, rows_read
 
 from rag.answering.retrieval import SearchMode
 from rag.documents import Chunk, document_key, path_to_text
@@ -25,9 +24,6 @@ from rag.storage.keyword_index import KeywordIndex
 from rag.storage.manifest import INDEXED, REMOVED, WORDS, FileRecord
 from rag.storage.open_collections import sync_keyword
 from rag.storage.vectors import VectorStore
-
-if TYPE_CHECKING:
-    from chromadb.api.types import GetResult
 
 NAME = "Shared"
 FILES = 30
@@ -82,7 +78,7 @@ class Pair:
 
 
 @pytest.fixture
-def pair(tmp_path: Path, embedder) -> Iterator[Pair]:
+def pair(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
     clock = Clock()
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -95,15 +91,7 @@ def pair(tmp_path: Path, embedder) -> Iterator[Pair]:
     b_stored, b_keyword = b._collection(NAME)
     a_stored.clock = b_stored.clock = clock
     assert a.ingest([folder], NAME).count(INDEXED) == FILES
-    read: list[int] = []
-    real_get = b_stored._files.get
-
-    def counting_get(*args: Any, **kwargs: Any) -> GetResult:
-        rows = real_get(*args, **kwargs)
-        read.append(len(rows["ids"]))
-        return rows
-
-    b_stored._files.get = counting_get  # type: ignore[method-assign]
+    read = rows_read(monkeypatch, b_stored._files)
     pair = Pair(a, b, a_stored, b_stored, b_keyword, clock, folder, tmp_path, read)
     pair.b_follows("lighthouse")  # B's first sync: its index is new, so the whole manifest is read
     assert sum(read) > FILES

@@ -12,11 +12,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from samples import PROSE
+from samples import PROSE, rows_read
 
 from archivist.extract import ExtractionProgress, extract
 from engine import CancelToken
@@ -31,9 +30,6 @@ from rag.storage.collection import chunk_row
 from rag.storage.keyword_index import KeywordIndex
 from rag.storage.manifest import INDEXED, PENDING, FileRecord
 from rag.storage.vectors import VectorStore
-
-if TYPE_CHECKING:
-    from chromadb.api.types import GetResult
 
 FILES = 33_000  # each one passage: 33,000 manifest rows (past the 32,766 one SQL statement holds) and 33,000 chunks
 NAME = "Big"
@@ -112,15 +108,7 @@ def test_one_file_s_ingest_and_removal_read_a_few_manifest_rows(big: Big, monkey
     file's (issue 30: 7.6 s for one file among 44,434); what a killed run left is still finished."""
     big.kb.warm(NAME)  # the keyword index in step with the store (else the first ingest re-syncs it from every row)
     stored, _ = big.kb._collection(NAME)
-    read: list[int] = []
-    real_get = stored._files.get
-
-    def counting_get(*args: Any, **kwargs: Any) -> GetResult:
-        rows = real_get(*args, **kwargs)
-        read.append(len(rows["ids"]))
-        return rows
-
-    monkeypatch.setattr(stored._files, "get", counting_get)
+    read = rows_read(monkeypatch, stored._files)
     folder = big.folder / "few"
     folder.mkdir()
     left, valve = folder / "left.txt", folder / "valve.txt"
